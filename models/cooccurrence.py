@@ -1,0 +1,144 @@
+"""Item co-occurrence: which items are bought or viewed together, with time decay and bounded memory.
+
+Weights use forward decay: an observation at time t adds 2^((t - t0) / half_life) instead of 1, so older
+evidence is worth relatively less without touching every counter on each update. Similarity is cosine
+(w_ij / sqrt(w_i * w_j)), which does not simply favour popular items.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from models.features import DAY
+
+# Rescale all weights before they approach float overflow.
+_RESCALE_AT = 1e120
+
+
+@dataclass(frozen=True)
+class ItemInfo:
+    item_id: str
+    category: str
+    price: float
+
+
+class ItemCooccurrence:
+    version = "cosine-1"
+
+    def __init__(self, half_life_days: float = 30.0, max_neighbours: int = 30, max_items: int = 50_000,
+                 max_per_category: int = 50, max_basket: int = 20) -> None:
+        self.half_life_s = half_life_days * DAY
+        self.max_neighbours = max_neighbours
+        self.max_items = max_items
+        self.max_per_category = max_per_category
+        self.max_basket = max_basket
+        self.t0: float | None = None
+        self.item_weight: dict[str, float] = {}
+        self.pair_weight: dict[str, dict[str, float]] = {}
+        self.info: dict[str, ItemInfo] = {}
+        self.category_top: dict[str, dict[str, float]] = {}
+        self.n_learned = 0
+        self._popular: list[str] = []
+        self._popular_at = -1
+
+    # --- learning ----------------------------------------------------------------------------
+    def _boost(self, ts: float) -> float:
+        if self.t0 is None:
+            self.t0 = ts
+        boost = 2.0 ** ((ts - self.t0) / self.half_life_s)
+        if boost > _RESCALE_AT:
+            self._rescale(boost)
+            boost = 1.0
+        return boost
+
+    def _rescale(self, factor: float) -> None:
+        assert self.t0 is not None
+        self.t0 += self.half_life_s * math.log2(factor)
+        for item in self.item_weight:
+            self.item_weight[item] /= factor
+        for neighbours in self.pair_weight.values():
+            for other in neighbours:
+                neighbours[other] /= factor
+        for top in self.category_top.values():
+            for item in top:
+                top[item] /= factor
+
+    def observe_item(self, item: ItemInfo, ts: float, weight: float = 1.0) -> None:
+        """Count one interaction with an item (popularity) and remember its category and price."""
+        added = weight * self._boost(ts)
+        self.info[item.item_id] = item
+        self.item_weight[item.item_id] = self.item_weight.get(item.item_id, 0.0) + added
+        top = self.category_top.setdefault(item.category, {})
+        top[item.item_id] = top.get(item.item_id, 0.0) + added
+        if len(top) > 2 * self.max_per_category:
+            self._keep_strongest(top, self.max_per_category)
+        if len(self.item_weight) > self.max_items * 1.1:
+            self._forget_weakest_items()
+        self.n_learned += 1
+
+    def learn_one(self, items: Sequence[str], ts: float, weight: float = 1.0) -> None:
+        """Learn that these items occurred together (a basket, or a session's recent views)."""
+        unique = list(dict.fromkeys(items))[: self.max_basket]
+        if len(unique) < 2:
+            return
+        added = weight * self._boost(ts)
+        for a in unique:
+            for b in unique:
+                if a != b:
+                    self._add_pair(a, b, added)
+
+    def _add_pair(self, a: str, b: str, added: float) -> None:
+        neighbours = self.pair_weight.setdefault(a, {})
+        neighbours[b] = neighbours.get(b, 0.0) + added
+        if len(neighbours) > 2 * self.max_neighbours:
+            self._keep_strongest(neighbours, self.max_neighbours)
+
+    @staticmethod
+    def _keep_strongest(weights: dict[str, float], keep: int) -> None:
+        # Amortised pruning: let the dict grow to 2x, then cut back to the strongest `keep`.
+        strongest = sorted(weights, key=weights.__getitem__, reverse=True)[:keep]
+        kept = {k: weights[k] for k in strongest}
+        weights.clear()
+        weights.update(kept)
+
+    def _forget_weakest_items(self) -> None:
+        keep = set(sorted(self.item_weight, key=self.item_weight.__getitem__, reverse=True)[: self.max_items])
+        for item in [i for i in self.item_weight if i not in keep]:
+            del self.item_weight[item]
+            self.pair_weight.pop(item, None)
+            info = self.info.pop(item, None)
+            if info is not None:
+                self.category_top.get(info.category, {}).pop(item, None)
+
+    # --- predicting --------------------------------------------------------------------------
+    def similarity(self, a: str, b: str) -> float:
+        w_ab = self.pair_weight.get(a, {}).get(b, 0.0)
+        if w_ab == 0.0:
+            return 0.0
+        return min(1.0, w_ab / math.sqrt(self.item_weight.get(a, w_ab) * self.item_weight.get(b, w_ab)))
+
+    def neighbours(self, item_id: str, k: int = 10) -> list[tuple[str, float]]:
+        """The k items most associated with item_id, by cosine similarity."""
+        candidates = self.pair_weight.get(item_id, {})
+        scored = [(other, self.similarity(item_id, other)) for other in candidates]
+        scored.sort(key=lambda pair: pair[1], reverse=True)
+        return scored[:k]
+
+    def popular(self, category: str | None = None, k: int = 10) -> list[str]:
+        if category is not None:
+            weights = self.category_top.get(category, {})
+            return sorted(weights, key=weights.__getitem__, reverse=True)[:k]
+        # Sorting every item is costly: refresh the global list every few hundred observations.
+        if not self._popular or self.n_learned - self._popular_at >= 500:
+            self._popular = sorted(self.item_weight, key=self.item_weight.__getitem__, reverse=True)[:100]
+            self._popular_at = self.n_learned
+        return self._popular[:k]
+
+    def popular_categories(self) -> Iterable[str]:
+        return self.category_top.keys()
+
+    @property
+    def version_tag(self) -> str:
+        return f"{self.version}@{self.n_learned}"

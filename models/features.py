@@ -1,0 +1,179 @@
+"""Per-customer running state and the feature vector the models learn from.
+
+The state is updated one event at a time in event-time order per customer. It is plain data
+(`to_dict` / `from_dict`) so the streams layer can persist it atomically with the profile.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from schemas.events import ClickEvent, PurchaseEvent
+
+DAY = 86_400.0
+# How much each interaction says about interest in a category.
+INTERACTION_WEIGHT = {"view": 1.0, "click": 2.0, "add_to_cart": 4.0, "search": 0.0, "purchase": 8.0}
+AFFINITY_HALF_LIFE_DAYS = 14.0
+RECENT_ITEMS = 10
+RECENT_PURCHASES = 20
+MAX_CATEGORIES = 20
+# Per-customer de-duplication window: event ids remembered with the state, persisted atomically with it.
+SEEN_EVENT_IDS = 256
+# A session with no event for this long is over, even if the producer reuses its id.
+SESSION_GAP_S = 30 * 60
+
+
+@dataclass
+class CustomerState:
+    customer_id: str
+    first_event_ts: float = 0.0
+    last_event_ts: float = 0.0
+    last_purchase_ts: float | None = None
+    events: int = 0
+    views: int = 0
+    clicks: int = 0
+    carts: int = 0
+    searches: int = 0
+    purchases: int = 0
+    monetary: float = 0.0
+    sessions: int = 0
+    session_id: str | None = None
+    session_events: int = 0
+    affinity: dict[str, float] = field(default_factory=dict)
+    affinity_ts: float = 0.0
+    recent_items: list[str] = field(default_factory=list)
+    recent_purchases: list[list[Any]] = field(default_factory=list)  # [item_id, ts]
+    seen_event_ids: list[str] = field(default_factory=list)
+    # Propensity predictions awaiting their delayed label: [ts, features].
+    pending_labels: list[list[Any]] = field(default_factory=list)
+    last_offer: dict[str, Any] | None = None
+    offer_times: list[float] = field(default_factory=list)
+    segment: int | None = None
+
+    # --- idempotence -------------------------------------------------------------------------
+    def has_seen(self, event_id: str) -> bool:
+        return event_id in self.seen_event_ids
+
+    def remember(self, event_id: str) -> None:
+        self.seen_event_ids.append(event_id)
+        if len(self.seen_event_ids) > SEEN_EVENT_IDS:
+            del self.seen_event_ids[: len(self.seen_event_ids) - SEEN_EVENT_IDS]
+
+    # --- updates -----------------------------------------------------------------------------
+    def update(self, event: ClickEvent | PurchaseEvent) -> None:
+        """Fold one accepted event into the running state."""
+        ts = event.epoch
+        previous_ts = self.last_event_ts if self.events else None
+        if self.events == 0:
+            self.first_event_ts = ts
+        self.events += 1
+        self.last_event_ts = max(self.last_event_ts, ts)
+        self._track_session(event.session_id, ts, previous_ts)
+        if isinstance(event, PurchaseEvent):
+            self._add_purchase(event, ts)
+        else:
+            self._add_click(event, ts)
+        self.remember(event.event_id)
+
+    def _track_session(self, session_id: str | None, ts: float, previous_ts: float | None) -> None:
+        gap = ts - previous_ts if previous_ts is not None else 0.0
+        if session_id is None:
+            return
+        if session_id != self.session_id or gap > SESSION_GAP_S:
+            self.sessions += 1
+            self.session_id = session_id
+            self.session_events = 0
+        self.session_events += 1
+
+    def _add_click(self, event: ClickEvent, ts: float) -> None:
+        if event.type == "view":
+            self.views += 1
+        elif event.type == "click":
+            self.clicks += 1
+        elif event.type == "add_to_cart":
+            self.carts += 1
+        else:
+            self.searches += 1
+        if event.category is not None:
+            self._add_affinity(event.category, INTERACTION_WEIGHT[event.type], ts)
+        if event.item_id is not None:
+            self._push_recent_item(event.item_id)
+
+    def _add_purchase(self, event: PurchaseEvent, ts: float) -> None:
+        self.purchases += 1
+        self.monetary += event.total
+        self.last_purchase_ts = max(self.last_purchase_ts or ts, ts)
+        for line in event.lines:
+            self._add_affinity(line.category, INTERACTION_WEIGHT["purchase"], ts)
+            self._push_recent_item(line.item_id)
+            self.recent_purchases.append([line.item_id, ts])
+        del self.recent_purchases[:-RECENT_PURCHASES]
+
+    def _push_recent_item(self, item_id: str) -> None:
+        if item_id in self.recent_items:
+            self.recent_items.remove(item_id)
+        self.recent_items.append(item_id)
+        del self.recent_items[:-RECENT_ITEMS]
+
+    def _add_affinity(self, category: str, weight: float, ts: float) -> None:
+        # Exponential decay in event time: old interests fade, so offers follow the customer.
+        if ts > self.affinity_ts:
+            decay = 0.5 ** ((ts - self.affinity_ts) / (AFFINITY_HALF_LIFE_DAYS * DAY)) if self.affinity_ts else 1.0
+            for cat in self.affinity:
+                self.affinity[cat] *= decay
+            self.affinity_ts = ts
+        self.affinity[category] = self.affinity.get(category, 0.0) + weight
+        if len(self.affinity) > MAX_CATEGORIES:
+            weakest = min(self.affinity, key=self.affinity.__getitem__)
+            del self.affinity[weakest]
+
+    # --- reads -------------------------------------------------------------------------------
+    def affinity_share(self) -> dict[str, float]:
+        total = sum(self.affinity.values())
+        if total <= 0:
+            return {}
+        return {cat: weight / total for cat, weight in self.affinity.items()}
+
+    def top_categories(self, n: int = 3) -> list[str]:
+        return sorted(self.affinity, key=self.affinity.__getitem__, reverse=True)[:n]
+
+    def recency_days(self, now_ts: float) -> float:
+        """Days since the last purchase; since first seen for customers who never bought."""
+        reference = self.last_purchase_ts if self.last_purchase_ts is not None else self.first_event_ts
+        return max(0.0, (now_ts - reference) / DAY)
+
+    def purchased_recently(self, item_id: str, now_ts: float, within_days: float) -> bool:
+        return any(item == item_id and now_ts - ts <= within_days * DAY for item, ts in self.recent_purchases)
+
+    def features(self, now_ts: float, categories: Iterable[str] = ()) -> dict[str, float]:
+        """Numeric features for the segment and propensity models (unscaled)."""
+        interactions = max(1, self.views + self.clicks + self.carts)
+        x = {
+            "recency_days": min(self.recency_days(now_ts), 365.0),
+            "frequency": math.log1p(self.purchases),
+            "monetary": math.log1p(self.monetary),
+            "avg_order": math.log1p(self.monetary / self.purchases) if self.purchases else 0.0,
+            "events": math.log1p(self.events),
+            "sessions": math.log1p(self.sessions),
+            "events_per_session": self.events / max(1, self.sessions),
+            "click_rate": self.clicks / interactions,
+            "cart_rate": self.carts / interactions,
+            "search_share": self.searches / max(1, self.events),
+            "session_events": math.log1p(self.session_events),
+        }
+        share = self.affinity_share()
+        for cat in categories:
+            x[f"aff_{cat}"] = share.get(cat, 0.0)
+        return x
+
+    # --- persistence -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CustomerState:
+        known = {name for name in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})

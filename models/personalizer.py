@@ -1,0 +1,102 @@
+"""One event in, updated customer state and perhaps a next-best-offer out. No I/O here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from models.cooccurrence import ItemCooccurrence, ItemInfo
+from models.decision import Decision, NextBestOffer
+from models.features import INTERACTION_WEIGHT, MAX_CATEGORIES, CustomerState
+from models.propensity import PropensityModel
+from models.segments import SegmentModel
+from schemas.events import ClickEvent, PurchaseEvent
+
+# Views within a session say "viewed together" more weakly than a shared basket does.
+CO_VIEW_WEIGHT = 0.1
+CO_VIEW_CONTEXT = 4
+
+
+@dataclass
+class Outcome:
+    state: CustomerState
+    segment: int
+    segment_label: str
+    propensity: float
+    decision: Decision | None
+
+
+@dataclass
+class ModelConfig:
+    n_segments: int = 4
+    horizon_days: float = 7.0
+    cooc_half_life_days: float = 30.0
+    cooc_max_neighbours: int = 30
+    cooc_max_items: int = 50_000
+    offer_cap_per_hour: int = 4
+    offer_refresh_s: float = 600.0
+    exclude_bought_days: float = 30.0
+
+
+class Personalizer:
+    """Wires features, the three online models and the offer decision for one event at a time."""
+
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        self.config = config or ModelConfig()
+        c = self.config
+        self.segments = SegmentModel(n_segments=c.n_segments)
+        self.propensity = PropensityModel(horizon_days=c.horizon_days)
+        self.items = ItemCooccurrence(half_life_days=c.cooc_half_life_days,
+                                      max_neighbours=c.cooc_max_neighbours, max_items=c.cooc_max_items)
+        self.nbo = NextBestOffer(cap_per_hour=c.offer_cap_per_hour, refresh_s=c.offer_refresh_s,
+                                 exclude_days=c.exclude_bought_days)
+        # Categories become features in a stable order; bounded so the feature space cannot explode.
+        self.categories: list[str] = []
+
+    def process(self, state: CustomerState, event: ClickEvent | PurchaseEvent) -> Outcome | None:
+        """Apply one event to `state` (mutated in place). Returns None for an already-seen event_id."""
+        if state.has_seen(event.event_id):
+            return None
+        ts = event.epoch
+        is_purchase = isinstance(event, PurchaseEvent)
+        state.pending_labels = self.propensity.settle(state.pending_labels, ts, purchased=is_purchase)
+        state.update(event)
+        self._learn_items(state, event, ts)
+
+        x = state.features(ts, self.categories)
+        self.segments.learn_one(x)
+        segment = self.segments.predict_one(x)
+        state.segment = segment
+        propensity = self.propensity.predict_one(x)
+        state.pending_labels = self.propensity.snapshot(state.pending_labels, ts, x)
+
+        decision = self.nbo.decide(state, ts, propensity, self.items)
+        if decision is not None:
+            state.last_offer = {"item_id": decision.item_id, "score": decision.score,
+                                "reason": decision.reason, "ts": ts}
+            state.offer_times.append(ts)
+        return Outcome(state, segment, self.segments.describe(segment), propensity, decision)
+
+    def _learn_items(self, state: CustomerState, event: ClickEvent | PurchaseEvent, ts: float) -> None:
+        if isinstance(event, PurchaseEvent):
+            for line in event.lines:
+                self._note_category(line.category)
+                self.items.observe_item(ItemInfo(line.item_id, line.category, line.unit_price), ts,
+                                        weight=INTERACTION_WEIGHT["purchase"] * line.quantity)
+            self.items.learn_one([line.item_id for line in event.lines], ts, weight=1.0)
+            return
+        if event.item_id is None or event.category is None:
+            return
+        self._note_category(event.category)
+        known = self.items.info.get(event.item_id)
+        price = event.price if event.price is not None else (known.price if known else 0.0)
+        self.items.observe_item(ItemInfo(event.item_id, event.category, price), ts,
+                                weight=INTERACTION_WEIGHT[event.type])
+        self.items.learn_one(state.recent_items[-CO_VIEW_CONTEXT:], ts, weight=CO_VIEW_WEIGHT)
+
+    def _note_category(self, category: str) -> None:
+        if category not in self.categories and len(self.categories) < MAX_CATEGORIES:
+            self.categories.append(category)
+
+    def model_versions(self) -> dict[str, str]:
+        return {"segments": self.segments.version_tag, "propensity": self.propensity.version_tag,
+                "cooccurrence": self.items.version_tag, "decision": self.nbo.version}

@@ -1,0 +1,77 @@
+"""Purchase propensity: P(customer buys within the horizon), learned online from delayed labels.
+
+A prediction made at an event becomes a training example later: positive when a purchase by the same
+customer arrives within the horizon (event time), negative once the horizon has passed without one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from river import compose, linear_model, metrics, optim, preprocessing
+
+from models.features import DAY
+
+# Propensity before anything is learned: a neutral prior rather than a confident guess.
+PRIOR = 0.5
+
+
+class PropensityModel:
+    version = "logreg-1"
+
+    def __init__(self, horizon_days: float = 7.0, snapshot_every_s: float = 3600.0,
+                 max_pending: int = 24, learning_rate: float = 0.05) -> None:
+        self.horizon_s = horizon_days * DAY
+        self.snapshot_every_s = snapshot_every_s
+        self.max_pending = max_pending
+        self.pipeline = compose.Pipeline(
+            preprocessing.StandardScaler(),
+            linear_model.LogisticRegression(optimizer=optim.SGD(learning_rate)),
+        )
+        self.auc = metrics.ROCAUC()
+        self.logloss = metrics.LogLoss()
+        self.n_learned = 0
+
+    def predict_one(self, x: dict[str, float]) -> float:
+        if self.n_learned == 0:
+            return PRIOR
+        return float(self.pipeline.predict_proba_one(x).get(True, 0.0))
+
+    def learn_one(self, x: dict[str, float], bought: bool) -> None:
+        # Progressive validation: score the example before learning from it.
+        if self.n_learned:
+            p = self.predict_one(x)
+            self.auc.update(bought, p)
+            self.logloss.update(bought, p)
+        self.pipeline.learn_one(x, bought)
+        self.n_learned += 1
+
+    def settle(self, pending: list[list[Any]], now_ts: float, purchased: bool) -> list[list[Any]]:
+        """Label what can be labelled at now_ts and return the still-pending snapshots.
+
+        `pending` holds [ts, features] snapshots of one customer in event-time order.
+        """
+        still_pending = []
+        for ts, x in pending:
+            if purchased and 0 <= now_ts - ts <= self.horizon_s:
+                self.learn_one(x, True)
+            elif now_ts - ts > self.horizon_s:
+                self.learn_one(x, False)
+            else:
+                still_pending.append([ts, x])
+        return still_pending
+
+    def snapshot(self, pending: list[list[Any]], now_ts: float, x: dict[str, float]) -> list[list[Any]]:
+        """Add a snapshot to label later, at most one per snapshot interval, bounded in count."""
+        if pending and now_ts - pending[-1][0] < self.snapshot_every_s:
+            return pending
+        pending = [*pending, [now_ts, x]]
+        return pending[-self.max_pending:]
+
+    def metrics(self) -> dict[str, float]:
+        return {"roc_auc": float(self.auc.get()), "log_loss": float(self.logloss.get()),
+                "labelled": float(self.n_learned)}
+
+    @property
+    def version_tag(self) -> str:
+        return f"{self.version}@{self.n_learned}"

@@ -1,0 +1,57 @@
+"""Customer segments: online k-means over scaled RFM and behaviour features."""
+
+from __future__ import annotations
+
+from river import cluster, preprocessing
+
+# Scaled-centre thresholds above/below which a feature is worth naming in a segment's label.
+_NOTABLE = 0.5
+_FEATURE_WORDS = {
+    "frequency": ("frequent buyers", "rare buyers"),
+    "monetary": ("high spend", "low spend"),
+    "recency_days": ("lapsed", "recent"),
+    "events": ("very active", "quiet"),
+    "cart_rate": ("cart-happy", None),
+    "search_share": ("searchers", None),
+}
+
+
+class SegmentModel:
+    """Incremental clustering: StandardScaler then river.cluster.KMeans, one customer snapshot at a time."""
+
+    version = "kmeans-1"
+
+    def __init__(self, n_segments: int = 4, halflife: float = 0.05, seed: int = 42) -> None:
+        self.n_segments = n_segments
+        self.scaler = preprocessing.StandardScaler()
+        self.kmeans = cluster.KMeans(n_clusters=n_segments, halflife=halflife, sigma=0.5, seed=seed)
+        self.n_learned = 0
+
+    def learn_one(self, x: dict[str, float]) -> None:
+        self.scaler.learn_one(x)
+        self.kmeans.learn_one(self.scaler.transform_one(x))
+        self.n_learned += 1
+
+    def predict_one(self, x: dict[str, float]) -> int:
+        return int(self.kmeans.predict_one(self.scaler.transform_one(x)))
+
+    def describe(self, segment: int) -> str:
+        """A readable label derived from the segment's centre in scaled feature space."""
+        centre = self.kmeans.centers[segment]
+        words: list[str] = []
+        for feature, (high, low) in _FEATURE_WORDS.items():
+            value = centre.get(feature, 0.0)
+            if value > _NOTABLE and high:
+                words.append(high)
+            elif value < -_NOTABLE and low:
+                words.append(low)
+        affinities = {k[4:]: v for k, v in centre.items() if k.startswith("aff_")}
+        if affinities:
+            top = max(affinities, key=affinities.__getitem__)
+            if affinities[top] > _NOTABLE:
+                words.append(top)
+        return ", ".join(words) if words else "average"
+
+    @property
+    def version_tag(self) -> str:
+        return f"{self.version}@{self.n_learned}"

