@@ -2,7 +2,7 @@
 
 Weights use forward decay: an observation at time t adds 2^((t - t0) / half_life) instead of 1, so older
 evidence is worth relatively less without touching every counter on each update. Similarity is cosine
-(w_ij / sqrt(w_i * w_j)), which does not simply favour popular items.
+(w_ij / sqrt(n_i * n_j), n_i being the decayed count of contexts that held item i), which does not simply favour popular items.
 """
 
 from __future__ import annotations
@@ -35,7 +35,10 @@ class ItemCooccurrence:
         self.max_per_category = max_per_category
         self.max_basket = max_basket
         self.t0: float | None = None
+        # Popularity (interaction-weighted) and, separately, how often an item appeared in any learned
+        # context: cosine needs the latter, in the same unit as the pair weights.
         self.item_weight: dict[str, float] = {}
+        self.occurrence: dict[str, float] = {}
         self.pair_weight: dict[str, dict[str, float]] = {}
         self.info: dict[str, ItemInfo] = {}
         self.category_top: dict[str, dict[str, float]] = {}
@@ -56,8 +59,9 @@ class ItemCooccurrence:
     def _rescale(self, factor: float) -> None:
         assert self.t0 is not None
         self.t0 += self.half_life_s * math.log2(factor)
-        for item in self.item_weight:
-            self.item_weight[item] /= factor
+        for weights in (self.item_weight, self.occurrence):
+            for item in weights:
+                weights[item] /= factor
         for neighbours in self.pair_weight.values():
             for other in neighbours:
                 neighbours[other] /= factor
@@ -85,6 +89,7 @@ class ItemCooccurrence:
             return
         added = weight * self._boost(ts)
         for a in unique:
+            self.occurrence[a] = self.occurrence.get(a, 0.0) + added
             for b in unique:
                 if a != b:
                     self._add_pair(a, b, added)
@@ -107,6 +112,7 @@ class ItemCooccurrence:
         keep = set(sorted(self.item_weight, key=self.item_weight.__getitem__, reverse=True)[: self.max_items])
         for item in [i for i in self.item_weight if i not in keep]:
             del self.item_weight[item]
+            self.occurrence.pop(item, None)
             self.pair_weight.pop(item, None)
             info = self.info.pop(item, None)
             if info is not None:
@@ -117,7 +123,7 @@ class ItemCooccurrence:
         w_ab = self.pair_weight.get(a, {}).get(b, 0.0)
         if w_ab == 0.0:
             return 0.0
-        return min(1.0, w_ab / math.sqrt(self.item_weight.get(a, w_ab) * self.item_weight.get(b, w_ab)))
+        return min(1.0, w_ab / math.sqrt(self.occurrence.get(a, w_ab) * self.occurrence.get(b, w_ab)))
 
     def neighbours(self, item_id: str, k: int = 10) -> list[tuple[str, float]]:
         """The k items most associated with item_id, by cosine similarity."""

@@ -1,0 +1,152 @@
+"""Real services for integration tests: the tansu broker, a redis-server and a worker process.
+
+Nothing is mocked. A missing service binary fails the tests loudly (StackError), it never skips them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import redis
+from aiokafka import AIOKafkaProducer
+
+from streams.offers_tail import follow_topic
+from streams.settings import Settings
+from streams.stack import LocalStack
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    return {**os.environ, "PERSO_BROKER_URL": settings.broker_url, "PERSO_REDIS_URL": settings.redis_url,
+            "PERSO_APP_ID": settings.app_id, "PERSO_WEB_ENABLED": "false", "PERSO_STATE_DIR": str(settings.state_dir),
+            "PERSO_PARTITIONS": str(settings.partitions), "PYTHONPATH": str(ROOT)}
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    settings = Settings(broker_url=f"kafka://127.0.0.1:{free_port()}", redis_url=f"redis://127.0.0.1:{free_port()}/0",
+                        state_dir=tmp_path_factory.mktemp("stack"), app_id=f"test-{uuid.uuid4().hex[:8]}",
+                        web_enabled=False)
+    local = LocalStack(settings)
+    local.up()
+    yield settings
+    local.down()
+
+
+class Worker:
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        self.settings = settings
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log_path, "ab") as out:
+            self.process = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], cwd=ROOT,
+                                            env=settings_env(self.settings), stdout=out, stderr=subprocess.STDOUT)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def assert_alive(self) -> None:
+        assert self.process is not None and self.process.poll() is None, f"worker died:\n{self.log_tail()}"
+
+
+@pytest.fixture(scope="session")
+def worker(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+    from tests.helpers import click, now_iso
+
+    w = Worker(stack, tmp_path_factory.mktemp("worker") / "worker.log")
+    w.start()
+    try:
+        # Ready means: an event sent now comes out as a profile in Redis.
+        produce(stack, [("clickstream", "probe", orjson.dumps(click(customer="probe", at=now_iso())))])
+        wait_for(lambda: profile(stack, "probe"), 90, "the worker to process a first event", w)
+        yield w
+    finally:
+        w.stop()
+
+
+def produce(settings: Settings, records: list[tuple[str, str | None, bytes]]) -> None:
+    """Send (topic kind or name, key, value) records and wait for the broker's acknowledgement."""
+    names = {"clickstream": settings.clickstream_topic, "purchases": settings.purchases_topic}
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+        await producer.start()
+        try:
+            for topic, key, value in records:
+                await producer.send_and_wait(names.get(topic, topic), value, key=key.encode() if key else None)
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+
+
+def read_topic(settings: Settings, topic: str, until: Callable[[list[dict[str, Any]]], bool],
+               timeout_s: float = 30) -> list[dict[str, Any]]:
+    """Records of `topic` from the beginning, read until `until(records)` holds or the timeout passes."""
+
+    async def read() -> list[dict[str, Any]]:
+        records: list[dict[str, Any]] = []
+
+        async def collect() -> None:
+            async for record in follow_topic(settings.bootstrap_servers, topic, from_beginning=True):
+                records.append(record)
+                if until(records):
+                    return
+
+        try:
+            await asyncio.wait_for(collect(), timeout_s)
+        except TimeoutError:
+            pass
+        return records
+
+    return asyncio.run(read())
+
+
+def profile(settings: Settings, customer_id: str) -> dict[str, str]:
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    try:
+        return client.hgetall(f"profile:{customer_id}")  # type: ignore[return-value]
+    finally:
+        client.close()
+
+
+def wait_for(condition: Callable[[], Any], timeout_s: float, what: str, worker: Worker | None = None) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        if worker is not None:
+            worker.assert_alive()
+        time.sleep(0.2)
+    tail = f"\nworker log:\n{worker.log_tail()}" if worker else ""
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}{tail}")

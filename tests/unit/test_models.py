@@ -1,0 +1,103 @@
+from models.cooccurrence import ItemCooccurrence, ItemInfo
+from models.decision import NextBestOffer
+from models.features import DAY, CustomerState
+from models.personalizer import Personalizer
+from models.propensity import PRIOR, PropensityModel
+from models.segments import SegmentModel
+from schemas import parse_event
+from tests.helpers import T0, click, later, purchase, raw
+
+TS = T0.timestamp()
+
+
+def test_cooccurrence_finds_bundles_not_just_popular_items() -> None:
+    items = ItemCooccurrence()
+    for n in range(50):
+        items.learn_one(["a", "b"], TS + n)
+        items.learn_one(["pop", f"x{n}"], TS + n)  # 'pop' is everywhere, with everything
+        for item in ("a", "b", "pop", "pop", f"x{n}"):
+            items.observe_item(ItemInfo(item, "cat", 10.0), TS + n)
+    items.learn_one(["a", "pop"], TS + 60)
+    neighbours = dict(items.neighbours("a"))
+    assert neighbours["b"] > 5 * neighbours["pop"]
+    assert items.popular(k=1) == ["pop"]
+
+
+def test_cooccurrence_memory_is_bounded() -> None:
+    items = ItemCooccurrence(max_neighbours=5, max_items=100)
+    for n in range(2000):
+        items.learn_one(["hub", f"i{n}"], TS + n)
+        items.observe_item(ItemInfo(f"i{n}", f"cat{n % 7}", 1.0), TS + n)
+    assert len(items.pair_weight["hub"]) <= 10
+    assert len(items.item_weight) <= 110
+    assert all(len(top) <= 2 * items.max_per_category for top in items.category_top.values())
+
+
+def test_cooccurrence_decays_old_evidence() -> None:
+    items = ItemCooccurrence(half_life_days=1.0)
+    items.learn_one(["a", "old"], TS)
+    items.learn_one(["a", "new"], TS + 10 * DAY)
+    weights = items.pair_weight["a"]
+    assert weights["new"] > 500 * weights["old"]
+
+
+def test_propensity_learns_from_delayed_labels() -> None:
+    model = PropensityModel(horizon_days=7, snapshot_every_s=0)
+    assert model.predict_one({"f": 1.0}) == PRIOR
+    buyer, browser = {"cart_rate": 0.8, "frequency": 2.0}, {"cart_rate": 0.0, "frequency": 0.0}
+    for n in range(300):
+        ts = TS + n * DAY
+        pending = model.snapshot([], ts, buyer)
+        assert model.settle(pending, ts + DAY, purchased=True) == []  # bought within horizon: positive
+        pending = model.snapshot([], ts, browser)
+        assert model.settle(pending, ts + 3 * DAY, purchased=False) == pending  # not yet labelled
+        assert model.settle(pending, ts + 8 * DAY, purchased=False) == []  # horizon passed: negative
+    assert model.predict_one(buyer) > 0.8 > 0.2 > model.predict_one(browser)
+    assert model.metrics()["roc_auc"] > 0.9
+
+
+def test_segments_separate_distinct_customers_and_describe_them() -> None:
+    model = SegmentModel(n_segments=2, halflife=0.1)
+    big = {"monetary": 8.0, "frequency": 3.0}
+    small = {"monetary": 0.5, "frequency": 0.0}
+    for _ in range(200):
+        model.learn_one(big)
+        model.learn_one(small)
+    assert model.predict_one(big) != model.predict_one(small)
+    assert "high spend" in model.describe(model.predict_one(big))
+
+
+def test_decision_excludes_what_was_just_bought_and_caps_frequency() -> None:
+    items = ItemCooccurrence()
+    for n, item in enumerate(("phone", "case", "charger")):
+        items.observe_item(ItemInfo(item, "electronics", 50.0 + n), TS)
+    items.learn_one(["phone", "case", "charger"], TS)
+    state = CustomerState("c1", recent_items=["phone"], recent_purchases=[["case", TS]],
+                          affinity={"electronics": 1.0})
+    nbo = NextBestOffer(cap_per_hour=2, refresh_s=0)
+    decision = nbo.decide(state, TS + 60, 0.5, items)
+    assert decision is not None and decision.item_id == "charger"
+    assert "together with phone" in decision.reason
+    state.offer_times = [TS, TS + 30]
+    assert nbo.decide(state, TS + 60, 0.5, items) is None  # capped
+    assert nbo.decide(state, TS + 3700, 0.5, items) is not None  # an hour later
+
+
+def test_cold_start_customer_gets_a_popular_item() -> None:
+    personalizer = Personalizer()
+    for n in range(5):
+        personalizer.process(CustomerState(f"c{n}"), parse_event("clickstream", raw(click(customer=f"c{n}"))))
+    outcome = personalizer.process(CustomerState("new"), parse_event(
+        "clickstream", raw(click(customer="new", kind="search"))))
+    assert outcome is not None and outcome.decision is not None
+    assert outcome.decision.reason == "popular right now"
+
+
+def test_personalizer_skips_duplicates() -> None:
+    personalizer = Personalizer()
+    state = CustomerState("c1")
+    event = parse_event("purchases", raw(purchase()))
+    assert personalizer.process(state, event) is not None
+    assert personalizer.process(state, event) is None
+    assert state.purchases == 1 and state.monetary == 99.0
+    assert personalizer.process(state, parse_event("clickstream", raw(click(at=later(minutes=1))))) is not None
