@@ -1,8 +1,9 @@
 """Item co-occurrence: which items are bought or viewed together, with time decay and bounded memory.
 
 Weights use forward decay: an observation at time t adds 2^((t - t0) / half_life) instead of 1, so older
-evidence is worth relatively less without touching every counter on each update. Similarity is cosine
-(w_ij / sqrt(n_i * n_j), n_i being the decayed count of contexts that held item i), which does not simply favour popular items.
+evidence is worth relatively less without touching every counter on each update. Similarity is cosine,
+w_ij / sqrt(n_i * n_j) with n_i the decayed count of contexts that held item i, which does not simply
+favour popular items.
 """
 
 from __future__ import annotations

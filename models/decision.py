@@ -86,11 +86,11 @@ class NextBestOffer:
                 continue
             info = items.info.get(candidate.item_id)
             price = info.price if info else 0.0
-            category = info.category if info else None
-            affinity = share.get(category, 0.0) if category else 0.0
+            item_category = info.category if info else None
+            affinity = share.get(item_category, 0.0) if item_category else 0.0
             score = propensity * math.log1p(price) * (candidate.relevance + 0.5 * affinity)
             if best is None or score > best.score:
-                best = Decision(candidate.item_id, category, score, candidate.reason)
+                best = Decision(candidate.item_id, item_category, score, candidate.reason)
         return best
 
 

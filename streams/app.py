@@ -10,7 +10,11 @@ Producers key events by customer instead, so per-customer state needs no reparti
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import socket
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,15 +25,18 @@ import redis.asyncio as aioredis
 from models.personalizer import Personalizer
 from schemas.dead_letter import DeadLetter
 from schemas.offers import Offer
+from streams import kafka_transport
 from streams.pipeline import BatchPipeline, RawRecord
 from streams.profile_store import ProfileStore
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
-STATS_EVERY_S = 10.0
+STATS_PUBLISH_S = 1.0
+STATS_LOG_S = 10.0
 
 
 def create_app(settings: Settings) -> faust.App:
+    kafka_transport.install(settings.fetch_max_wait_ms)
     app = faust.App(
         settings.app_id,
         broker=settings.broker_url,
@@ -48,10 +55,13 @@ def create_app(settings: Settings) -> faust.App:
         web_bind=settings.web_host,
         web_port=settings.web_port,
     )
-    raw = {"key_serializer": "raw", "value_serializer": "raw"}
-    inputs = app.topic(*settings.input_topics, partitions=settings.partitions, **raw)
-    offers_topic = app.topic(settings.offers_topic, partitions=settings.partitions, **raw)
-    dead_topic = app.topic(settings.dead_letter_topic, partitions=settings.partitions, **raw)
+    # Raw bytes in and out: validation is ours (pydantic), and dead letters keep the original bytes.
+    def raw_topic(*names: str) -> faust.TopicT:
+        return app.topic(*names, partitions=settings.partitions, key_serializer="raw", value_serializer="raw")
+
+    inputs = raw_topic(*settings.input_topics)
+    offers_topic = raw_topic(settings.offers_topic)
+    dead_topic = raw_topic(settings.dead_letter_topic)
 
     redis_client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
     store = ProfileStore(redis_client, ttl_s=settings.profile_ttl_days * 86_400,
@@ -78,13 +88,27 @@ def create_app(settings: Settings) -> faust.App:
                                  e.message.key, e.message.value) for e in events]
             await pipeline.handle(records)
 
-    @app.on_partitions_revoked.connect
-    async def forget_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+    async def forget_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
         pipeline.cache.clear()
 
-    @app.timer(STATS_EVERY_S)
+    app.on_partitions_revoked.connect(forget_revoked)  # type: ignore[arg-type]
+
+    stats_key = f"perso:stats:{settings.app_id}:{socket.gethostname()}:{os.getpid()}"
+    last_logged = 0.0
+
+    @app.timer(STATS_PUBLISH_S)
     async def report() -> None:
+        # Counters in Redis for `status` and the benchmarks; a log line every STATS_LOG_S.
+        nonlocal last_logged
         s = pipeline.stats
+        counters = {"records": s.records, "accepted": s.accepted, "offers": s.offers, "batches": s.batches,
+                    "dead_letters": s.dead_letters, "duplicates": s.duplicates, "updated_at": time.time()}
+        with contextlib.suppress(Exception):  # stats must never stop the worker
+            await redis_client.hset(stats_key, mapping=counters)  # type: ignore[arg-type]
+            await redis_client.expire(stats_key, 3600)
+        if time.monotonic() - last_logged < STATS_LOG_S:
+            return
+        last_logged = time.monotonic()
         log.info("processed records=%d accepted=%d offers=%d dead_letters=%d duplicates=%d cached=%d "
                  "last_offer_latency_ms=%.1f", s.records, s.accepted, s.offers, s.dead_letters,
                  s.duplicates, len(pipeline.cache), s.last_offer_latency_s * 1000)

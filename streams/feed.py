@@ -32,9 +32,10 @@ class FeedReport:
 
 
 async def run_feed(settings: Settings, customers: int = 500, rate: float = 200.0, max_events: int | None = None,
-                   duration_s: float | None = None, invalid_share: float = 0.0, seed: int = 7) -> FeedReport:
+                   duration_s: float | None = None, invalid_share: float = 0.0, seed: int = 7,
+                   prefix: str = "c") -> FeedReport:
     """Send events until max_events or duration_s (whichever first; forever if neither)."""
-    shop = SyntheticShop(n_customers=customers, seed=seed)
+    shop = SyntheticShop(n_customers=customers, seed=seed, prefix=prefix)
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=5,
                                 enable_idempotence=False)
     await producer.start()

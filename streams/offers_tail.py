@@ -14,7 +14,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 async def follow_topic(bootstrap: str, topic: str, from_beginning: bool = False,
                        idle_timeout_s: float | None = None) -> AsyncIterator[dict[str, Any]]:
     """Yield decoded JSON records of `topic` as they arrive; stop after idle_timeout_s without one."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    # A short fetch wait: some brokers (tansu) hold a fetch for the whole wait even when records arrive.
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+                                fetch_max_wait_ms=50)
     await consumer.start()
     try:
         partitions = None

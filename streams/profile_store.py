@@ -43,8 +43,8 @@ class ProfileStore:
         if not customer_ids:
             return {}
 
-        async def read() -> list[bytes | None]:
-            return await self.client.mget([state_key(c) for c in customer_ids])  # type: ignore[no-any-return]
+        async def read() -> list[bytes | str | None]:
+            return await self.client.mget([state_key(c) for c in customer_ids])
 
         raw = await self._retrying("load", read)
         return {cid: CustomerState.from_dict(orjson.loads(blob))
@@ -88,4 +88,8 @@ class ProfileStore:
 
     async def read_profile(self, customer_id: str) -> dict[str, str]:
         raw = await self.client.hgetall(profile_key(customer_id))
-        return {k.decode(): v.decode() for k, v in raw.items()}
+        return {_text(k): _text(v) for k, v in raw.items()}
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

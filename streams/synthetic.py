@@ -51,14 +51,14 @@ class Customer:
 
 
 class SyntheticShop:
-    def __init__(self, n_customers: int = 1000, seed: int = 7) -> None:
+    def __init__(self, n_customers: int = 1000, seed: int = 7, prefix: str = "c") -> None:
         self.rng = random.Random(seed)
         self.items: dict[str, list[Item]] = {
             cat: [Item(f"{cat[:3]}-{i:03d}", cat, round(self.rng.lognormvariate(3.2, 0.6), 2))
                   for i in range(ITEMS_PER_CATEGORY)]
             for cat in CATEGORIES
         }
-        self.customers = [Customer(f"c{n:06d}", self.rng.randrange(len(SEGMENTS))) for n in range(n_customers)]
+        self.customers = [Customer(f"{prefix}{n:06d}", self.rng.randrange(len(SEGMENTS))) for n in range(n_customers)]
         self._weights = [SEGMENTS[c.segment].sessions_weight for c in self.customers]
 
     def bundle_of(self, item: Item) -> list[Item]:

@@ -6,6 +6,7 @@ Nothing is mocked. A missing service binary fails the tests loudly (StackError),
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -122,10 +123,8 @@ def read_topic(settings: Settings, topic: str, until: Callable[[list[dict[str, A
                 if until(records):
                     return
 
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(collect(), timeout_s)
-        except TimeoutError:
-            pass
         return records
 
     return asyncio.run(read())

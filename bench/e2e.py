@@ -1,0 +1,139 @@
+"""End-to-end figures on the embedded stack: sustained events/s and event-to-offer latency.
+
+    python bench/e2e.py [--events 100000] [--latency-rate 1000] [--latency-seconds 20]
+
+Runs against PERSO_BROKER_URL / PERSO_REDIS_URL (start them with `perso stack up`). Uses fresh topics and a
+fresh consumer group each run. Phase 1 preloads N events, starts one worker process and measures how fast
+it drains them with all models learning. Phase 2 feeds a fixed rate into the running worker and measures,
+for every offer, the time from the event's timestamp (stamped when produced) to the offer's arrival on
+the offers topic. Prints the figures on the last lines and writes bench/results/e2e.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+import redis
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from streams.feed import run_feed  # noqa: E402
+from streams.offers_tail import follow_topic  # noqa: E402
+from streams.settings import Settings  # noqa: E402
+from streams.stack import create_topics  # noqa: E402
+
+
+def worker_counters(client: redis.Redis, app_id: str) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for key in client.scan_iter(f"perso:stats:{app_id}:*"):
+        for field, value in client.hgetall(key).items():  # type: ignore[union-attr]
+            totals[field.decode()] = totals.get(field.decode(), 0.0) + float(value)
+    return totals
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def latency_phase(settings: Settings, rate: float, seconds: float) -> list[float]:
+    latencies: list[float] = []
+
+    async def collect() -> None:
+        async for offer in follow_topic(settings.bootstrap_servers, settings.offers_topic):
+            arrived = time.time()
+            latencies.append(arrived - datetime.fromisoformat(offer["event_ts"]).timestamp())
+
+    tail = asyncio.create_task(collect())
+    await asyncio.sleep(1.0)  # the tail seeks to the end before the feed starts
+    await run_feed(settings, customers=5000, rate=rate, duration_s=seconds, seed=11, prefix="lat")
+    await asyncio.sleep(2.0)
+    tail.cancel()
+    return latencies
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--customers", type=int, default=10_000)
+    parser.add_argument("--latency-rate", type=float, default=1000.0)
+    parser.add_argument("--latency-seconds", type=float, default=20.0)
+    args = parser.parse_args()
+
+    run = uuid.uuid4().hex[:6]
+    env = {**os.environ, "PERSO_APP_ID": f"bench-{run}", "PERSO_CLICKSTREAM_TOPIC": f"bench-{run}-clickstream",
+           "PERSO_PURCHASES_TOPIC": f"bench-{run}-purchases", "PERSO_OFFERS_TOPIC": f"bench-{run}-offers",
+           "PERSO_DEAD_LETTER_TOPIC": f"bench-{run}-deadletter", "PERSO_WEB_ENABLED": "false"}
+    os.environ.update(env)
+    settings = Settings()
+    client = redis.Redis.from_url(settings.redis_url)
+    asyncio.run(create_topics(settings))
+
+    t0 = time.monotonic()
+    feed = asyncio.run(run_feed(settings, customers=args.customers, rate=1e9, max_events=args.events, seed=3))
+    print(f"preloaded {feed.sent} events in {time.monotonic() - t0:.1f}s ({feed.rate:.0f}/s produce)", flush=True)
+
+    log_path = ROOT / "bench" / "results" / f"worker-{run}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "wb") as out:
+        worker = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warn"],
+                                  cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        started = time.monotonic()
+        first_at = None
+        while True:
+            counters = worker_counters(client, settings.app_id)
+            done = counters.get("records", 0)
+            if done and first_at is None:
+                first_at, first_done = time.monotonic(), done
+                print(f"worker joined and started after {first_at - started:.1f}s", flush=True)
+            if done >= feed.sent:
+                break
+            if worker.poll() is not None:
+                raise SystemExit(f"worker exited; see {log_path}")
+            if time.monotonic() - started > 900:
+                raise SystemExit(f"timed out with {done} of {feed.sent} processed")
+            time.sleep(0.2)
+        assert first_at is not None
+        drained = time.monotonic() - first_at
+        throughput = (feed.sent - first_done) / drained
+        print(f"drained {feed.sent} events in {drained:.1f}s after the first batch", flush=True)
+
+        latencies = asyncio.run(latency_phase(settings, args.latency_rate, args.latency_seconds))
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+
+    ms = [v * 1000 for v in latencies]
+    result = {
+        "events": feed.sent, "throughput_events_per_s": round(throughput, 1),
+        "latency_offered_rate": args.latency_rate, "offers_measured": len(ms),
+        "event_to_offer_ms": {"p50": round(percentile(ms, 0.50), 1), "p95": round(percentile(ms, 0.95), 1),
+                              "p99": round(percentile(ms, 0.99), 1), "mean": round(statistics.fmean(ms), 1)}
+        if ms else None,
+    }
+    out = ROOT / "bench" / "results" / "e2e.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result))
+    print(f"throughput: {throughput:.0f} events/s (one worker, all models learning)")
+    if ms:
+        lat = result["event_to_offer_ms"]
+        assert isinstance(lat, dict)
+        print(f"event-to-offer at {args.latency_rate:.0f} events/s: p50 {lat['p50']} ms, p95 {lat['p95']} ms, "
+              f"p99 {lat['p99']} ms over {len(ms)} offers")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
