@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,8 @@ def cmd_feed(args: argparse.Namespace) -> int:
     from streams.feed import run_feed
 
     report = asyncio.run(run_feed(_settings(), customers=args.customers, rate=args.rate, max_events=args.events,
-                                  duration_s=args.duration, invalid_share=args.invalid_share, seed=args.seed))
+                                  duration_s=args.duration, invalid_share=args.invalid_share, seed=args.seed,
+                                  prefix=args.prefix))
     print(f"sent {report.sent} events in {report.seconds:.1f}s ({report.rate:.0f}/s): "
           f"{report.purchases} purchases, {report.invalid} invalid {report.corruptions}")
     return 0
@@ -160,7 +162,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         tail = asyncio.create_task(show_offers())
         watch = asyncio.create_task(watch_worker())
         feed = asyncio.create_task(run_feed(settings, customers=args.customers, rate=args.rate,
-                                            duration_s=args.duration or None, invalid_share=args.invalid_share))
+                                            duration_s=args.duration or None, invalid_share=args.invalid_share,
+                                            prefix=args.prefix))
         try:
             done, _ = await asyncio.wait({feed, watch}, return_when=asyncio.FIRST_COMPLETED)
             if watch in done:
@@ -212,14 +215,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loglevel", default="info", choices=["debug", "info", "warn", "error"])
     p.set_defaults(func=cmd_worker)
 
-    def feed_options(p: argparse.ArgumentParser, duration: float | None) -> None:
+    def feed_options(p: argparse.ArgumentParser, duration: float | None, prefix: str) -> None:
         p.add_argument("--customers", type=int, default=500, help="synthetic customers")
         p.add_argument("--rate", type=float, default=200.0, help="events per second")
         p.add_argument("--duration", type=float, default=duration, help="seconds to run (0/none: until Ctrl-C)")
         p.add_argument("--invalid-share", type=float, default=0.02, help="share of deliberately bad events")
+        p.add_argument("--prefix", default=prefix, help="customer id prefix (ids are PREFIX000123)")
 
     p = sub.add_parser("feed", help="publish synthetic customer events")
-    feed_options(p, None)
+    feed_options(p, None, "c")
     p.add_argument("--events", type=int, default=None, help="stop after this many events")
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(func=cmd_feed)
@@ -240,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_offers)
 
     p = sub.add_parser("demo", help="stack + worker + feed, printing offers as they arrive")
-    feed_options(p, 0)
+    # Fresh customers each demo run, so earlier runs' frequency caps do not hide offers.
+    feed_options(p, 0, f"d{uuid.uuid4().hex[:4]}-")
     p.add_argument("--show", type=int, default=20, help="print the first N offers")
     p.add_argument("--every", type=int, default=25, help="then every Nth")
     p.set_defaults(func=cmd_demo)

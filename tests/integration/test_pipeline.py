@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import uuid
 
 import orjson
+import redis
 
 from schemas import DeadLetter, Offer
 from streams.settings import Settings
@@ -112,3 +114,27 @@ def test_profile_command_prints_the_profile(stack: Settings, worker: Worker) -> 
     missing = subprocess.run([sys.executable, "-m", "streams.cli", "profile", "nobody-at-all"], cwd=ROOT,
                              env=settings_env(stack), capture_output=True, text=True, timeout=30)
     assert missing.returncode == 1 and "no profile" in missing.stderr
+
+
+def test_the_sample_feed_loses_nothing(stack: Settings, worker: Worker) -> None:
+    """Every event the feed sends ends up either in a profile or on the dead-letter topic, exactly once."""
+    prefix = f"{unique('feed')}-"
+    done = subprocess.run([sys.executable, "-m", "streams.cli", "feed", "--events", "600", "--customers", "40",
+                           "--rate", "2000", "--invalid-share", "0.05", "--prefix", prefix], cwd=ROOT,
+                          env=settings_env(stack), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    sent, invalid = (int(word) for word in re.findall(r"sent (\d+) events.*?(\d+) invalid", done.stdout)[0])
+    assert sent == 600 and invalid > 0
+
+    letters = read_topic(stack, stack.dead_letter_topic,
+                         lambda rs: sum(str(r.get("key", "")).startswith(prefix) for r in rs) >= invalid, 60)
+    assert sum(str(r.get("key", "")).startswith(prefix) for r in letters) == invalid
+
+    def reflected() -> int:
+        client = redis.Redis.from_url(stack.redis_url, decode_responses=True)
+        try:
+            return sum(int(client.hget(key, "events") or 0) for key in client.scan_iter(f"profile:{prefix}*"))
+        finally:
+            client.close()
+
+    wait_for(lambda: reflected() == sent - invalid, 60, f"{sent - invalid} events in profiles", worker)

@@ -78,3 +78,12 @@ def test_exported_json_schemas_validate_real_events(tmp_path) -> None:  # type: 
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**click(), "coupon": "X"}, click_schema)
     jsonschema.validate(purchase(), json.loads(paths["purchase_event.schema.json"].read_text()))
+
+
+def test_committed_json_schemas_are_current(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """schemas/json/ is what producers in other languages use: regenerate with `perso schemas`."""
+    from pathlib import Path
+
+    committed = Path(__file__).resolve().parents[2] / "schemas" / "json"
+    for path in export_json_schemas(tmp_path):
+        assert (committed / path.name).read_text() == path.read_text(), f"run: perso schemas ({path.name})"
