@@ -26,6 +26,7 @@ from models.personalizer import Personalizer
 from schemas.dead_letter import DeadLetter
 from schemas.offers import Offer
 from streams import kafka_transport
+from streams.checkpoints import CheckpointStore
 from streams.pipeline import BatchPipeline, RawRecord
 from streams.profile_store import ProfileStore
 from streams.settings import Settings
@@ -80,13 +81,44 @@ def create_app(settings: Settings) -> faust.App:
 
     pipeline = BatchPipeline(Personalizer(settings.model_config_()), store, publish, settings.topic_kind)
     app.personalization_pipeline = pipeline  # type: ignore[attr-defined]
+    checkpoints = CheckpointStore(redis_client, settings.app_id)
+    restored = asyncio.Event()
+    saved_at_accepted = -1
+
+    async def save_checkpoint(why: str) -> None:
+        nonlocal saved_at_accepted
+        if pipeline.stats.accepted == saved_at_accepted:
+            return  # nothing learned since the last save
+        try:
+            size = await checkpoints.save(pipeline.personalizer)
+        except Exception as error:  # a failed save must not stop the stream; the next one retries
+            log.warning("model checkpoint (%s) failed: %s", why, error)
+            return
+        saved_at_accepted = pipeline.stats.accepted
+        log.info("model checkpoint saved (%s): %d bytes", why, size)
 
     @app.agent(inputs, name="personalize")
     async def personalize(stream: Any) -> None:
+        if not restored.is_set():
+            # Once per process: an agent restarted after a crash keeps what it has learned since.
+            await checkpoints.restore(pipeline.personalizer)
+            restored.set()
         async for events in stream.take_events(settings.batch_size, within=settings.batch_window_s):
             records = [RawRecord(e.message.topic, e.message.partition, e.message.offset,
                                  e.message.key, e.message.value) for e in events]
             await pipeline.handle(records)
+
+    @app.timer(settings.checkpoint_interval_s)
+    async def periodic_checkpoint() -> None:
+        if restored.is_set():
+            await save_checkpoint("periodic")
+
+    async def checkpoint_on_shutdown(sender: Any, *args: Any, **kwargs: Any) -> None:
+        # Sent by Faust after the consumer has stopped: the models hold everything processed.
+        if restored.is_set():
+            await save_checkpoint("shutdown")
+
+    app.on_before_shutdown.connect(checkpoint_on_shutdown)  # type: ignore[arg-type]
 
     async def forget_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
         pipeline.cache.clear()

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     redis_retry_max_s: float = Field(5.0, gt=0, description="longest back-off between Redis retries")
     profile_ttl_days: float = Field(0, ge=0, description="expire profiles idle this long; 0 keeps them")
 
+    checkpoint_interval_s: float = Field(60.0, gt=0, description="save model checkpoints this often")
+
     # --- models ---------------------------------------------------------------------------------
     n_segments: int = Field(4, ge=1)
     propensity_horizon_days: float = Field(7.0, gt=0)

@@ -38,7 +38,10 @@ def free_port() -> int:
 def settings_env(settings: Settings) -> dict[str, str]:
     return {**os.environ, "PERSO_BROKER_URL": settings.broker_url, "PERSO_REDIS_URL": settings.redis_url,
             "PERSO_APP_ID": settings.app_id, "PERSO_WEB_ENABLED": "false", "PERSO_STATE_DIR": str(settings.state_dir),
-            "PERSO_PARTITIONS": str(settings.partitions), "PYTHONPATH": str(ROOT)}
+            "PERSO_PARTITIONS": str(settings.partitions), "PYTHONPATH": str(ROOT),
+            "PERSO_CLICKSTREAM_TOPIC": settings.clickstream_topic, "PERSO_PURCHASES_TOPIC": settings.purchases_topic,
+            "PERSO_OFFERS_TOPIC": settings.offers_topic, "PERSO_DEAD_LETTER_TOPIC": settings.dead_letter_topic,
+            "PERSO_CHECKPOINT_INTERVAL_S": str(settings.checkpoint_interval_s)}
 
 
 @pytest.fixture(scope="session")

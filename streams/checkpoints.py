@@ -1,0 +1,48 @@
+"""Model checkpoints in Redis: restored when the worker starts, saved periodically and on shutdown.
+
+All workers of one app share the key: each saves the models it learned, the newest wins, and a worker that
+starts (or restarts) resumes from it. Per-customer state is not here: it is in Redis per customer already.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import redis.asyncio as aioredis
+
+from models import checkpoint
+from models.personalizer import Personalizer
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointStore:
+    def __init__(self, client: aioredis.Redis, app_id: str) -> None:
+        self.client = client
+        self.key = f"perso:checkpoint:{app_id}"
+        self.last_saved: float | None = None
+        self.restored_from: float | None = None
+
+    async def restore(self, personalizer: Personalizer) -> bool:
+        blob = await self.client.get(self.key)
+        if blob is None:
+            log.info("no model checkpoint at %s: starting from fresh models", self.key)
+            return False
+        if isinstance(blob, str):  # a client made with decode_responses
+            blob = blob.encode("latin-1")
+        try:
+            info = checkpoint.load_into(personalizer, blob)
+        except checkpoint.IncompatibleCheckpoint as error:
+            log.warning("ignoring checkpoint %s: %s", self.key, error)
+            return False
+        self.restored_from = info.saved_at
+        log.info("restored models from checkpoint saved %.0fs ago: %s", time.time() - info.saved_at,
+                 info.model_versions)
+        return True
+
+    async def save(self, personalizer: Personalizer) -> int:
+        blob = checkpoint.dump(personalizer)
+        await self.client.set(self.key, blob)
+        self.last_saved = time.time()
+        return len(blob)
