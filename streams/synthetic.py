@@ -156,3 +156,17 @@ def corrupt(body: dict[str, Any], rng: random.Random) -> tuple[bytes, str]:
     else:
         bad["type"] = "teleport"
     return orjson.dumps(bad), kind
+
+
+def history(shop: SyntheticShop, days: float, start_ts: float, visits_per_customer_day: float = 0.5
+            ) -> list[tuple[str, dict[str, Any]]]:
+    """A labelled event log over `days` of event time, sorted by timestamp (for evaluation and replay)."""
+    total_rate = visits_per_customer_day * len(shop.customers) / 86_400.0
+    events: list[tuple[str, dict[str, Any]]] = []
+    end = start_ts + days * 86_400.0
+    for customer, ts in shop.sessions(start_ts, mean_gap_s=1 / total_rate):
+        if ts >= end:
+            break
+        events.extend(shop.session(customer, ts))
+    events.sort(key=lambda pair: pair[1]["ts"])
+    return events
