@@ -34,7 +34,8 @@ def dump(personalizer: Personalizer) -> bytes:
         "saved_at": time.time(),
         "model_versions": personalizer.model_versions(),
         "models": {"segments": personalizer.segments, "propensity": personalizer.propensity,
-                   "items": personalizer.items, "categories": personalizer.categories},
+                   "items": personalizer.items, "categories": personalizer.categories,
+                   "favourites": personalizer.favourites},
     }
     return pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -50,4 +51,5 @@ def load_into(personalizer: Personalizer, blob: bytes) -> CheckpointInfo:
     personalizer.propensity = models["propensity"]
     personalizer.items = models["items"]
     personalizer.categories = models["categories"]
+    personalizer.favourites = models.get("favourites", personalizer.favourites)
     return CheckpointInfo(payload["format"], payload["saved_at"], payload["model_versions"])

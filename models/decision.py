@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from models.cooccurrence import ItemCooccurrence
@@ -28,7 +29,7 @@ class NextBestOffer:
     """Score = propensity x value x relevance, over candidates from three sources.
 
     - together: neighbours of the customer's recent items (co-occurrence), most recent counted most;
-    - favourites: popular items in the customer's top categories;
+    - favourites: popular items in the customer's top categories, and what their segment buys;
     - popular: globally popular items, the cold-start fallback.
     Items bought within `exclude_days` are never offered; at most `cap_per_hour` offers per customer per
     hour of event time; the same item is not re-sent until `refresh_s` has passed.
@@ -46,11 +47,11 @@ class NextBestOffer:
         state.offer_times = recent
         return len(recent) >= self.cap_per_hour
 
-    def decide(self, state: CustomerState, now_ts: float, propensity: float,
-               items: ItemCooccurrence) -> Decision | None:
+    def decide(self, state: CustomerState, now_ts: float, propensity: float, items: ItemCooccurrence,
+               favourites: Sequence[str] = (), segment_label: str = "") -> Decision | None:
         if self.capped(state, now_ts):
             return None
-        best = self._best(state, now_ts, propensity, items)
+        best = self._best(state, now_ts, propensity, items, favourites, segment_label)
         if best is None:
             return None
         last = state.last_offer
@@ -58,8 +59,8 @@ class NextBestOffer:
             return None  # nothing relevant changed
         return best
 
-    def _best(self, state: CustomerState, now_ts: float, propensity: float,
-              items: ItemCooccurrence) -> Decision | None:
+    def _best(self, state: CustomerState, now_ts: float, propensity: float, items: ItemCooccurrence,
+              favourites: Sequence[str], segment_label: str) -> Decision | None:
         candidates: dict[str, _Candidate] = {}
 
         def offer(item_id: str, relevance: float, reason: str) -> None:
@@ -75,6 +76,8 @@ class NextBestOffer:
             for item_id in items.popular(category, k=5):
                 offer(item_id, 0.3 * share.get(category, 0.0),
                       f"popular in {category}, one of your top categories")
+        for item_id in favourites:
+            offer(item_id, 0.2, f"popular with customers like you ({segment_label or 'your segment'})")
         for item_id in items.popular(None, k=5):
             offer(item_id, 0.05, "popular right now")
 

@@ -50,13 +50,17 @@ def evaluate(personalizer: Personalizer, events: Iterable[ClickEvent | PurchaseE
     offered: list[tuple[str, str, float]] = []  # customer, item, ts
     baseline: list[tuple[str, str, float]] = []
     bought: dict[tuple[str, str], list[float]] = defaultdict(list)
-    predictions: list[tuple[float, float]] = []  # (p, ts) for calibration, labelled at the end
+    predictions: list[tuple[str, float, float]] = []  # (customer, ts, p) for calibration, labelled at the end
+    purchase_times: dict[str, list[float]] = defaultdict(list)
 
+    last_ts = float("-inf")
     for event in events:
         report.events += 1
+        last_ts = max(last_ts, event.epoch)
         state = states.setdefault(event.customer_id, CustomerState(event.customer_id))
         outcome = personalizer.process(state, event)
         if isinstance(event, PurchaseEvent):
+            purchase_times[event.customer_id].append(event.epoch)
             for line in event.lines:
                 bought[(event.customer_id, line.item_id)].append(event.epoch)
         if outcome is None:
@@ -67,14 +71,22 @@ def evaluate(personalizer: Personalizer, events: Iterable[ClickEvent | PurchaseE
                             if not state.purchased_recently(item, event.epoch, personalizer.nbo.exclude_days)), None)
             if popular is not None:
                 baseline.append((event.customer_id, popular, event.epoch))
-        predictions.append((outcome.propensity, event.epoch))
+        predictions.append((event.customer_id, event.epoch, outcome.propensity))
 
     report.customers = len(states)
     horizon = horizon_days * DAY
+    # Right-censoring: whatever happened after the log ends is unknown, so moments closer than one horizon
+    # to the end are not scored (they would all count as misses).
+    cutoff = last_ts - horizon
+    offered = [o for o in offered if o[2] <= cutoff]
+    baseline = [b for b in baseline if b[2] <= cutoff]
+    predictions = [p for p in predictions if p[1] <= cutoff]
     report.offers = len(offered)
     report.offer_hit_rate = _hit_rate(offered, bought, horizon)
     report.baseline_hit_rate = _hit_rate(baseline, bought, horizon)
     report.propensity = personalizer.propensity.metrics()
+    report.calibration, report.propensity["expected_calibration_error"] = _calibration(
+        predictions, purchase_times, horizon)
     if planted_segments:
         ari = metrics.AdjustedRand()
         # Every customer's segment under the final model, from their final features.
@@ -84,6 +96,25 @@ def evaluate(personalizer: Personalizer, events: Iterable[ClickEvent | PurchaseE
                 ari.update(planted_segments[customer], personalizer.segments.predict_one(x))
         report.segments_ari = float(ari.get())
     return report
+
+
+def _calibration(predictions: list[tuple[str, float, float]], purchase_times: Mapping[str, list[float]],
+                 horizon: float, bins: int = 10) -> tuple[list[dict[str, float]], float]:
+    """Mean predicted propensity against the observed purchase rate within the horizon, by predicted decile."""
+    sums = [[0.0, 0.0, 0] for _ in range(bins)]  # predicted, observed, count
+    for customer, ts, p in predictions:
+        times = purchase_times.get(customer, [])
+        i = bisect.bisect_right(times, ts)
+        bought = i < len(times) and times[i] - ts <= horizon
+        b = sums[min(bins - 1, int(p * bins))]
+        b[0] += p
+        b[1] += bought
+        b[2] += 1
+    table = [{"from": k / bins, "to": (k + 1) / bins, "predicted": b[0] / b[2], "observed": b[1] / b[2],
+              "count": float(b[2])} for k, b in enumerate(sums) if b[2]]
+    total = sum(row["count"] for row in table)
+    ece = sum(row["count"] / total * abs(row["predicted"] - row["observed"]) for row in table) if total else 0.0
+    return table, ece
 
 
 def _hit_rate(offers: list[tuple[str, str, float]], bought: Mapping[tuple[str, str], list[float]],

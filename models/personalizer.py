@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from models.cooccurrence import ItemCooccurrence, ItemInfo
 from models.decision import Decision, NextBestOffer
+from models.favourites import SegmentFavourites
 from models.features import INTERACTION_WEIGHT, MAX_CATEGORIES, CustomerState
 from models.propensity import PropensityModel
 from models.segments import SegmentModel
@@ -49,6 +50,7 @@ class Personalizer:
                                       max_neighbours=c.cooc_max_neighbours, max_items=c.cooc_max_items)
         self.nbo = NextBestOffer(cap_per_hour=c.offer_cap_per_hour, refresh_s=c.offer_refresh_s,
                                  exclude_days=c.exclude_bought_days)
+        self.favourites = SegmentFavourites()
         # Categories become features in a stable order; bounded so the feature space cannot explode.
         self.categories: list[str] = []
 
@@ -69,12 +71,14 @@ class Personalizer:
         propensity = self.propensity.predict_one(x)
         state.pending_labels = self.propensity.snapshot(state.pending_labels, ts, x)
 
-        decision = self.nbo.decide(state, ts, propensity, self.items)
+        label = self.segments.describe(segment)
+        decision = self.nbo.decide(state, ts, propensity, self.items,
+                                   favourites=self.favourites.predict_one(segment), segment_label=label)
         if decision is not None:
             state.last_offer = {"item_id": decision.item_id, "score": decision.score,
                                 "reason": decision.reason, "ts": ts}
             state.offer_times.append(ts)
-        return Outcome(state, segment, self.segments.describe(segment), propensity, decision)
+        return Outcome(state, segment, label, propensity, decision)
 
     def _learn_items(self, state: CustomerState, event: ClickEvent | PurchaseEvent, ts: float) -> None:
         if isinstance(event, PurchaseEvent):
@@ -83,6 +87,8 @@ class Personalizer:
                 self.items.observe_item(ItemInfo(line.item_id, line.category, line.unit_price), ts,
                                         weight=INTERACTION_WEIGHT["purchase"] * line.quantity)
             self.items.learn_one([line.item_id for line in event.lines], ts, weight=1.0)
+            if state.segment is not None:  # the segment the customer was in when they bought
+                self.favourites.learn_one(state.segment, [line.item_id for line in event.lines])
             return
         if event.item_id is None or event.category is None:
             return

@@ -101,3 +101,24 @@ def test_personalizer_skips_duplicates() -> None:
     assert personalizer.process(state, event) is None
     assert state.purchases == 1 and state.monetary == 99.0
     assert personalizer.process(state, parse_event("clickstream", raw(click(at=later(minutes=1))))) is not None
+
+
+def test_segment_favourites_are_bounded_and_ranked() -> None:
+    from models.favourites import SegmentFavourites
+
+    favourites = SegmentFavourites(max_per_segment=3)
+    for n in range(20):
+        favourites.learn_one(0, [f"i{n}"], weight=float(n))
+    favourites.learn_one(1, ["only"])
+    assert favourites.predict_one(0, k=2) == ["i19", "i18"]
+    assert len(favourites.counts[0]) <= 6
+    assert favourites.predict_one(1) == ["only"] and favourites.predict_one(7) == []
+
+
+def test_decision_offers_segment_favourites_with_a_reason() -> None:
+    items = ItemCooccurrence()
+    items.observe_item(ItemInfo("fav", "home", 40.0), TS)
+    state = CustomerState("c1", affinity={"books": 1.0})
+    decision = NextBestOffer().decide(state, TS, 0.5, items, favourites=["fav"], segment_label="home lovers")
+    assert decision is not None and decision.item_id == "fav"
+    assert decision.reason == "popular with customers like you (home lovers)"

@@ -1,0 +1,26 @@
+"""What customers of each segment buy: candidates for "popular with customers like you"."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class SegmentFavourites:
+    """Purchase counts per (segment, item), bounded to the strongest `max_per_segment` items per segment."""
+
+    def __init__(self, max_per_segment: int = 50) -> None:
+        self.max_per_segment = max_per_segment
+        self.counts: dict[int, dict[str, float]] = {}
+
+    def learn_one(self, segment: int, items: Iterable[str], weight: float = 1.0) -> None:
+        counts = self.counts.setdefault(segment, {})
+        for item in items:
+            counts[item] = counts.get(item, 0.0) + weight
+        if len(counts) > 2 * self.max_per_segment:
+            # Amortised pruning, as in ItemCooccurrence.
+            kept = sorted(counts, key=counts.__getitem__, reverse=True)[: self.max_per_segment]
+            self.counts[segment] = {item: counts[item] for item in kept}
+
+    def predict_one(self, segment: int, k: int = 5) -> list[str]:
+        counts = self.counts.get(segment, {})
+        return sorted(counts, key=counts.__getitem__, reverse=True)[:k]
