@@ -59,8 +59,12 @@ def cmd_topics(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from streams.app import create_app
 
-    app = create_app(_settings())
-    sys.argv = ["perso worker", "worker", "--loglevel", args.loglevel]
+    settings = _settings()
+    app = create_app(settings)
+    # Faust's worker command overrides web settings from its own flags: pass ours explicitly.
+    web = ["--with-web", "--web-port", str(settings.web_port), "--web-bind", settings.web_host,
+           "--web-host", settings.web_host] if settings.web_enabled else ["--without-web"]
+    sys.argv = ["perso worker", "worker", "--loglevel", args.loglevel, *web]
     app.main()  # runs until SIGINT/SIGTERM; Faust handles both
     return 0
 
