@@ -128,8 +128,16 @@ class ItemCooccurrence:
 
     def neighbours(self, item_id: str, k: int = 10) -> list[tuple[str, float]]:
         """The k items most associated with item_id, by cosine similarity."""
-        candidates = self.pair_weight.get(item_id, {})
-        scored = [(other, self.similarity(item_id, other)) for other in candidates]
+        candidates = self.pair_weight.get(item_id)
+        if not candidates:
+            return []
+        # Inlined cosine (the hot path of every decision): w_ab / sqrt(n_a * n_b), capped at 1.
+        occurrence = self.occurrence
+        n_a = occurrence.get(item_id, 0.0)
+        scored = []
+        for other, w_ab in candidates.items():
+            n_b = occurrence.get(other, w_ab)
+            scored.append((other, min(1.0, w_ab / math.sqrt((n_a or w_ab) * n_b))))
         scored.sort(key=lambda pair: pair[1], reverse=True)
         return scored[:k]
 
