@@ -47,7 +47,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def latency_phase(settings: Settings, rate: float, seconds: float) -> list[float]:
+async def latency_phase(settings: Settings, rate: float, seconds: float, run: str) -> list[float]:
     latencies: list[float] = []
 
     async def collect() -> None:
@@ -57,7 +57,7 @@ async def latency_phase(settings: Settings, rate: float, seconds: float) -> list
 
     tail = asyncio.create_task(collect())
     await asyncio.sleep(1.0)  # the tail seeks to the end before the feed starts
-    await run_feed(settings, customers=5000, rate=rate, duration_s=seconds, seed=11, prefix="lat")
+    await run_feed(settings, customers=5000, rate=rate, duration_s=seconds, seed=11, prefix=f"lat{run}-")
     await asyncio.sleep(2.0)
     tail.cancel()
     return latencies
@@ -110,7 +110,7 @@ def main() -> int:
         throughput = (feed.sent - first_done) / drained
         print(f"drained {feed.sent} events in {drained:.1f}s after the first batch", flush=True)
 
-        latencies = asyncio.run(latency_phase(settings, args.latency_rate, args.latency_seconds))
+        latencies = asyncio.run(latency_phase(settings, args.latency_rate, args.latency_seconds, run))
     finally:
         worker.terminate()
         worker.wait(timeout=60)
