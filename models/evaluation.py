@@ -28,6 +28,7 @@ class EvaluationReport:
     segments_ari: float | None = None
     propensity: dict[str, float] = field(default_factory=dict)
     calibration: list[dict[str, float]] = field(default_factory=list)
+    segment_change_rate: float = 0.0  # share of a customer's events that moved them to another segment
     offers: int = 0
     offer_hit_rate: float = 0.0
     baseline_hit_rate: float = 0.0
@@ -38,7 +39,8 @@ class EvaluationReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {"events": self.events, "customers": self.customers, "segments_ari": self.segments_ari,
-                "propensity": self.propensity, "calibration": self.calibration, "offers": self.offers,
+                "segment_change_rate": self.segment_change_rate, "propensity": self.propensity,
+                "calibration": self.calibration, "offers": self.offers,
                 "offer_hit_rate": self.offer_hit_rate, "baseline_hit_rate": self.baseline_hit_rate,
                 "lift_over_baseline": self.lift_over_baseline}
 
@@ -54,6 +56,8 @@ def evaluate(personalizer: Personalizer, events: Iterable[ClickEvent | PurchaseE
     purchase_times: dict[str, list[float]] = defaultdict(list)
 
     last_ts = float("-inf")
+    last_segment: dict[str, int] = {}
+    segment_changes = repeat_events = 0
     for event in events:
         report.events += 1
         last_ts = max(last_ts, event.epoch)
@@ -65,6 +69,11 @@ def evaluate(personalizer: Personalizer, events: Iterable[ClickEvent | PurchaseE
                 bought[(event.customer_id, line.item_id)].append(event.epoch)
         if outcome is None:
             continue
+        previous = last_segment.get(event.customer_id)
+        if previous is not None:
+            repeat_events += 1
+            segment_changes += previous != outcome.segment
+        last_segment[event.customer_id] = outcome.segment
         if outcome.decision is not None:
             offered.append((event.customer_id, outcome.decision.item_id, event.epoch))
             popular = next((item for item in personalizer.items.popular(k=20)
@@ -74,6 +83,7 @@ def evaluate(personalizer: Personalizer, events: Iterable[ClickEvent | PurchaseE
         predictions.append((event.customer_id, event.epoch, outcome.propensity))
 
     report.customers = len(states)
+    report.segment_change_rate = segment_changes / repeat_events if repeat_events else 0.0
     horizon = horizon_days * DAY
     # Right-censoring: whatever happened after the log ends is unknown, so moments closer than one horizon
     # to the end are not scored (they would all count as misses).

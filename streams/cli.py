@@ -223,7 +223,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     seconds = time_module.monotonic() - began
     print(json.dumps(report.as_dict(), indent=2))
     print(f"{report.events} events in {seconds:.1f}s ({report.events / seconds:.0f}/s): "
-          f"ARI {report.segments_ari:.3f}, propensity ROC AUC {report.propensity.get('roc_auc', 0):.3f} "
+          f"ARI {report.segments_ari:.3f} (segment changes on {report.segment_change_rate:.1%} of events), "
+          f"propensity ROC AUC {report.propensity.get('roc_auc', 0):.3f} "
           f"(calibration error {report.propensity.get('expected_calibration_error', 0):.3f}), "
           f"offer hit rate {report.offer_hit_rate:.3%} vs popularity {report.baseline_hit_rate:.3%} "
           f"({report.lift_over_baseline:.1f}x)")

@@ -25,3 +25,4 @@ def test_evaluation_on_a_small_synthetic_log_beats_popularity() -> None:
     assert report.offers > 0 and report.offer_hit_rate > report.baseline_hit_rate
     assert report.segments_ari is not None and report.segments_ari > 0.2
     assert report.propensity["labelled"] > 0
+    assert 0.0 <= report.segment_change_rate < 0.5
