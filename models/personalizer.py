@@ -86,9 +86,10 @@ class Personalizer:
                 self._note_category(line.category)
                 self.items.observe_item(ItemInfo(line.item_id, line.category, line.unit_price), ts,
                                         weight=INTERACTION_WEIGHT["purchase"] * line.quantity)
-            self.items.learn_one([line.item_id for line in event.lines], ts, weight=1.0)
+            basket = [line.item_id for line in event.lines]
+            self.items.learn_one(basket, ts, weight=1.0)
             if state.segment is not None:  # the segment the customer was in when they bought
-                self.favourites.learn_one(state.segment, [line.item_id for line in event.lines])
+                self.favourites.learn_one(state.segment, basket)
             return
         if event.item_id is None or event.category is None:
             return

@@ -21,22 +21,17 @@ class CheckpointStore:
     def __init__(self, client: aioredis.Redis, app_id: str) -> None:
         self.client = client
         self.key = f"perso:checkpoint:{app_id}"
-        self.last_saved: float | None = None
-        self.restored_from: float | None = None
 
     async def restore(self, personalizer: Personalizer) -> bool:
         blob = await self.client.get(self.key)
         if blob is None:
             log.info("no model checkpoint at %s: starting from fresh models", self.key)
             return False
-        if isinstance(blob, str):  # a client made with decode_responses
-            blob = blob.encode("latin-1")
         try:
-            info = checkpoint.load_into(personalizer, blob)
+            info = checkpoint.load_into(personalizer, blob)  # type: ignore[arg-type]  # bytes: no decode_responses
         except checkpoint.IncompatibleCheckpoint as error:
             log.warning("ignoring checkpoint %s: %s", self.key, error)
             return False
-        self.restored_from = info.saved_at
         log.info("restored models from checkpoint saved %.0fs ago: %s", time.time() - info.saved_at,
                  info.model_versions)
         return True
@@ -44,5 +39,4 @@ class CheckpointStore:
     async def save(self, personalizer: Personalizer) -> int:
         blob = checkpoint.dump(personalizer)
         await self.client.set(self.key, blob)
-        self.last_saved = time.time()
         return len(blob)
