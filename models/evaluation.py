@@ -67,8 +67,6 @@ def evaluate(personalizer: Personalizer, events: Iterable[ClickEvent | PurchaseE
             purchase_times[event.customer_id].append(event.epoch)
             for line in event.lines:
                 bought[(event.customer_id, line.item_id)].append(event.epoch)
-        if outcome is None:
-            continue
         previous = last_segment.get(event.customer_id)
         if previous is not None:
             repeat_events += 1

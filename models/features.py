@@ -1,7 +1,8 @@
 """Per-customer running state and the feature vector the models learn from.
 
 The state is updated one event at a time in event-time order per customer. It is plain data
-(`to_dict` / `from_dict`) so the streams layer can persist it atomically with the profile.
+(`to_dict` / `from_dict`) so the streams layer can persist it atomically with the profile. Duplicate
+events are filtered before they get here (streams/dedup.py): every call to `update` counts.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ AFFINITY_HALF_LIFE_DAYS = 14.0
 RECENT_ITEMS = 10
 RECENT_PURCHASES = 20
 MAX_CATEGORIES = 20
-# Per-customer de-duplication window: event ids remembered with the state, persisted atomically with it.
-SEEN_EVENT_IDS = 256
 # A session with no event for this long is over, even if the producer reuses its id.
 SESSION_GAP_S = 30 * 60
 
@@ -46,21 +45,11 @@ class CustomerState:
     affinity_ts: float = 0.0
     recent_items: list[str] = field(default_factory=list)
     recent_purchases: list[list[Any]] = field(default_factory=list)  # [item_id, ts]
-    seen_event_ids: list[str] = field(default_factory=list)
     # Propensity predictions awaiting their delayed label: [ts, features].
     pending_labels: list[list[Any]] = field(default_factory=list)
     last_offer: dict[str, Any] | None = None
     offer_times: list[float] = field(default_factory=list)
     segment: int | None = None
-
-    # --- idempotence -------------------------------------------------------------------------
-    def has_seen(self, event_id: str) -> bool:
-        return event_id in self.seen_event_ids
-
-    def remember(self, event_id: str) -> None:
-        self.seen_event_ids.append(event_id)
-        if len(self.seen_event_ids) > SEEN_EVENT_IDS:
-            del self.seen_event_ids[: len(self.seen_event_ids) - SEEN_EVENT_IDS]
 
     # --- updates -----------------------------------------------------------------------------
     def update(self, event: ClickEvent | PurchaseEvent) -> None:
@@ -76,7 +65,6 @@ class CustomerState:
             self._add_purchase(event, ts)
         else:
             self._add_click(event, ts)
-        self.remember(event.event_id)
 
     def _track_session(self, session_id: str | None, ts: float, previous_ts: float | None) -> None:
         gap = ts - previous_ts if previous_ts is not None else 0.0

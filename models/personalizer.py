@@ -54,10 +54,8 @@ class Personalizer:
         # Categories become features in a stable order; bounded so the feature space cannot explode.
         self.categories: list[str] = []
 
-    def process(self, state: CustomerState, event: ClickEvent | PurchaseEvent) -> Outcome | None:
-        """Apply one event to `state` (mutated in place). Returns None for an already-seen event_id."""
-        if state.has_seen(event.event_id):
-            return None
+    def process(self, state: CustomerState, event: ClickEvent | PurchaseEvent) -> Outcome:
+        """Apply one new event to `state` (mutated in place); the caller has removed duplicates."""
         ts = event.epoch
         is_purchase = isinstance(event, PurchaseEvent)
         state.pending_labels = self.propensity.settle(state.pending_labels, ts, purchased=is_purchase)

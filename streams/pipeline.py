@@ -1,16 +1,20 @@
 """The worker's unit of work: a micro-batch of raw input records in, offers, dead letters and profiles out.
 
 Order of effects per batch (the stream acks the batch's offsets only after `handle` returns):
-1. validate every record; rejects become dead letters;
-2. load missing customer states from Redis, apply events in order (duplicates by event_id are skipped);
-3. publish offers and dead letters and wait for the broker to acknowledge them;
-4. write states and profiles to Redis in one transaction.
-A crash before 4 replays the batch: state still lacks those event ids, so nothing is counted twice, and
-offers are re-sent with the same offer_id (at-least-once, de-duplicable downstream).
+1. validate every record (rejects become dead letters) and pseudonymise customer ids if configured;
+2. in one Redis round trip, load missing customer states and which event ids were already applied;
+   drop duplicates, dead-letter events too old for the de-duplication window (streams/dedup.py);
+3. apply the new events in order;
+4. publish offers and dead letters and wait for the broker to acknowledge them;
+5. write states, profiles and applied event ids to Redis in one transaction.
+A crash before 5 replays the batch: Redis does not remember those event ids, so nothing is counted twice,
+and offers are re-sent with the same offer_id (at-least-once, de-duplicable downstream). A crash after 5
+replays events Redis remembers: they are dropped as duplicates.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 from collections import OrderedDict
@@ -24,6 +28,8 @@ from schemas.dead_letter import DeadLetter
 from schemas.events import ClickEvent, EventRejected, PurchaseEvent, parse_event
 from schemas.offers import Offer
 from schemas.profile import ProfileUpdate
+from streams.dedup import OUTSIDE_WINDOW, SeenWindow, triage
+from streams.privacy import Pseudonymiser
 from streams.profile_store import ProfileStore
 
 log = logging.getLogger(__name__)
@@ -73,6 +79,9 @@ class StateCache:
         while len(self._states) > self.capacity:
             self._states.popitem(last=False)
 
+    def discard(self, customer_id: str) -> None:
+        self._states.pop(customer_id, None)
+
     def clear(self) -> None:
         # After a rebalance another worker may own these customers: re-read them from Redis.
         self._states.clear()
@@ -81,63 +90,100 @@ class StateCache:
         return len(self._states)
 
 
+Event = ClickEvent | PurchaseEvent
+
+
 class BatchPipeline:
     def __init__(self, personalizer: Personalizer, store: ProfileStore, publish: Publisher,
-                 kind_of_topic: Callable[[str], str], cache: StateCache | None = None) -> None:
+                 kind_of_topic: Callable[[str], str], cache: StateCache | None = None,
+                 pseudonymiser: Pseudonymiser | None = None) -> None:
         self.personalizer = personalizer
         self.store = store
         self.publish = publish
         self.kind_of_topic = kind_of_topic
         self.cache = cache or StateCache()
+        self.pseudonymiser = pseudonymiser or Pseudonymiser(None)
         self.stats = PipelineStats()
+        # Held for a whole batch: `forget` must not interleave with a batch that holds the customer's state.
+        self.lock = asyncio.Lock()
 
     async def handle(self, records: Sequence[RawRecord]) -> None:
+        async with self.lock:
+            await self._handle(records)
+
+    async def forget(self, customer_id: str) -> int:
+        """Delete a customer's state, profile and remembered events (customer_id as stored: pseudonymised)."""
+        async with self.lock:
+            self.cache.discard(customer_id)
+            return await self.store.forget(customer_id)
+
+    async def _handle(self, records: Sequence[RawRecord]) -> None:
         received_at = datetime.now(UTC)
-        events, dead = self._validate(records, received_at)
-        await self._load_states(events)
+        validated, dead = self._validate(records, received_at)
+        windows = await self._load(validated)
+        sorted_out = triage(validated, windows, self.store.dedup_window)
+        for record, event in sorted_out.outside_window:
+            detail = (f"event {event.event_id} at {event.ts.isoformat()} is older than the last "
+                      f"{self.store.dedup_window} events remembered for its customer; it may have been applied")
+            dead.append(self._dead_letter(record, EventRejected(OUTSIDE_WINDOW, detail), received_at))
+            self._count_reason(OUTSIDE_WINDOW)
 
         offers: list[Offer] = []
-        changed: dict[str, tuple[CustomerState, Outcome]] = {}
-        for event in events:
+        changed: dict[str, tuple[CustomerState, Outcome, list[Event]]] = {}
+        for _, event in sorted_out.fresh:
             state = self.cache.get(event.customer_id) or CustomerState(event.customer_id)
             self.cache.put(state)
             outcome = self.personalizer.process(state, event)
-            if outcome is None:
-                self.stats.duplicates += 1
-                continue
-            changed[event.customer_id] = (state, outcome)
+            applied = changed[event.customer_id][2] if event.customer_id in changed else []
+            applied.append(event)
+            changed[event.customer_id] = (state, outcome, applied)
             if outcome.decision is not None:
                 offers.append(self._offer(event, outcome))
 
         await self.publish(offers, dead)
         now = datetime.now(UTC)
-        await self.store.save((state, self._profile(state, outcome, now)) for state, outcome in changed.values())
+        await self.store.save((state, self._profile(state, outcome, now), applied)
+                              for state, outcome, applied in changed.values())
 
         self.stats.batches += 1
         self.stats.records += len(records)
-        self.stats.accepted += len(events)
+        self.stats.accepted += len(sorted_out.fresh)
+        self.stats.duplicates += sorted_out.duplicates
         self.stats.offers += len(offers)
         self.stats.dead_letters += len(dead)
         if offers:
             self.stats.last_offer_latency_s = (now - offers[-1].event_ts).total_seconds()
 
     def _validate(self, records: Sequence[RawRecord], received_at: datetime
-                  ) -> tuple[list[ClickEvent | PurchaseEvent], list[DeadLetter]]:
-        events: list[ClickEvent | PurchaseEvent] = []
+                  ) -> tuple[list[tuple[RawRecord, Event]], list[DeadLetter]]:
+        events: list[tuple[RawRecord, Event]] = []
         dead: list[DeadLetter] = []
+        pseudonymise = self.pseudonymiser.enabled
         for record in records:
             try:
-                events.append(parse_event(self.kind_of_topic(record.topic), record.value or b"", record.key))
+                event = parse_event(self.kind_of_topic(record.topic), record.value or b"", record.key)
             except EventRejected as rejected:
                 dead.append(self._dead_letter(record, rejected, received_at))
-                reasons = self.stats.dead_letter_reasons
-                reasons[rejected.reason] = reasons.get(rejected.reason, 0) + 1
+                self._count_reason(rejected.reason)
+                continue
+            if pseudonymise:
+                event = event.model_copy(update={"customer_id": self.pseudonymiser.apply(event.customer_id)})
+            events.append((record, event))
         return events, dead
 
-    async def _load_states(self, events: Sequence[ClickEvent | PurchaseEvent]) -> None:
-        missing = list({e.customer_id for e in events if self.cache.get(e.customer_id) is None})
-        for state in (await self.store.load(missing)).values():
+    def _count_reason(self, reason: str) -> None:
+        self.stats.dead_letter_reasons[reason] = self.stats.dead_letter_reasons.get(reason, 0) + 1
+
+    async def _load(self, validated: Sequence[tuple[RawRecord, Event]]) -> dict[str, SeenWindow]:
+        """Fill the cache with missing states; return what Redis remembers of this batch's event ids."""
+        event_ids: dict[str, list[str]] = {}
+        for _, event in validated:
+            event_ids.setdefault(event.customer_id, []).append(event.event_id)
+        missing = [c for c in event_ids if self.cache.get(c) is None]
+        states, windows = await self.store.load(missing, event_ids)
+        for state in states.values():
             self.cache.put(state)
+        return windows
 
     def _offer(self, event: ClickEvent | PurchaseEvent, outcome: Outcome) -> Offer:
         decision = outcome.decision

@@ -5,7 +5,7 @@ from models.personalizer import Personalizer
 from models.propensity import PRIOR, PropensityModel
 from models.segments import SegmentModel
 from schemas import parse_event
-from tests.helpers import T0, click, later, purchase, raw
+from tests.helpers import T0, click, raw
 
 TS = T0.timestamp()
 
@@ -91,16 +91,6 @@ def test_cold_start_customer_gets_a_popular_item() -> None:
         "clickstream", raw(click(customer="new", kind="search"))))
     assert outcome is not None and outcome.decision is not None
     assert outcome.decision.reason == "popular right now"
-
-
-def test_personalizer_skips_duplicates() -> None:
-    personalizer = Personalizer()
-    state = CustomerState("c1")
-    event = parse_event("purchases", raw(purchase()))
-    assert personalizer.process(state, event) is not None
-    assert personalizer.process(state, event) is None
-    assert state.purchases == 1 and state.monetary == 99.0
-    assert personalizer.process(state, parse_event("clickstream", raw(click(at=later(minutes=1))))) is not None
 
 
 def test_segment_favourites_are_bounded_and_ranked() -> None:
