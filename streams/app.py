@@ -28,12 +28,17 @@ from schemas.offers import Offer
 from streams import kafka_transport
 from streams.checkpoints import CheckpointStore
 from streams.pipeline import BatchPipeline, RawRecord
+from streams.privacy import Pseudonymiser
 from streams.profile_store import ProfileStore
 from streams.settings import Settings
+from streams.telemetry import WorkerTelemetry
+from streams.web import register_views
 
 log = logging.getLogger(__name__)
 STATS_PUBLISH_S = 1.0
 STATS_LOG_S = 10.0
+# A stopped worker's stats hash disappears after this; `status` shows stale ones with their age.
+STATS_TTL_S = 120
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -66,7 +71,8 @@ def create_app(settings: Settings) -> faust.App:
 
     redis_client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
     store = ProfileStore(redis_client, ttl_s=settings.profile_ttl_days * 86_400,
-                         retry_max_s=settings.redis_retry_max_s)
+                         retry_max_s=settings.redis_retry_max_s, dedup_window=settings.dedup_window)
+    pseudonymiser = Pseudonymiser(settings.pseudonymise_key_bytes)
 
     async def publish(offers: Sequence[Offer], dead: Sequence[DeadLetter]) -> None:
         pending = []
@@ -79,8 +85,11 @@ def create_app(settings: Settings) -> faust.App:
         # Wait for broker acknowledgement before Redis is written and the input offsets are acked.
         await asyncio.gather(*pending)
 
-    pipeline = BatchPipeline(Personalizer(settings.model_config_()), store, publish, settings.topic_kind)
+    pipeline = BatchPipeline(Personalizer(settings.model_config_()), store, publish, settings.topic_kind,
+                             pseudonymiser=pseudonymiser)
     app.personalization_pipeline = pipeline  # type: ignore[attr-defined]
+    telemetry = WorkerTelemetry(pipeline, store)
+    register_views(app, telemetry, store, pseudonymiser)
     checkpoints = CheckpointStore(redis_client, settings.app_id)
     restored = asyncio.Event()
     saved_at_accepted = -1
@@ -95,6 +104,7 @@ def create_app(settings: Settings) -> faust.App:
             log.warning("model checkpoint (%s) failed: %s", why, error)
             return
         saved_at_accepted = pipeline.stats.accepted
+        telemetry.checkpoint_saved_at = time.time()
         log.info("model checkpoint saved (%s): %d bytes", why, size)
 
     @app.agent(inputs, name="personalize")
@@ -120,29 +130,54 @@ def create_app(settings: Settings) -> faust.App:
 
     app.on_before_shutdown.connect(checkpoint_on_shutdown)  # type: ignore[arg-type]
 
-    async def forget_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
+    async def forget_revoked(sender: Any, revoked: Any = (), **kwargs: Any) -> None:
         pipeline.cache.clear()
 
+    async def count_assigned(sender: Any, assigned: Any = (), **kwargs: Any) -> None:
+        telemetry.assigned_partitions = sum(1 for tp in assigned if tp.topic in settings.input_topics)
+
     app.on_partitions_revoked.connect(forget_revoked)  # type: ignore[arg-type]
+    app.on_partitions_assigned.connect(count_assigned)  # type: ignore[arg-type]
+
+    @app.task
+    async def listen_for_forget() -> None:
+        # `perso forget` deletes the keys itself; this drops the worker's cached copy so it is not written back.
+        while True:
+            try:
+                async with redis_client.pubsub() as pubsub:
+                    await pubsub.subscribe(settings.forget_channel)
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            customer_id = message["data"].decode()
+                            removed = await pipeline.forget(customer_id)
+                            log.info("forgot customer %s (%d keys deleted)", customer_id, removed)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # Redis down: the keys are deleted by the CLI; retry the subscription
+                log.warning("forget listener: %s; resubscribing in 1s", error)
+                await asyncio.sleep(1.0)
 
     stats_key = f"perso:stats:{settings.app_id}:{socket.gethostname()}:{os.getpid()}"
     last_logged = 0.0
 
     @app.timer(STATS_PUBLISH_S)
     async def report() -> None:
-        # Counters in Redis for `status` and the benchmarks; a log line every STATS_LOG_S.
+        # Telemetry in Redis for `perso status`; a log line every STATS_LOG_S.
         nonlocal last_logged
-        s = pipeline.stats
-        counters = {"records": s.records, "accepted": s.accepted, "offers": s.offers, "batches": s.batches,
-                    "dead_letters": s.dead_letters, "duplicates": s.duplicates, "updated_at": time.time()}
+        telemetry.tick()
+        snapshot: dict[str, float | bytes] = dict(telemetry.snapshot())
+        snapshot["dead_letter_reasons"] = orjson.dumps(pipeline.stats.dead_letter_reasons)
         with contextlib.suppress(Exception):  # stats must never stop the worker
-            await redis_client.hset(stats_key, mapping=counters)  # type: ignore[arg-type]
-            await redis_client.expire(stats_key, 3600)
+            async with redis_client.pipeline(transaction=True) as pipe:
+                pipe.hset(stats_key, mapping=snapshot)  # type: ignore[arg-type]
+                pipe.expire(stats_key, STATS_TTL_S)
+                await pipe.execute()
         if time.monotonic() - last_logged < STATS_LOG_S:
             return
         last_logged = time.monotonic()
-        log.info("processed records=%d accepted=%d offers=%d dead_letters=%d duplicates=%d cached=%d "
-                 "last_offer_latency_ms=%.1f", s.records, s.accepted, s.offers, s.dead_letters,
-                 s.duplicates, len(pipeline.cache), s.last_offer_latency_s * 1000)
+        s = pipeline.stats
+        log.info("processed records=%d accepted=%d (%.0f/s) offers=%d dead_letters=%d duplicates=%d cached=%d "
+                 "last_offer_latency_ms=%.1f", s.records, s.accepted, telemetry.events_per_s, s.offers,
+                 s.dead_letters, s.duplicates, len(pipeline.cache), s.last_offer_latency_s * 1000)
 
     return app

@@ -36,7 +36,22 @@ class CheckpointStore:
                  info.model_versions)
         return True
 
+    @property
+    def meta_key(self) -> str:
+        return f"{self.key}:meta"
+
     async def save(self, personalizer: Personalizer) -> int:
         blob = checkpoint.dump(personalizer)
-        await self.client.set(self.key, blob)
+        # The meta hash lets `status` show the checkpoint's age without loading the models.
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.set(self.key, blob)
+            pipe.hset(self.meta_key, mapping={"saved_at": time.time(), "bytes": len(blob)})
+            await pipe.execute()
         return len(blob)
+
+    async def saved_at(self) -> float | None:
+        raw = await self.client.hget(self.meta_key, "saved_at")
+        return float(raw) if raw is not None else None
+
+    async def delete(self) -> int:
+        return int(await self.client.delete(self.key, self.meta_key))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.personalizer import ModelConfig
@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     redis_retry_max_s: float = Field(5.0, gt=0, description="longest back-off between Redis retries")
     profile_ttl_days: float = Field(0, ge=0, description="expire profiles idle this long; 0 keeps them")
 
+    dedup_window: int = Field(10_000, ge=10, description="event ids remembered per customer for exactly-once")
+    pseudonymise_key: SecretStr | None = Field(
+        None, description="secret key: customer ids are replaced by HMAC-SHA256 pseudonyms before Redis and offers")
+
     checkpoint_interval_s: float = Field(60.0, gt=0, description="save model checkpoints this often")
 
     # --- models ---------------------------------------------------------------------------------
@@ -60,6 +64,15 @@ class Settings(BaseSettings):
         """The broker URL in the host:port[,host:port] form aiokafka expects."""
         hosts = self.broker_url.split("://", 1)[-1]
         return hosts.replace(";", ",")
+
+    @property
+    def pseudonymise_key_bytes(self) -> bytes | None:
+        return self.pseudonymise_key.get_secret_value().encode() if self.pseudonymise_key else None
+
+    @property
+    def forget_channel(self) -> str:
+        """Redis pub/sub channel on which `perso forget` tells running workers to drop a cached customer."""
+        return f"perso:{self.app_id}:forget"
 
     @property
     def input_topics(self) -> tuple[str, str]:
