@@ -91,6 +91,7 @@ def create_app(settings: Settings) -> faust.App:
     telemetry = WorkerTelemetry(pipeline, store)
     register_views(app, telemetry, store, pseudonymiser)
     checkpoints = CheckpointStore(redis_client, settings.app_id)
+    stats_key = f"perso:stats:{settings.app_id}:{socket.gethostname()}:{os.getpid()}"
     restored = asyncio.Event()
     saved_at_accepted = -1
 
@@ -127,6 +128,8 @@ def create_app(settings: Settings) -> faust.App:
         # Sent by Faust after the consumer has stopped: the models hold everything processed.
         if restored.is_set():
             await save_checkpoint("shutdown")
+        with contextlib.suppress(Exception):  # a stopped worker must not look alive to `status`/`rebuild`
+            await redis_client.delete(stats_key)
 
     app.on_before_shutdown.connect(checkpoint_on_shutdown)  # type: ignore[arg-type]
 
@@ -157,7 +160,6 @@ def create_app(settings: Settings) -> faust.App:
                 log.warning("forget listener: %s; resubscribing in 1s", error)
                 await asyncio.sleep(1.0)
 
-    stats_key = f"perso:stats:{settings.app_id}:{socket.gethostname()}:{os.getpid()}"
     last_logged = 0.0
 
     @app.timer(STATS_PUBLISH_S)

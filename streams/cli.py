@@ -91,12 +91,85 @@ def cmd_schemas(args: argparse.Namespace) -> int:
 def cmd_profile(args: argparse.Namespace) -> int:
     import redis
 
-    client = redis.Redis.from_url(_settings().redis_url, decode_responses=True)
-    profile = client.hgetall(f"profile:{args.customer_id}")
+    from streams.privacy import Pseudonymiser
+
+    settings = _settings()
+    stored_id = Pseudonymiser(settings.pseudonymise_key_bytes).apply(args.customer_id)
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    profile = client.hgetall(f"profile:{stored_id}")
     if not profile:
         print(f"no profile for customer {args.customer_id!r}", file=sys.stderr)
         return 1
     print(json.dumps(profile, indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_pseudonym(args: argparse.Namespace) -> int:
+    from streams.privacy import Pseudonymiser
+
+    settings = _settings()
+    if settings.pseudonymise_key is None:
+        print("PERSO_PSEUDONYMISE_KEY is not set: customer ids are stored as they are", file=sys.stderr)
+        return 1
+    print(Pseudonymiser(settings.pseudonymise_key_bytes).apply(args.customer_id))
+    return 0
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    from streams.operations import forget_customer
+
+    stored_id, deleted, notified = asyncio.run(forget_customer(_settings(), args.customer_id))
+    print(f"forgot {args.customer_id!r} (stored as {stored_id}): {deleted} keys deleted "
+          f"(profile, state, remembered event ids); {notified} running worker(s) notified")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from streams.operations import status
+
+    report = asyncio.run(status(_settings()))
+    if args.json:
+        print(json.dumps({"lag": [vars(p) | {"lag": p.lag} for p in report.lag], "total_lag": report.total_lag,
+                          "workers": [vars(w) | {"alive": w.alive} for w in report.workers],
+                          "checkpoint_age_s": report.checkpoint_age_s}, indent=2))
+        return 0
+    print("consumer lag (committed / end offset):")
+    for p in report.lag:
+        print(f"  {p.topic}/{p.partition:<3} {p.committed if p.committed is not None else '-':>10} / {p.end:<10} "
+              f"lag {p.lag}")
+    print(f"  total lag {report.total_lag}")
+    if not report.workers:
+        print("workers: none reporting")
+    for w in report.workers:
+        v = w.values
+        print(f"worker {w.name}: {'alive' if w.alive else f'silent for {w.age_s:.0f}s'}, "
+              f"{v.get('events_per_s', 0):.0f} events/s, partitions {v.get('assigned_partitions', 0):.0f}, "
+              f"accepted {v.get('accepted', 0):.0f}, duplicates {v.get('duplicates', 0):.0f}, "
+              f"offers {v.get('offers', 0):.0f}, dead letters {v.get('dead_letters', 0):.0f} {w.dead_letter_reasons}, "
+              f"redis {'up' if v.get('redis_up', 1) else 'UNREACHABLE'}")
+        print(f"  models: propensity ROC AUC {v.get('propensity_roc_auc', 0):.3f}, "
+              f"log loss {v.get('propensity_log_loss', 0):.3f} over {v.get('propensity_labelled', 0):.0f} labels; "
+              f"{v.get('items_known', 0):.0f} items known; {v.get('cached_customers', 0):.0f} customers cached")
+    age = report.checkpoint_age_s
+    print(f"model checkpoint: {'none yet' if age is None else f'saved {age:.0f}s ago'}")
+    return 0
+
+
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    from streams.operations import OperationRefused, rebuild
+
+    if not args.yes:
+        print("rebuild deletes every profile, customer state, remembered event id and the model checkpoint, and "
+              f"moves the consumer group to the {args.to} offsets. Run again with --yes.", file=sys.stderr)
+        return 2
+    try:
+        result = asyncio.run(rebuild(_settings(), args.to))
+    except OperationRefused as refused:
+        print(f"error: {refused}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2))
+    print("now start the workers: they recompute every profile from the input topics"
+          if args.to == "earliest" else "now replay the log (perso replay FILE) and start the workers")
     return 0
 
 
@@ -274,6 +347,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("customer_id")
     p.set_defaults(func=cmd_profile)
 
+    p = sub.add_parser("pseudonym", help="print the pseudonym a customer id is stored under")
+    p.add_argument("customer_id")
+    p.set_defaults(func=cmd_pseudonym)
+
+    p = sub.add_parser("forget", help="delete a customer's profile, state and remembered events")
+    p.add_argument("customer_id")
+    p.set_defaults(func=cmd_forget)
+
+    p = sub.add_parser("status", help="consumer lag, worker rates, dead letters, model metrics, checkpoint age")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("rebuild", help="reset the consumer group and all derived state (workers stopped)")
+    p.add_argument("--to", choices=["earliest", "latest"], default="earliest",
+                   help="earliest: recompute from the input topics; latest: then replay a file")
+    p.add_argument("--yes", action="store_true", help="really delete")
+    p.set_defaults(func=cmd_rebuild)
+
     p = sub.add_parser("offers", help="print offers (or dead letters) as they arrive")
     p.add_argument("--from-beginning", action="store_true")
     p.add_argument("--dead-letters", action="store_true", help="read the dead-letter topic instead")
@@ -301,6 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("PERSO_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # aiokafka's INFO lines (coordinator discovery, joins) drown the output of short commands.
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
 
