@@ -36,8 +36,12 @@ def free_port() -> int:
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    return {**os.environ, "PERSO_BROKER_URL": settings.broker_url, "PERSO_REDIS_URL": settings.redis_url,
-            "PERSO_APP_ID": settings.app_id, "PERSO_WEB_ENABLED": "false", "PERSO_STATE_DIR": str(settings.state_dir),
+    key = settings.pseudonymise_key
+    extra = {"PERSO_PSEUDONYMISE_KEY": key.get_secret_value()} if key else {}
+    return {**os.environ, **extra, "PERSO_BROKER_URL": settings.broker_url, "PERSO_REDIS_URL": settings.redis_url,
+            "PERSO_APP_ID": settings.app_id, "PERSO_WEB_ENABLED": str(settings.web_enabled).lower(),
+            "PERSO_WEB_PORT": str(settings.web_port), "PERSO_STATE_DIR": str(settings.state_dir),
+            "PERSO_DEDUP_WINDOW": str(settings.dedup_window), "PERSO_PROFILE_TTL_DAYS": str(settings.profile_ttl_days),
             "PERSO_PARTITIONS": str(settings.partitions), "PYTHONPATH": str(ROOT),
             "PERSO_CLICKSTREAM_TOPIC": settings.clickstream_topic, "PERSO_PURCHASES_TOPIC": settings.purchases_topic,
             "PERSO_OFFERS_TOPIC": settings.offers_topic, "PERSO_DEAD_LETTER_TOPIC": settings.dead_letter_topic,
@@ -65,6 +69,12 @@ class Worker:
         with open(self.log_path, "ab") as out:
             self.process = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], cwd=ROOT,
                                             env=settings_env(self.settings), stdout=out, stderr=subprocess.STDOUT)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown handlers, no final commit or checkpoint; what a crash looks like."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -95,6 +105,19 @@ def worker(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         yield w
     finally:
         w.stop()
+
+
+def isolated(stack: Settings, name: str, redis_db: int, **overrides: Any) -> Settings:
+    """Settings with their own topics, consumer group and Redis database, the topics created."""
+    from streams.stack import create_topics
+
+    run = f"{name}-{uuid.uuid4().hex[:6]}"
+    settings = stack.model_copy(update={
+        "app_id": run, "clickstream_topic": f"{run}-clicks", "purchases_topic": f"{run}-orders",
+        "offers_topic": f"{run}-offers", "dead_letter_topic": f"{run}-dead",
+        "redis_url": stack.redis_url.rsplit("/", 1)[0] + f"/{redis_db}", **overrides})
+    asyncio.run(create_topics(settings))
+    return settings
 
 
 def produce(settings: Settings, records: list[tuple[str, str | None, bytes]]) -> None:
