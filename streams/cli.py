@@ -80,6 +80,51 @@ def cmd_feed(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from streams.log_sources import count_records, read_file, read_topic
+    from streams.replayer import ReplayFailed, replay
+
+    settings = _settings()
+    if (args.file is None) == (args.topic is None):
+        print("error: give a FILE or --topic, not both", file=sys.stderr)
+        return 2
+    records: Any
+    if args.file is not None:
+        path = Path(args.file)
+        if not path.is_file():
+            print(f"error: no such file: {path}", file=sys.stderr)
+            return 2
+        total: int | None = count_records(path) if args.progress else None
+        records = read_file(path)
+    else:
+        parse = datetime.fromisoformat
+        total = None
+        records = read_topic(settings, args.topic, args.start_offset, args.end_offset,
+                             parse(args.start_time) if args.start_time else None,
+                             parse(args.end_time) if args.end_time else None)
+    rejects = Path(args.rejects)
+    try:
+        summary = asyncio.run(replay(settings, records, rate=args.rate, rejects_path=rejects, total=total,
+                                     progress=args.progress))
+    except (ReplayFailed, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    for line in summary.lines():
+        print(line)
+    return 0
+
+
+def cmd_generate_log(args: argparse.Namespace) -> int:
+    from streams.synthetic import write_history_log
+
+    started = time.monotonic()
+    count = write_history_log(Path(args.out), customers=args.customers, days=args.days, seed=args.seed)
+    print(f"wrote {count} events to {args.out} in {time.monotonic() - started:.1f}s")
+    return 0
+
+
 def cmd_schemas(args: argparse.Namespace) -> int:
     from schemas.export import export_json_schemas
 
@@ -338,6 +383,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--events", type=int, default=None, help="stop after this many events")
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(func=cmd_feed)
+
+    p = sub.add_parser("replay", help="validate an event log and publish it to the input topics")
+    p.add_argument("file", nargs="?", help="JSON Lines or CSV, optionally gzip (.jsonl, .csv, .jsonl.gz, ...)")
+    p.add_argument("--topic", help="replay this topic instead of a file")
+    p.add_argument("--start-offset", type=int, help="with --topic: first offset (every partition)")
+    p.add_argument("--end-offset", type=int, help="with --topic: stop before this offset (default: caught up)")
+    p.add_argument("--start-time", help="with --topic: ISO time of the first record")
+    p.add_argument("--end-time", help="with --topic: ISO time to stop at")
+    p.add_argument("--rate", type=float, default=None, help="records per second (default: full speed)")
+    p.add_argument("--rejects", default="replay-rejects.jsonl", help="where rejected records and reasons go")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="log lines instead of a bar")
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("generate-log", help="write a synthetic event log (JSON Lines, .gz to compress)")
+    p.add_argument("out")
+    p.add_argument("--customers", type=int, default=2000)
+    p.add_argument("--days", type=float, default=30.0)
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(func=cmd_generate_log)
 
     p = sub.add_parser("schemas", help="export the JSON Schemas of events, offers and profiles")
     p.add_argument("--out", default="schemas/json", help="directory to write to")

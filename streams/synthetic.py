@@ -7,10 +7,12 @@ purchase rates; items that go together (bundles of three within a category); a s
 from __future__ import annotations
 
 import random
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -170,3 +172,20 @@ def history(shop: SyntheticShop, days: float, start_ts: float, visits_per_custom
         events.extend(shop.session(customer, ts))
     events.sort(key=lambda pair: pair[1]["ts"])
     return events
+
+
+def write_history_log(path: Path, customers: int, days: float, seed: int = 7, prefix: str = "h") -> int:
+    """Write `history()` ending now as JSON Lines (gzip when the name ends in .gz); returns the event count.
+
+    Sample logs for `perso replay` and its benchmark; event ids are deterministic per seed, so writing the
+    same log twice and replaying both is the double-replay case.
+    """
+    import gzip
+
+    shop = SyntheticShop(n_customers=customers, seed=seed, prefix=prefix)
+    events = history(shop, days, time.time() - days * 86_400.0 - 60.0)
+    opener = gzip.open(path, "wb", compresslevel=3) if path.suffix == ".gz" else open(path, "wb")  # noqa: SIM115
+    with opener as out:
+        for start in range(0, len(events), 10_000):
+            out.write(b"".join(orjson.dumps(body) + b"\n" for _, body in events[start:start + 10_000]))
+    return len(events)
