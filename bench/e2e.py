@@ -38,6 +38,8 @@ def worker_counters(client: redis.Redis, app_id: str) -> dict[str, float]:
     totals: dict[str, float] = {}
     for key in client.scan_iter(f"perso:stats:{app_id}:*"):
         for field, value in client.hgetall(key).items():  # type: ignore[union-attr]
+            if field == b"dead_letter_reasons":  # JSON, not a counter
+                continue
             totals[field.decode()] = totals.get(field.decode(), 0.0) + float(value)
     return totals
 
