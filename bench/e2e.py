@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from streams.feed import run_feed  # noqa: E402
 from streams.offers_tail import follow_topic  # noqa: E402
+from streams.security import redis_sync  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 from streams.stack import create_topics  # noqa: E402
 
@@ -53,7 +54,7 @@ async def latency_phase(settings: Settings, rate: float, seconds: float, run: st
     latencies: list[float] = []
 
     async def collect() -> None:
-        async for offer in follow_topic(settings.bootstrap_servers, settings.offers_topic):
+        async for offer in follow_topic(settings, settings.offers_topic):
             arrived = time.time()
             latencies.append(arrived - datetime.fromisoformat(offer["event_ts"]).timestamp())
 
@@ -79,7 +80,7 @@ def main() -> int:
            "PERSO_DEAD_LETTER_TOPIC": f"bench-{run}-deadletter", "PERSO_WEB_ENABLED": "false"}
     os.environ.update(env)
     settings = Settings()
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis_sync(settings)
     asyncio.run(create_topics(settings))
 
     t0 = time.monotonic()

@@ -20,7 +20,6 @@ from typing import Any
 
 import faust
 import orjson
-import redis.asyncio as aioredis
 
 from models.personalizer import Personalizer
 from schemas.dead_letter import DeadLetter
@@ -30,6 +29,7 @@ from streams.checkpoints import CheckpointStore
 from streams.pipeline import BatchPipeline, RawRecord
 from streams.privacy import Pseudonymiser
 from streams.profile_store import ProfileStore
+from streams.security import faust_credentials, redis_async
 from streams.settings import Settings
 from streams.telemetry import WorkerTelemetry
 from streams.web import register_views
@@ -46,6 +46,7 @@ def create_app(settings: Settings) -> faust.App:
     app = faust.App(
         settings.app_id,
         broker=settings.broker_url,
+        broker_credentials=faust_credentials(settings),
         store="memory://",
         autodiscover=False,
         topic_partitions=settings.partitions,
@@ -69,7 +70,7 @@ def create_app(settings: Settings) -> faust.App:
     offers_topic = raw_topic(settings.offers_topic)
     dead_topic = raw_topic(settings.dead_letter_topic)
 
-    redis_client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+    redis_client = redis_async(settings)
     store = ProfileStore(redis_client, ttl_s=settings.profile_ttl_days * 86_400,
                          retry_max_s=settings.redis_retry_max_s, dedup_window=settings.dedup_window)
     pseudonymiser = Pseudonymiser(settings.pseudonymise_key_bytes)

@@ -134,13 +134,12 @@ def cmd_schemas(args: argparse.Namespace) -> int:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    import redis
-
     from streams.privacy import Pseudonymiser
+    from streams.security import redis_sync
 
     settings = _settings()
     stored_id = Pseudonymiser(settings.pseudonymise_key_bytes).apply(args.customer_id)
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    client = redis_sync(settings, decode_responses=True)
     profile = client.hgetall(f"profile:{stored_id}")
     if not profile:
         print(f"no profile for customer {args.customer_id!r}", file=sys.stderr)
@@ -226,7 +225,7 @@ def cmd_offers(args: argparse.Namespace) -> int:
 
     async def tail() -> None:
         seen = 0
-        async for record in follow_topic(settings.bootstrap_servers, topic, from_beginning=args.from_beginning,
+        async for record in follow_topic(settings, topic, from_beginning=args.from_beginning,
                                          idle_timeout_s=args.idle_timeout):
             print(_format_offer(record) if not args.dead_letters else json.dumps(record), flush=True)
             seen += 1
@@ -258,7 +257,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 1
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     worker_log = settings.state_dir / "worker.log"
-    print(f"stack up (broker {settings.bootstrap_servers}, redis {settings.redis_url}); "
+    print(f"stack up (broker {settings.bootstrap_servers}, redis {redacted_url(settings.redis_url)}); "
           f"starting worker, log in {worker_log}", flush=True)
     with open(worker_log, "ab") as out:
         worker = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], stdout=out,
@@ -267,7 +266,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     offers: list[dict[str, Any]] = []
 
     async def show_offers() -> None:
-        async for offer in follow_topic(settings.bootstrap_servers, settings.offers_topic):
+        async for offer in follow_topic(settings, settings.offers_topic):
             if not offers:
                 print(f"first offer {time.monotonic() - started:.1f}s after start", flush=True)
             offers.append(offer)

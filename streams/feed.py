@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from streams.security import kafka_options
 from streams.settings import Settings
 from streams.synthetic import SyntheticShop, corrupt
 
@@ -36,7 +37,7 @@ async def run_feed(settings: Settings, customers: int = 500, rate: float = 200.0
                    prefix: str = "c") -> FeedReport:
     """Send events until max_events or duration_s (whichever first; forever if neither)."""
     shop = SyntheticShop(n_customers=customers, seed=seed, prefix=prefix)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=5,
+    producer = AIOKafkaProducer(**kafka_options(settings), acks="all", linger_ms=5,
                                 enable_idempotence=False)
     await producer.start()
     report = FeedReport()

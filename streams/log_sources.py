@@ -17,6 +17,7 @@ from typing import IO, Any, cast
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams.security import kafka_options
 from streams.settings import Settings
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -107,7 +108,7 @@ async def read_topic(settings: Settings, topic: str, start_offset: int | None = 
     """Records of every partition of `topic` from the start (offset, time, or the beginning) up to the end
     (exclusive offset, time, or the end offset when the read began), partition by partition, in order.
     """
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(**kafka_options(settings), enable_auto_commit=False,
                                 group_id=None, fetch_max_wait_ms=100)
     await consumer.start()
     try:

@@ -10,12 +10,15 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams.security import kafka_options
+from streams.settings import Settings
 
-async def follow_topic(bootstrap: str, topic: str, from_beginning: bool = False,
+
+async def follow_topic(settings: Settings, topic: str, from_beginning: bool = False,
                        idle_timeout_s: float | None = None) -> AsyncIterator[dict[str, Any]]:
     """Yield decoded JSON records of `topic` as they arrive; stop after idle_timeout_s without one."""
     # A short fetch wait: some brokers (tansu) hold a fetch for the whole wait even when records arrive.
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+    consumer = AIOKafkaConsumer(**kafka_options(settings), enable_auto_commit=False, group_id=None,
                                 fetch_max_wait_ms=50)
     await consumer.start()
     try:
@@ -27,7 +30,7 @@ async def follow_topic(bootstrap: str, topic: str, from_beginning: bool = False,
             await consumer.topics()  # refresh metadata until the topic exists
             await asyncio.sleep(0.2)
         if not partitions:
-            raise RuntimeError(f"topic {topic!r} does not exist on {bootstrap}")
+            raise RuntimeError(f"topic {topic!r} does not exist on {settings.bootstrap_servers}")
         assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(assigned)
         if from_beginning:

@@ -20,6 +20,7 @@ from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssigno
 from streams.checkpoints import CheckpointStore
 from streams.privacy import Pseudonymiser
 from streams.profile_store import customer_keys
+from streams.security import kafka_options, redis_async
 from streams.settings import Settings
 
 # A worker whose stats hash is older than this is not running (it refreshes every second).
@@ -69,7 +70,7 @@ class StatusReport:
 
 
 def redis_client(settings: Settings) -> aioredis.Redis:
-    return aioredis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+    return redis_async(settings)
 
 
 async def worker_reports(client: aioredis.Redis, app_id: str) -> list[WorkerReport]:
@@ -86,7 +87,7 @@ async def worker_reports(client: aioredis.Redis, app_id: str) -> list[WorkerRepo
 
 
 async def consumer_lag(settings: Settings) -> list[PartitionLag]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=settings.app_id,
+    consumer = AIOKafkaConsumer(**kafka_options(settings), group_id=settings.app_id,
                                 enable_auto_commit=False)
     await consumer.start()
     try:
@@ -156,7 +157,7 @@ async def reset_group_offsets(settings: Settings, to: str, timeout_s: float = 60
     if to not in ("earliest", "latest"):
         raise ValueError(f"to must be 'earliest' or 'latest', not {to!r}")
     consumer = AIOKafkaConsumer(
-        *settings.input_topics, bootstrap_servers=settings.bootstrap_servers, group_id=settings.app_id,
+        *settings.input_topics, **kafka_options(settings), group_id=settings.app_id,
         enable_auto_commit=False, partition_assignment_strategy=(_FaustNamedRoundRobin,),
         session_timeout_ms=int(settings.session_timeout_s * 1000),
         heartbeat_interval_ms=int(settings.heartbeat_interval_s * 1000))

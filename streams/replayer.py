@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from schemas.events import EventRejected, parse_event
 from streams.log_sources import LogRecord
+from streams.security import kafka_options
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ async def replay(settings: Settings, records: Iterable[LogRecord] | AsyncIterabl
                  progress: bool = True) -> ReplaySummary:
     summary = ReplaySummary(rejects_path=rejects_path)
     topics = {"clickstream": settings.clickstream_topic, "purchases": settings.purchases_topic}
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=10,
+    producer = AIOKafkaProducer(**kafka_options(settings), acks="all", linger_ms=10,
                                 max_batch_size=256 * 1024, enable_idempotence=False)
     await producer.start()
     started = time.monotonic()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,6 +19,19 @@ class Settings(BaseSettings):
     broker_url: str = Field("kafka://127.0.0.1:9092", description="Kafka bootstrap, kafka://host:port[;host:port]")
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for profiles and state")
     app_id: str = Field("personalizer", description="Faust app id = Kafka consumer group")
+
+    # --- security (see streams/security.py) ----------------------------------------------------
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = Field(None, description="CA bundle to verify the brokers")
+    kafka_ssl_certfile: Path | None = Field(None, description="client certificate (mutual TLS)")
+    kafka_ssl_keyfile: Path | None = None
+    kafka_ssl_password: SecretStr | None = Field(None, description="password of the client key")
+    redis_username: str | None = None
+    redis_password: SecretStr | None = Field(None, description="Redis AUTH password (keep it out of the URL)")
+    redis_ssl_ca_certs: Path | None = Field(None, description="CA bundle for a rediss:// URL")
 
     # --- topics ---------------------------------------------------------------------------------
     clickstream_topic: str = "clickstream"

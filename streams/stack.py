@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from streams.security import kafka_options
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -181,7 +182,7 @@ def _alive(pid: int) -> bool:
 
 async def create_topics(settings: Settings, timeout_s: float = 20.0) -> list[str]:
     """Create the input, offers and dead-letter topics with the configured partitions; existing ones stay."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(**kafka_options(settings), request_timeout_ms=10_000)
     deadline = time.monotonic() + timeout_s
     while True:
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -36,8 +37,8 @@ def free_port() -> int:
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    key = settings.pseudonymise_key
-    extra = {"PERSO_PSEUDONYMISE_KEY": key.get_secret_value()} if key else {}
+    secrets = {"PERSO_PSEUDONYMISE_KEY": settings.pseudonymise_key, "PERSO_REDIS_PASSWORD": settings.redis_password}
+    extra = {name: value.get_secret_value() for name, value in secrets.items() if value is not None}
     return {**os.environ, **extra, "PERSO_BROKER_URL": settings.broker_url, "PERSO_REDIS_URL": settings.redis_url,
             "PERSO_APP_ID": settings.app_id, "PERSO_WEB_ENABLED": str(settings.web_enabled).lower(),
             "PERSO_WEB_PORT": str(settings.web_port), "PERSO_STATE_DIR": str(settings.state_dir),
@@ -107,6 +108,37 @@ def worker(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         w.stop()
 
 
+class RedisServer:
+    """A redis-server of a test's own, to stop, restart or protect with a password without touching others."""
+
+    def __init__(self, workdir: Path, password: str | None = None) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.password = password
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        from streams.stack import wait_for_port
+
+        binary = shutil.which("redis-server")
+        assert binary, "redis-server is not installed (./dev setup installs it)"
+        argv = [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
+                "--dir", str(self.workdir)]
+        if self.password:
+            argv += ["--requirepass", self.password]
+        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port("127.0.0.1", self.port, 10, "redis-server")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
 def isolated(stack: Settings, name: str, redis_db: int, **overrides: Any) -> Settings:
     """Settings with their own topics, consumer group and Redis database, the topics created."""
     from streams.stack import create_topics
@@ -144,7 +176,7 @@ def read_topic(settings: Settings, topic: str, until: Callable[[list[dict[str, A
         records: list[dict[str, Any]] = []
 
         async def collect() -> None:
-            async for record in follow_topic(settings.bootstrap_servers, topic, from_beginning=True):
+            async for record in follow_topic(settings, topic, from_beginning=True):
                 records.append(record)
                 if until(records):
                     return
