@@ -247,6 +247,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Stack up, a worker, the feed and the offers as they arrive: the whole product in one terminal."""
     from streams.feed import run_feed
     from streams.offers_tail import follow_topic
+    from streams.security import redacted_url
     from streams.stack import LocalStack, StackError
 
     settings = _settings()
