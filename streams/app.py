@@ -57,6 +57,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=settings.heartbeat_interval_s,
         # A member that died without leaving holds the group until this passes; keep restarts quick.
         broker_rebalance_timeout=max(2 * settings.session_timeout_s, 20.0),
+        stream_buffer_maxsize=settings.stream_buffer_maxsize,
         web_enabled=settings.web_enabled,
         web_host=settings.web_host,
         web_bind=settings.web_host,

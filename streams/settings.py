@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     web_enabled: bool = True
     web_host: str = "127.0.0.1"
     web_port: int = 6066
+    stream_buffer_maxsize: int = Field(
+        4096, ge=1, description="records fetched ahead per partition; bounds what waits in memory when Redis is down")
     redis_retry_max_s: float = Field(5.0, gt=0, description="longest back-off between Redis retries")
     profile_ttl_days: float = Field(0, ge=0, description="expire profiles idle this long; 0 keeps them")
 

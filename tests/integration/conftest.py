@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,11 @@ class Worker:
             self.process = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], cwd=ROOT,
                                             env=settings_env(self.settings), stdout=out, stderr=subprocess.STDOUT)
 
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
     def kill(self) -> None:
         """SIGKILL: no shutdown handlers, no final commit or checkpoint; what a crash looks like."""
         assert self.process is not None
@@ -111,10 +117,11 @@ def worker(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 class RedisServer:
     """A redis-server of a test's own, to stop, restart or protect with a password without touching others."""
 
-    def __init__(self, workdir: Path, password: str | None = None) -> None:
+    def __init__(self, workdir: Path, password: str | None = None, durable: bool = False) -> None:
         self.port = free_port()
         self.workdir = workdir
         self.password = password
+        self.durable = durable  # an append-only file, fsynced per write: a restart keeps every key
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -126,8 +133,8 @@ class RedisServer:
 
         binary = shutil.which("redis-server")
         assert binary, "redis-server is not installed (./dev setup installs it)"
-        argv = [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
-                "--dir", str(self.workdir)]
+        argv = [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--dir", str(self.workdir),
+                *(["--appendonly", "yes", "--appendfsync", "always"] if self.durable else ["--appendonly", "no"])]
         if self.password:
             argv += ["--requirepass", self.password]
         self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -137,6 +144,26 @@ class RedisServer:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=10)
+
+
+# Filled by the fault tests, printed at the end of the session (`pytest -m faults` runs just them).
+FAULT_REPORT: list[dict[str, Any]] = []
+
+
+def report_fault(fault: str, sent: int, reflected: int) -> None:
+    """Record one fault's outcome; the test then asserts lost == 0."""
+    FAULT_REPORT.append({"fault": fault, "sent": sent, "reflected": reflected, "lost": sent - reflected})
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not FAULT_REPORT:
+        return
+    terminalreporter.section("fault report")
+    terminalreporter.write_line(f"{'fault':<48} {'sent':>7} {'reflected':>10} {'lost':>6}")
+    for row in FAULT_REPORT:
+        terminalreporter.write_line(f"{row['fault']:<48} {row['sent']:>7} {row['reflected']:>10} {row['lost']:>6}")
+    (ROOT / ".perso").mkdir(exist_ok=True)
+    (ROOT / ".perso" / "fault-report.json").write_text(json.dumps(FAULT_REPORT, indent=2) + "\n")
 
 
 def isolated(stack: Settings, name: str, redis_db: int, **overrides: Any) -> Settings:
@@ -152,7 +179,7 @@ def isolated(stack: Settings, name: str, redis_db: int, **overrides: Any) -> Set
     return settings
 
 
-def produce(settings: Settings, records: list[tuple[str, str | None, bytes]]) -> None:
+def produce(settings: Settings, records: Sequence[tuple[str, str | None, bytes]]) -> None:
     """Send (topic kind or name, key, value) records and wait for the broker's acknowledgement."""
     names = {"clickstream": settings.clickstream_topic, "purchases": settings.purchases_topic}
 

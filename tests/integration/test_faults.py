@@ -1,0 +1,106 @@
+"""Faults on the real processes: Redis going away and coming back, a worker of a two-worker group dying.
+
+Each test reports events sent, events reflected in profiles and lost (`pytest -m faults` prints the table).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from streams.settings import Settings
+from tests.integration.conftest import RedisServer, Worker, free_port, isolated, report_fault, wait_for
+from tests.integration.scenario import (
+    build_log,
+    matches,
+    reflected,
+    replay,
+    replay_in_background,
+    start_ready,
+    wait_until_profiles_match,
+    worker_stat,
+)
+
+OUTAGE_S = 8.0
+
+
+def health(port: int) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=3) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        assert json.loads(error.read())["redis"] == "unreachable"
+        return int(error.code)
+
+
+@pytest.mark.faults
+def test_redis_outage_holds_the_stream_and_loses_nothing(stack: Settings, tmp_path: Path) -> None:
+    server = RedisServer(tmp_path, durable=True)
+    server.start()
+    port = free_port()
+    settings = isolated(stack, "redis-down", redis_db=0, redis_url=server.url, web_enabled=True, web_port=port,
+                        redis_retry_max_s=1.0)
+    before, during = tmp_path / "before.jsonl", tmp_path / "during.jsonl"
+    expected_before = build_log(before, customers=20, per_customer=10)
+    worker = start_ready(settings, tmp_path / "worker.log")
+    try:
+        replay(settings, before, tmp_path)
+        wait_until_profiles_match(settings, expected_before, worker)
+
+        server.stop()
+        expected_during = build_log(during, customers=20, per_customer=20)  # the same customers, more events
+        expected = {c: {k: expected_before[c].get(k, 0) + expected_during[c].get(k, 0)
+                        for k in ("events", "views", "frequency", "monetary")} for c in expected_during}
+        sent = sum(int(c["events"]) for c in expected.values())
+        replay(settings, during, tmp_path)  # the broker is fine: the events wait in Kafka
+        wait_for(lambda: health(port) == 503, 30, "the worker to report Redis unreachable", worker)
+        time.sleep(OUTAGE_S)
+        worker.assert_alive()
+        assert "Redis save failed" in worker.log_path.read_text() or "Redis load failed" in worker.log_path.read_text()
+
+        server.start()  # same port, its append-only file restores every key
+        wait_until_profiles_match(settings, expected, worker)
+        wait_for(lambda: health(port) == 200, 30, "the worker to report Redis back", worker)
+        assert "Redis is back" in worker.log_path.read_text()
+        report_fault(f"Redis down {OUTAGE_S:.0f}+ s, then restarted", sent, reflected(settings, expected))
+        assert matches(settings, expected)
+    finally:
+        worker.stop()
+        server.stop()
+
+
+@pytest.mark.faults
+def test_one_of_two_workers_dies_and_the_other_takes_over(stack: Settings, tmp_path: Path) -> None:
+    settings = isolated(stack, "survivor", redis_db=8)
+    log = tmp_path / "events.jsonl"
+    expected = build_log(log, customers=60, per_customer=50)
+    sent = sum(int(c["events"]) for c in expected.values())
+    first = start_ready(settings, tmp_path / "worker1.log")
+    second = Worker(settings, tmp_path / "worker2.log")
+    second.start()
+
+    def both_working() -> bool:
+        return all(worker_stat(settings, "assigned_partitions", pid=w.pid) > 0 for w in (first, second))
+    wait_for(both_working, 60, "both workers to own partitions", second)
+    feeder = replay_in_background(settings, log, tmp_path, rate=500)
+    try:
+        wait_for(lambda: worker_stat(settings, "accepted", pid=second.pid) > 200, 60, "the second worker to work",
+                 second)
+        second.kill()
+        assert worker_stat(settings, "accepted") < sent, "the replay finished before the worker died"
+        out, _ = feeder.communicate(timeout=120)
+        assert feeder.returncode == 0, out
+        wait_until_profiles_match(settings, expected, first)
+        wait_for(lambda: worker_stat(settings, "assigned_partitions", pid=first.pid) == 2 * settings.partitions,
+                 30, "the survivor to own every partition", first)
+        report_fault("one of two workers SIGKILLed mid-stream", sent, reflected(settings, expected))
+        assert matches(settings, expected)
+    finally:
+        feeder.kill()
+        first.stop()
+        second.stop()
