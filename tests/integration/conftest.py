@@ -159,9 +159,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not FAULT_REPORT:
         return
     terminalreporter.section("fault report")
-    terminalreporter.write_line(f"{'fault':<48} {'sent':>7} {'reflected':>10} {'lost':>6}")
+    terminalreporter.write_line(f"{'fault':<58} {'sent':>7} {'reflected':>10} {'lost':>6}")
     for row in FAULT_REPORT:
-        terminalreporter.write_line(f"{row['fault']:<48} {row['sent']:>7} {row['reflected']:>10} {row['lost']:>6}")
+        terminalreporter.write_line(f"{row['fault']:<58} {row['sent']:>7} {row['reflected']:>10} {row['lost']:>6}")
     (ROOT / ".perso").mkdir(exist_ok=True)
     (ROOT / ".perso" / "fault-report.json").write_text(json.dumps(FAULT_REPORT, indent=2) + "\n")
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from streams.settings import Settings
+from streams.stack import LocalStack
 from tests.integration.conftest import RedisServer, Worker, free_port, isolated, report_fault, wait_for
 from tests.integration.scenario import (
     build_log,
@@ -104,3 +105,34 @@ def test_one_of_two_workers_dies_and_the_other_takes_over(stack: Settings, tmp_p
         feeder.kill()
         first.stop()
         second.stop()
+
+
+@pytest.mark.faults
+def test_broker_restart_the_worker_reconnects_and_goes_on(stack: Settings, tmp_path: Path) -> None:
+    # A broker of this test's own: restarting the session's broker would pull it from under other tests.
+    settings = stack.model_copy(update={"broker_url": f"kafka://127.0.0.1:{free_port()}", "state_dir": tmp_path,
+                                        "app_id": "restart", "redis_url": stack.redis_url.rsplit("/", 1)[0] + "/10"})
+    broker = LocalStack(settings)
+    broker.up()
+    before, after = tmp_path / "before.jsonl", tmp_path / "after.jsonl"
+    expected_before = build_log(before, customers=20, per_customer=10)
+    worker = start_ready(settings, tmp_path / "worker.log")
+    try:
+        replay(settings, before, tmp_path)
+        wait_until_profiles_match(settings, expected_before, worker)
+
+        broker.down()  # tansu keeps topics in memory: the new broker starts empty and `up` recreates them
+        time.sleep(3)
+        worker.assert_alive()
+        broker.up()
+        expected_after = build_log(after, customers=20, per_customer=10)
+        replay(settings, after, tmp_path)
+        expected = {c: {k: expected_before[c].get(k, 0) + expected_after[c].get(k, 0)
+                        for k in ("events", "views", "frequency", "monetary")} for c in expected_after}
+        wait_until_profiles_match(settings, expected, worker)
+        sent = sum(int(c["events"]) for c in expected.values())
+        report_fault("broker restarted (new in-memory tansu, topics recreated)", sent, reflected(settings, expected))
+        assert matches(settings, expected)
+    finally:
+        worker.stop()
+        broker.down()
