@@ -191,8 +191,10 @@ def cmd_status(args: argparse.Namespace) -> int:
               f"accepted {v.get('accepted', 0):.0f}, duplicates {v.get('duplicates', 0):.0f}, "
               f"offers {v.get('offers', 0):.0f}, dead letters {v.get('dead_letters', 0):.0f} {w.dead_letter_reasons}, "
               f"redis {'up' if v.get('redis_up', 1) else 'UNREACHABLE'}")
-        print(f"  models: propensity ROC AUC {v.get('propensity_roc_auc', 0):.3f}, "
-              f"log loss {v.get('propensity_log_loss', 0):.3f} over {v.get('propensity_labelled', 0):.0f} labels; "
+        labelled = v.get("propensity_labelled", 0)
+        quality = (f"ROC AUC {v.get('propensity_roc_auc', 0):.3f}, log loss {v.get('propensity_log_loss', 0):.3f}"
+                   if labelled else "not measured yet")
+        print(f"  models: propensity {quality} over {labelled:.0f} labels; "
               f"{v.get('items_known', 0):.0f} items known; {v.get('cached_customers', 0):.0f} customers cached")
     age = report.checkpoint_age_s
     print(f"model checkpoint: {'none yet' if age is None else f'saved {age:.0f}s ago'}")
