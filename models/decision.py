@@ -29,13 +29,14 @@ class NextBestOffer:
     """Score = propensity x value x relevance, over candidates from three sources.
 
     - together: neighbours of the customer's recent items (co-occurrence), most recent counted most;
+    - buy again: what the customer bought before (outside the exclusion window), more so if repeatedly;
     - favourites: popular items in the customer's top categories, and what their segment buys;
     - popular: globally popular items, the cold-start fallback.
     Items bought within `exclude_days` are never offered; at most `cap_per_hour` offers per customer per
     hour of event time; the same item is not re-sent until `refresh_s` has passed.
     """
 
-    version = "nbo-1"
+    version = "nbo-2"
 
     def __init__(self, cap_per_hour: int = 4, refresh_s: float = 600.0, exclude_days: float = 30.0) -> None:
         self.cap_per_hour = cap_per_hour
@@ -71,6 +72,12 @@ class NextBestOffer:
         for age, recent in enumerate(reversed(state.recent_items[-5:])):
             for other, similarity in items.neighbours(recent, k=10):
                 offer(other, similarity * 0.8**age + 0.3, f"often bought or viewed together with {recent}")
+        bought: dict[str, int] = {}
+        for item_id, _ in state.recent_purchases:
+            bought[item_id] = bought.get(item_id, 0) + 1
+        for item_id, times in bought.items():
+            reason = "you bought it before" + (f" ({times} times)" if times > 1 else "")
+            offer(item_id, 0.25 + 0.15 * (times - 1), reason)
         share = state.affinity_share()
         for category in state.top_categories(2):
             for item_id in items.popular(category, k=5):

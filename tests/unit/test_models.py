@@ -112,3 +112,15 @@ def test_decision_offers_segment_favourites_with_a_reason() -> None:
     decision = NextBestOffer().decide(state, TS, 0.5, items, favourites=["fav"], segment_label="home lovers")
     assert decision is not None and decision.item_id == "fav"
     assert decision.reason == "popular with customers like you (home lovers)"
+
+
+def test_decision_offers_a_repeat_purchase_once_outside_the_exclusion_window() -> None:
+    items = ItemCooccurrence()
+    for item in ("coffee", "mug"):
+        items.observe_item(ItemInfo(item, "grocery", 12.0), TS)
+    bought = [["coffee", TS - 40 * DAY], ["coffee", TS - 70 * DAY], ["mug", TS - 5 * DAY]]
+    state = CustomerState("c1", recent_purchases=bought, affinity={"grocery": 1.0})
+    decision = NextBestOffer(exclude_days=30).decide(state, TS, 0.5, items)
+    assert decision is not None and decision.item_id == "coffee"  # the mug was bought 5 days ago
+    assert decision.reason == "you bought it before (2 times)"
+    assert NextBestOffer(exclude_days=60).decide(state, TS, 0.5, items) is None
