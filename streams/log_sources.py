@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +25,8 @@ GZIP_MAGIC = b"\x1f\x8b"
 JSON_SUFFIXES = {".jsonl", ".ndjson", ".json"}
 # CSV cells that hold JSON (a purchase's order lines).
 JSON_COLUMNS = {"lines"}
+# A partition that sends nothing for this long before its end offset is an error, not the end.
+STALL_LIMIT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,8 @@ async def read_topic(settings: Settings, topic: str, start_offset: int | None = 
                      start_time: datetime | None = None, end_time: datetime | None = None
                      ) -> AsyncIterator[LogRecord]:
     """Records of every partition of `topic` from the start (offset, time, or the beginning) up to the end
-    (exclusive offset, time, or the end offset when the read began), partition by partition, in order.
+    (exclusive offset, the first record at or after end_time, or the high watermark when the partition's read
+    began), partition by partition, in order.
     """
     consumer = AIOKafkaConsumer(**kafka_options(settings), enable_auto_commit=False,
                                 group_id=None, fetch_max_wait_ms=100)
@@ -117,47 +121,85 @@ async def read_topic(settings: Settings, topic: str, start_offset: int | None = 
             raise ValueError(f"topic {topic!r} does not exist on {settings.bootstrap_servers}")
         partitions = [TopicPartition(topic, n) for n in sorted(numbers)]
         consumer.assign(partitions)
-        starts = await _offsets(consumer, partitions, start_offset, start_time)
-        bounded = end_offset is not None or end_time is not None
-        ends = await _offsets(consumer, partitions, end_offset, end_time) if bounded else None
+        starts = await _start_offsets(consumer, partitions, start_offset, start_time)
         kind = {settings.clickstream_topic: "clickstream", settings.purchases_topic: "purchases"}.get(topic)
         for tp in partitions:
-            end = ends[tp] if ends is not None else None
+            window = _Window(start_time, end_time)
             consumer.seek(tp, starts[tp])
-            async for record in _partition_until(consumer, tp, end):
+            async for record in _partition_until(consumer, tp, end_offset):
+                if window.before(record.timestamp):
+                    continue
+                if window.after(record.timestamp):
+                    break
                 value = record.value or b""
                 yield LogRecord(f"{topic}/{tp.partition}@{record.offset}", value, kind or kind_of(value))
     finally:
         await consumer.stop()
 
 
+class _Window:
+    """Time bounds applied to record timestamps as they are read.
+
+    Some brokers (tansu) answer ListOffsets-by-time with the first offset whatever the time, so a time bound
+    found only through `offsets_for_times` would be ignored (start) or cut everything (end).
+    """
+
+    def __init__(self, start: datetime | None, end: datetime | None) -> None:
+        self.start_ms = int(start.timestamp() * 1000) if start is not None else None
+        self.end_ms = int(end.timestamp() * 1000) if end is not None else None
+        self.started = start is None
+
+    def before(self, timestamp_ms: int) -> bool:
+        """True until the first record at or after the start; from there on every record counts (as in Kafka)."""
+        if not self.started and self.start_ms is not None and timestamp_ms >= self.start_ms:
+            self.started = True
+        return not self.started
+
+    def after(self, timestamp_ms: int) -> bool:
+        return self.end_ms is not None and timestamp_ms >= self.end_ms
+
+
 async def _partition_until(consumer: AIOKafkaConsumer, tp: TopicPartition, end: int | None
                            ) -> AsyncIterator[Any]:
-    """Records of one partition up to `end` (exclusive) or until a fetch finds nothing new (caught up).
+    """Records of one partition up to `end` (exclusive) and never past the high watermark of the first fetch
+    (records written after the read began are not replayed).
 
-    "Caught up" is an empty fetch rather than ListOffsets' end: tansu reports the end offset as the start
-    of its last batch, which would cut the tail off.
+    The high watermark comes from the fetch response, not from ListOffsets: tansu reports the end offset as
+    the start of its last batch, which would cut the tail off. An empty fetch is not taken for the end (a slow
+    fetch would silently truncate the read); no records for STALL_LIMIT_S before the end is an error.
     """
+    limit: int | None = None
+    last_progress = time.monotonic()
     while True:
-        if end is not None and await consumer.position(tp) >= end:
+        if limit is not None and await consumer.position(tp) >= limit:
             return
-        batch = await consumer.getmany(tp, timeout_ms=500, max_records=1000)
+        # Short waits: an empty partition is known to be empty as soon as a fetch response says so.
+        batch = await consumer.getmany(tp, timeout_ms=100, max_records=1000)
+        if limit is None and (high := consumer.highwater(tp)) is not None:
+            limit = high if end is None else min(end, high)
         records = batch.get(tp, [])
         if not records:
-            return
+            if time.monotonic() - last_progress > STALL_LIMIT_S:
+                raise TimeoutError(f"{tp.topic}/{tp.partition}: nothing fetched for {STALL_LIMIT_S:.0f}s at offset "
+                                   f"{await consumer.position(tp)}, before the end offset {limit}")
+            continue
+        last_progress = time.monotonic()
         for record in records:
-            if end is not None and record.offset >= end:
+            if limit is not None and record.offset >= limit:
                 return
             yield record
 
 
-async def _offsets(consumer: AIOKafkaConsumer, partitions: list[TopicPartition], offset: int | None,
-                   when: datetime | None) -> dict[TopicPartition, int]:
-    """Per-partition offset for an explicit offset, the first record at or after a time, or the beginning."""
+async def _start_offsets(consumer: AIOKafkaConsumer, partitions: list[TopicPartition], offset: int | None,
+                         when: datetime | None) -> dict[TopicPartition, int]:
+    """Where each partition's read starts: an explicit offset, a hint from the broker for a time (the exact
+    cut is made on record timestamps), or the beginning."""
+    beginning = await consumer.beginning_offsets(partitions)
     if offset is not None:
-        return {tp: offset for tp in partitions}
+        # Below the log start (retention) the consumer would reset to the end and read nothing.
+        return {tp: max(offset, beginning[tp]) for tp in partitions}
     if when is not None:
         ends = await consumer.end_offsets(partitions)
         found = await consumer.offsets_for_times({tp: int(when.timestamp() * 1000) for tp in partitions})
         return {tp: found[tp].offset if found.get(tp) is not None else ends[tp] for tp in partitions}
-    return dict(await consumer.beginning_offsets(partitions))
+    return dict(beginning)
