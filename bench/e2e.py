@@ -1,12 +1,13 @@
 """End-to-end figures on the embedded stack: sustained events/s and event-to-offer latency.
 
-    python bench/e2e.py [--events 100000] [--latency-rate 1000] [--latency-seconds 20]
+    python bench/e2e.py [--events 100000] [--latency-rate 0 (= half the throughput)] [--latency-seconds 20]
 
 Runs against PERSO_BROKER_URL / PERSO_REDIS_URL (start them with `perso stack up`). Uses fresh topics and a
 fresh consumer group each run. Phase 1 preloads N events, starts one worker process and measures how fast
-it drains them with all models learning. Phase 2 feeds a fixed rate into the running worker and measures,
-for every offer, the time from the event's timestamp (stamped when produced) to the offer's arrival on
-the offers topic. Prints the figures on the last lines and writes bench/results/e2e.json.
+it drains them with all models learning. Phase 2 feeds a fixed rate (default: half the measured throughput)
+into the running worker and measures, for every offer, the time from the event's timestamp (stamped when
+produced) to the offer's arrival on the offers topic, and for every profile written, its Redis write time
+minus its last event's timestamp. Prints the figures on the last lines and writes bench/results/e2e.json.
 """
 
 from __future__ import annotations
@@ -45,6 +46,17 @@ def worker_counters(client: redis.Redis, app_id: str) -> dict[str, float]:
     return totals
 
 
+def profile_latencies_ms(client: redis.Redis, prefix: str) -> list[float]:
+    """Per profile written in the latency phase: its Redis write time minus its last event's timestamp."""
+    latencies = []
+    for key in client.scan_iter(f"profile:{prefix}*", count=1000):
+        updated, last_event = client.hmget(key, ["updated_at", "last_event_ts"])  # type: ignore[misc]
+        if updated and last_event:
+            gap = datetime.fromisoformat(updated.decode()) - datetime.fromisoformat(last_event.decode())
+            latencies.append(gap.total_seconds() * 1000)
+    return latencies
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -70,7 +82,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--customers", type=int, default=10_000)
-    parser.add_argument("--latency-rate", type=float, default=1000.0)
+    parser.add_argument("--latency-rate", type=float, default=0.0,
+                        help="events/s offered in the latency phase; 0: half the measured throughput")
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     args = parser.parse_args()
 
@@ -113,7 +126,9 @@ def main() -> int:
         throughput = (feed.sent - first_done) / drained
         print(f"drained {feed.sent} events in {drained:.1f}s after the first batch", flush=True)
 
-        latencies = asyncio.run(latency_phase(settings, args.latency_rate, args.latency_seconds, run))
+        rate = args.latency_rate or round(throughput / 2)
+        latencies = asyncio.run(latency_phase(settings, rate, args.latency_seconds, run))
+        to_profile = profile_latencies_ms(client, f"lat{run}-")
     finally:
         worker.terminate()
         worker.wait(timeout=60)
@@ -121,10 +136,14 @@ def main() -> int:
     ms = [v * 1000 for v in latencies]
     result = {
         "events": feed.sent, "throughput_events_per_s": round(throughput, 1),
-        "latency_offered_rate": args.latency_rate, "offers_measured": len(ms),
+        "latency_offered_rate": rate, "offers_measured": len(ms),
         "event_to_offer_ms": {"p50": round(percentile(ms, 0.50), 1), "p95": round(percentile(ms, 0.95), 1),
                               "p99": round(percentile(ms, 0.99), 1), "mean": round(statistics.fmean(ms), 1)}
         if ms else None,
+        "profiles_measured": len(to_profile),
+        "event_to_profile_ms": {"p50": round(percentile(to_profile, 0.50), 1),
+                                "p95": round(percentile(to_profile, 0.95), 1),
+                                "p99": round(percentile(to_profile, 0.99), 1)} if to_profile else None,
     }
     out = ROOT / "bench" / "results" / "e2e.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
@@ -133,8 +152,13 @@ def main() -> int:
     if ms:
         lat = result["event_to_offer_ms"]
         assert isinstance(lat, dict)
-        print(f"event-to-offer at {args.latency_rate:.0f} events/s: p50 {lat['p50']} ms, p95 {lat['p95']} ms, "
+        print(f"event-to-offer at {rate:.0f} events/s: p50 {lat['p50']} ms, p95 {lat['p95']} ms, "
               f"p99 {lat['p99']} ms over {len(ms)} offers")
+    if to_profile:
+        lat = result["event_to_profile_ms"]
+        assert isinstance(lat, dict)
+        print(f"event-to-profile at {rate:.0f} events/s: p50 {lat['p50']} ms, p95 {lat['p95']} ms, "
+              f"p99 {lat['p99']} ms over {len(to_profile)} profiles (each customer's last event)")
     return 0
 
 

@@ -1,0 +1,83 @@
+"""Resident memory of customer state kept in the worker: RSS after 10k, 100k and 1M distinct customers.
+
+    python bench/memory.py [--counts 10000,100000,1000000]
+
+Builds realistic states (a synthetic customer's 30 days of events applied), then fills the worker's
+`StateCache` with copies under distinct ids and reads the process RSS from /proc after each step. Item
+memory (the co-occurrence model at 10k and 100k items) is measured by bench/cooccurrence_memory.py.
+Prints the figures on the last lines and writes bench/results/memory.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from models.features import CustomerState  # noqa: E402
+from models.personalizer import Personalizer  # noqa: E402
+from schemas.events import parse_event  # noqa: E402
+from streams.pipeline import StateCache  # noqa: E402
+from streams.synthetic import SyntheticShop, history  # noqa: E402
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def sample_states(n: int = 200) -> list[dict[str, object]]:
+    """Per-customer states as the worker holds them after a month of a synthetic shop's traffic."""
+    shop = SyntheticShop(n_customers=n, seed=8, prefix="m")
+    personalizer, states = Personalizer(), {}
+    for kind, body in history(shop, 30, time.time() - 31 * 86_400):
+        event = parse_event(kind, orjson.dumps(body))
+        state = states.setdefault(event.customer_id, CustomerState(event.customer_id))
+        personalizer.process(state, event)
+    return [s.to_dict() for s in states.values()]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--counts", default="10000,100000,1000000")
+    args = parser.parse_args()
+    counts = [int(c) for c in args.counts.split(",")]
+    samples = sample_states()
+    json_bytes = sum(len(orjson.dumps(s)) for s in samples) / len(samples)
+    cache = StateCache(capacity=max(counts) + 1)
+    gc.collect()
+    baseline = rss_bytes()
+    results = []
+    made = 0
+    for target in counts:
+        while made < target:
+            data = dict(samples[made % len(samples)])
+            data["customer_id"] = f"cust-{made:08d}"
+            cache.put(CustomerState.from_dict(orjson.loads(orjson.dumps(data))))  # independent copies
+            made += 1
+        gc.collect()
+        grown = rss_bytes() - baseline
+        results.append({"customers": target, "rss_growth_bytes": grown, "bytes_per_customer": round(grown / target)})
+        print(f"{target:>9,} customers: RSS +{grown / 2**20:,.1f} MiB = {grown / target:,.0f} bytes per customer",
+              flush=True)
+    result = {"state_json_bytes_mean": round(json_bytes), "steps": results}
+    out = ROOT / "bench" / "results" / "memory.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result))
+    last = results[-1]
+    print(f"memory: {last['bytes_per_customer']:,} bytes per cached customer at {last['customers']:,} "
+          f"(state JSON {json_bytes:,.0f} bytes)")
+
+
+if __name__ == "__main__":
+    main()

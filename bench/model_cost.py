@@ -1,0 +1,141 @@
+"""Model cost: microseconds per event in each model, and what the pipeline's micro-batching saves.
+
+    python bench/model_cost.py [--customers 2000] [--days 10]
+
+Part 1 (no services): replays a synthetic log through `Personalizer.process`; the first half warms the
+models, the second half is timed plainly (µs per event) and then under cProfile, whose cumulative times per
+model method are scaled to the plain total to give µs per call of each model's learn/predict/decide.
+Part 2 (needs Redis at PERSO_REDIS_URL, database 15 is flushed): the whole batch pipeline in-process (validate,
+de-duplicate, models, Redis load and save; publishing is a no-op here, the broker is measured by
+bench/e2e.py and bench/ceiling.py) at micro-batch sizes 1, 50 and 500: the speedup of the mini-batch path.
+Prints the figures on the last lines and writes bench/results/model_cost.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import pstats
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from models.features import CustomerState  # noqa: E402
+from models.personalizer import Personalizer  # noqa: E402
+from schemas.events import ClickEvent, PurchaseEvent, parse_event  # noqa: E402
+from streams.pipeline import BatchPipeline, RawRecord  # noqa: E402
+from streams.profile_store import ProfileStore  # noqa: E402
+from streams.security import redis_async  # noqa: E402
+from streams.settings import Settings  # noqa: E402
+from streams.synthetic import SyntheticShop, history  # noqa: E402
+
+# (label, module path fragment, function name) of the calls worth pricing one by one
+CALLS = [
+    ("features: state.update", "features.py", "update"),
+    ("features: state.features", "features.py", "features"),
+    ("segments: learn_one", "segments.py", "learn_one"),
+    ("segments: predict_one", "segments.py", "predict_one"),
+    ("propensity: predict_one", "propensity.py", "predict_one"),
+    ("propensity: settle (delayed learn_one)", "propensity.py", "settle"),
+    ("co-occurrence: learn_one", "cooccurrence.py", "learn_one"),
+    ("co-occurrence: observe_item", "cooccurrence.py", "observe_item"),
+    ("favourites: predict_one", "favourites.py", "predict_one"),
+    ("decision: decide", "decision.py", "decide"),
+]
+
+
+def run(personalizer: Personalizer, events: Sequence[ClickEvent | PurchaseEvent],
+        states: dict[str, CustomerState]) -> None:
+    for event in events:
+        state = states.setdefault(event.customer_id, CustomerState(event.customer_id))
+        personalizer.process(state, event)
+
+
+def model_costs(customers: int, days: float) -> dict[str, object]:
+    shop = SyntheticShop(n_customers=customers, seed=4, prefix="mc")
+    log = history(shop, days, time.time() - days * 86_400 - 60)
+    events = [parse_event(kind, orjson.dumps(body)) for kind, body in log]
+    half = len(events) // 2
+    personalizer, states = Personalizer(), {}
+    run(personalizer, events[:half], states)
+    # Timed twice on copies of the warmed models: plainly, then under the profiler.
+    import copy
+    plain_models, plain_states = copy.deepcopy(personalizer), copy.deepcopy(states)
+    started = time.perf_counter()
+    run(plain_models, events[half:], plain_states)
+    plain_us = (time.perf_counter() - started) / (len(events) - half) * 1e6
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    run(personalizer, events[half:], states)
+    profiler.disable()
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    total = next(v[3] for k, v in stats.items() if k[2] == "process" and k[0].endswith("personalizer.py"))
+    scale = plain_us * (len(events) - half) / 1e6 / total  # profiler time -> plain time
+    costs: dict[str, dict[str, float]] = {}
+    for label, module, name in CALLS:
+        matches = [v for k, v in stats.items() if k[0].endswith(module) and k[2] == name]
+        if matches:
+            calls, cumulative = matches[0][1], matches[0][3]
+            costs[label] = {"calls": calls, "us_per_call": round(cumulative * scale / calls * 1e6, 1),
+                            "share_of_process": round(cumulative / total, 3)}
+    return {"events_timed": len(events) - half, "process_us_per_event": round(plain_us, 1), "calls": costs}
+
+
+async def batch_speedup(customers: int) -> dict[str, float]:
+    settings = Settings()
+    settings = settings.model_copy(update={"redis_url": settings.redis_url.rsplit("/", 1)[0] + "/15"})
+    shop = SyntheticShop(n_customers=customers, seed=6, prefix="mb")
+    log = history(shop, 2, time.time() - 3 * 86_400)[:20_000]
+    records = [RawRecord(settings.clickstream_topic if kind == "clickstream" else settings.purchases_topic,
+                         0, n, body["customer_id"].encode(), orjson.dumps(body)) for n, (kind, body) in enumerate(log)]
+    rates: dict[str, float] = {}
+
+    async def no_publish(offers: object, dead: object) -> None:
+        return None
+
+    for size in (1, 50, 500):
+        client = redis_async(settings)
+        await client.flushdb()
+        pipeline = BatchPipeline(Personalizer(), ProfileStore(client), no_publish, settings.topic_kind)
+        sample = records[: 3_000 if size == 1 else len(records)]
+        started = time.perf_counter()
+        for start in range(0, len(sample), size):
+            await pipeline.handle(sample[start:start + size])
+        rates[f"batch_{size}"] = round(len(sample) / (time.perf_counter() - started))
+        await client.flushdb()
+        await client.aclose()
+    return rates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=2000)
+    parser.add_argument("--days", type=float, default=10.0)
+    args = parser.parse_args()
+    result = {"models": model_costs(args.customers, args.days),
+              "pipeline_events_per_s": asyncio.run(batch_speedup(args.customers))}
+    out = ROOT / "bench" / "results" / "model_cost.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    models = result["models"]
+    for label, cost in models["calls"].items():  # type: ignore[union-attr]
+        print(f"{label:<40} {cost['us_per_call']:>8.1f} µs/call  {cost['calls']:>7} calls  "
+              f"{cost['share_of_process']:>6.1%} of process")
+    print(f"Personalizer.process: {models['process_us_per_event']} µs per event "  # type: ignore[index]
+          f"({1e6 / models['process_us_per_event']:,.0f} events/s on one core)")  # type: ignore[index]
+    rates = result["pipeline_events_per_s"]
+    print("pipeline in-process (Redis, no broker): " + ", ".join(f"{k} {v:,.0f}/s" for k, v in rates.items())
+          + f"; micro-batch of 500 vs 1: {rates['batch_500'] / rates['batch_1']:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
