@@ -43,10 +43,10 @@ class Settings(BaseSettings):
 
     # --- worker ---------------------------------------------------------------------------------
     batch_size: int = Field(500, ge=1, description="events handled per micro-batch")
-    batch_window_s: float = Field(0.05, gt=0, description="longest wait to fill a micro-batch")
+    batch_window_s: float = Field(0.01, gt=0, description="longest wait to fill a micro-batch")
     session_timeout_s: float = Field(10.0, gt=0, description="consumer group session timeout")
     heartbeat_interval_s: float = Field(3.0, gt=0)
-    fetch_max_wait_ms: int = Field(100, ge=1, description="longest a fetch waits at the broker for new records")
+    fetch_max_wait_ms: int = Field(10, ge=1, description="longest a fetch waits at the broker for new records")
     web_enabled: bool = True
     web_host: str = "127.0.0.1"
     web_port: int = 6066
