@@ -41,8 +41,7 @@ from streams.synthetic import SyntheticShop, history  # noqa: E402
 CALLS = [
     ("features: state.update", "features.py", "update"),
     ("features: state.features", "features.py", "features"),
-    ("segments: learn_one", "segments.py", "learn_one"),
-    ("segments: predict_one", "segments.py", "predict_one"),
+    ("segments: learn_predict_one", "segments.py", "learn_predict_one"),
     ("propensity: predict_one", "propensity.py", "predict_one"),
     ("propensity: settle (delayed learn_one)", "propensity.py", "settle"),
     ("co-occurrence: learn_one", "cooccurrence.py", "learn_one"),

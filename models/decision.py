@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from models.cooccurrence import ItemCooccurrence
-from models.features import CustomerState
+from models.features import DAY, CustomerState
 
 
 @dataclass(frozen=True)
@@ -88,11 +88,11 @@ class NextBestOffer:
         for item_id in items.popular(None, k=5):
             offer(item_id, 0.05, "popular right now")
 
-        in_view = set(state.recent_items[-1:])
+        excluded = set(state.recent_items[-1:])
+        excluded.update(item for item, ts in state.recent_purchases if now_ts - ts <= self.exclude_days * DAY)
         best: Decision | None = None
         for candidate in candidates.values():
-            if candidate.item_id in in_view or state.purchased_recently(
-                    candidate.item_id, now_ts, self.exclude_days):
+            if candidate.item_id in excluded:
                 continue
             info = items.info.get(candidate.item_id)
             price = info.price if info else 0.0

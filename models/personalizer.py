@@ -63,8 +63,7 @@ class Personalizer:
         self._learn_items(state, event, ts)
 
         x = state.features(ts, self.categories)
-        self.segments.learn_one(x)
-        segment = self.segments.predict_one(x)
+        segment = self.segments.learn_predict_one(x)
         state.segment = segment
         propensity = self.propensity.predict_one(x)
         state.pending_labels = self.propensity.snapshot(state.pending_labels, ts, x)
