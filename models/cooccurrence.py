@@ -129,12 +129,6 @@ class ItemCooccurrence:
                 self.category_top.get(info.category, {}).pop(item, None)
 
     # --- predicting --------------------------------------------------------------------------
-    def similarity(self, a: str, b: str) -> float:
-        w_ab = self.pair_weight.get(a, {}).get(b, 0.0)
-        if w_ab == 0.0:
-            return 0.0
-        return min(1.0, w_ab / math.sqrt(self.occurrence.get(a, w_ab) * self.occurrence.get(b, w_ab)))
-
     def neighbours(self, item_id: str, k: int = 10) -> list[tuple[str, float]]:
         """The k items most associated with item_id, by cosine similarity.
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from models.cooccurrence import ItemCooccurrence
-from models.features import DAY, CustomerState
+from models.features import CustomerState
 
 
 @dataclass(frozen=True)
@@ -88,8 +88,8 @@ class NextBestOffer:
         for item_id in items.popular(None, k=5):
             offer(item_id, 0.05, "popular right now")
 
-        excluded = set(state.recent_items[-1:])
-        excluded.update(item for item, ts in state.recent_purchases if now_ts - ts <= self.exclude_days * DAY)
+        excluded = state.bought_within(now_ts, self.exclude_days)
+        excluded.update(state.recent_items[-1:])
         best: Decision | None = None
         for candidate in candidates.values():
             if candidate.item_id in excluded:

@@ -133,8 +133,12 @@ class CustomerState:
         reference = self.last_purchase_ts if self.last_purchase_ts is not None else self.first_event_ts
         return max(0.0, (now_ts - reference) / DAY)
 
+    def bought_within(self, now_ts: float, within_days: float) -> set[str]:
+        """Items bought in the last `within_days` of event time (never offered again that soon)."""
+        return {item for item, ts in self.recent_purchases if now_ts - ts <= within_days * DAY}
+
     def purchased_recently(self, item_id: str, now_ts: float, within_days: float) -> bool:
-        return any(item == item_id and now_ts - ts <= within_days * DAY for item, ts in self.recent_purchases)
+        return item_id in self.bought_within(now_ts, within_days)
 
     def features(self, now_ts: float, categories: Iterable[str] = ()) -> dict[str, float]:
         """Numeric features for the segment and propensity models (unscaled)."""

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from schemas.events import ClickEvent, PurchaseEvent
+from schemas.events import CustomerEvent
 
 OUTSIDE_WINDOW = "outside_dedup_window"
 T = TypeVar("T")
@@ -35,12 +35,12 @@ class SeenWindow:
 
 @dataclass
 class Triage(Generic[T]):
-    fresh: list[tuple[T, ClickEvent | PurchaseEvent]] = field(default_factory=list)
+    fresh: list[tuple[T, CustomerEvent]] = field(default_factory=list)
     duplicates: int = 0
-    outside_window: list[tuple[T, ClickEvent | PurchaseEvent]] = field(default_factory=list)
+    outside_window: list[tuple[T, CustomerEvent]] = field(default_factory=list)
 
 
-def triage(events: Sequence[tuple[T, ClickEvent | PurchaseEvent]], windows: dict[str, SeenWindow],
+def triage(events: Sequence[tuple[T, CustomerEvent]], windows: dict[str, SeenWindow],
            window: int) -> Triage[T]:
     """Split validated events (each with its source record) in batch order; repeats inside the batch count too."""
     result: Triage[T] = Triage()

@@ -69,10 +69,6 @@ class StatusReport:
         return sum(p.lag for p in self.lag)
 
 
-def redis_client(settings: Settings) -> aioredis.Redis:
-    return redis_async(settings)
-
-
 async def worker_reports(client: aioredis.Redis, app_id: str) -> list[WorkerReport]:
     reports = []
     now = time.time()
@@ -99,7 +95,7 @@ async def consumer_lag(settings: Settings) -> list[PartitionLag]:
 
 
 async def status(settings: Settings) -> StatusReport:
-    client = redis_client(settings)
+    client = redis_async(settings)
     try:
         workers = await worker_reports(client, settings.app_id)
         saved_at = await CheckpointStore(client, settings.app_id).saved_at()
@@ -116,7 +112,7 @@ async def forget_customer(settings: Settings, customer_id: str) -> tuple[str, in
     their retention expires: a rebuild within that time brings the customer back.
     """
     stored_id = Pseudonymiser(settings.pseudonymise_key_bytes).apply(customer_id)
-    client = redis_client(settings)
+    client = redis_async(settings)
     try:
         deleted = int(await client.delete(*customer_keys(stored_id)))
         notified = int(await client.publish(settings.forget_channel, stored_id))
@@ -132,7 +128,7 @@ async def rebuild(settings: Settings, to: str = "earliest") -> dict[str, Any]:
     With to="latest" the offsets go to the end instead: for rebuilding from a replayed file rather than
     from what the topics retain. Refuses while a worker of the group reports itself alive.
     """
-    client = redis_client(settings)
+    client = redis_async(settings)
     try:
         alive = [w.name for w in await worker_reports(client, settings.app_id) if w.alive]
         if alive:

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from models.features import CustomerState
 from models.personalizer import Outcome, Personalizer
 from schemas.dead_letter import DeadLetter
-from schemas.events import ClickEvent, EventRejected, PurchaseEvent, parse_event
+from schemas.events import CustomerEvent, EventRejected, parse_event
 from schemas.offers import Offer
 from schemas.profile import ProfileUpdate
 from streams.dedup import OUTSIDE_WINDOW, SeenWindow, triage
@@ -90,9 +90,6 @@ class StateCache:
         return len(self._states)
 
 
-Event = ClickEvent | PurchaseEvent
-
-
 class BatchPipeline:
     def __init__(self, personalizer: Personalizer, store: ProfileStore, publish: Publisher,
                  kind_of_topic: Callable[[str], str], cache: StateCache | None = None,
@@ -129,21 +126,21 @@ class BatchPipeline:
             self._count_reason(OUTSIDE_WINDOW)
 
         offers: list[Offer] = []
-        changed: dict[str, tuple[CustomerState, Outcome, list[Event]]] = {}
+        changed: dict[str, tuple[CustomerState, Outcome]] = {}
+        applied: dict[str, list[CustomerEvent]] = {}
         for _, event in sorted_out.fresh:
             state = self.cache.get(event.customer_id) or CustomerState(event.customer_id)
             self.cache.put(state)
             outcome = self.personalizer.process(state, event)
-            applied = changed[event.customer_id][2] if event.customer_id in changed else []
-            applied.append(event)
-            changed[event.customer_id] = (state, outcome, applied)
+            changed[event.customer_id] = (state, outcome)
+            applied.setdefault(event.customer_id, []).append(event)
             if outcome.decision is not None:
                 offers.append(self._offer(event, outcome))
 
         await self.publish(offers, dead)
         now = datetime.now(UTC)
-        await self.store.save((state, self._profile(state, outcome, now), applied)
-                              for state, outcome, applied in changed.values())
+        await self.store.save((state, self._profile(state, outcome, now), applied[cid])
+                              for cid, (state, outcome) in changed.items())
 
         self.stats.batches += 1
         self.stats.records += len(records)
@@ -155,8 +152,8 @@ class BatchPipeline:
             self.stats.last_offer_latency_s = (now - offers[-1].event_ts).total_seconds()
 
     def _validate(self, records: Sequence[RawRecord], received_at: datetime
-                  ) -> tuple[list[tuple[RawRecord, Event]], list[DeadLetter]]:
-        events: list[tuple[RawRecord, Event]] = []
+                  ) -> tuple[list[tuple[RawRecord, CustomerEvent]], list[DeadLetter]]:
+        events: list[tuple[RawRecord, CustomerEvent]] = []
         dead: list[DeadLetter] = []
         pseudonymise = self.pseudonymiser.enabled
         for record in records:
@@ -174,7 +171,7 @@ class BatchPipeline:
     def _count_reason(self, reason: str) -> None:
         self.stats.dead_letter_reasons[reason] = self.stats.dead_letter_reasons.get(reason, 0) + 1
 
-    async def _load(self, validated: Sequence[tuple[RawRecord, Event]]) -> dict[str, SeenWindow]:
+    async def _load(self, validated: Sequence[tuple[RawRecord, CustomerEvent]]) -> dict[str, SeenWindow]:
         """Fill the cache with missing states; return what Redis remembers of this batch's event ids."""
         event_ids: dict[str, list[str]] = {}
         for _, event in validated:
@@ -185,7 +182,7 @@ class BatchPipeline:
             self.cache.put(state)
         return windows
 
-    def _offer(self, event: ClickEvent | PurchaseEvent, outcome: Outcome) -> Offer:
+    def _offer(self, event: CustomerEvent, outcome: Outcome) -> Offer:
         decision = outcome.decision
         assert decision is not None
         return Offer(

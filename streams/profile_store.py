@@ -13,7 +13,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from models.features import CustomerState
-from schemas.events import ClickEvent, PurchaseEvent
+from schemas.events import CustomerEvent
 from schemas.profile import ProfileUpdate
 from streams.dedup import SeenWindow
 
@@ -88,7 +88,7 @@ class ProfileStore:
             windows[customer] = SeenWindow(seen, int(size), float(oldest[0][1]) if oldest else None)
         return states, windows
 
-    async def save(self, updates: Iterable[tuple[CustomerState, ProfileUpdate, Sequence[ClickEvent | PurchaseEvent]]]
+    async def save(self, updates: Iterable[tuple[CustomerState, ProfileUpdate, Sequence[CustomerEvent]]]
                    ) -> None:
         """Write each changed customer's state and profile and remember the events that changed them."""
         batch = list(updates)
