@@ -57,14 +57,26 @@ def replay(settings: Settings, log: Path, tmp_path: Path, *extra: str) -> subpro
     return result
 
 
+# The profile counters a log's expectations are checked against.
+COUNTERS = ("events", "views", "frequency", "monetary")
+
+
+def total_events(expected: dict[str, dict[str, float]]) -> int:
+    return sum(int(c["events"]) for c in expected.values())
+
+
+def combined(first: dict[str, dict[str, float]], then: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Expectations after two logs for the same customers."""
+    return {c: {k: first.get(c, {}).get(k, 0) + then[c].get(k, 0) for k in COUNTERS} for c in then}
+
+
 def counters(settings: Settings, customer: str) -> dict[str, float]:
     fields = profile(settings, customer)
-    return {k: float(fields[k]) for k in ("events", "views", "frequency", "monetary") if k in fields}
+    return {k: float(fields[k]) for k in COUNTERS if k in fields}
 
 
 def matches(settings: Settings, expected: dict[str, dict[str, float]]) -> bool:
-    return all(counters(settings, c) == {k: float(want.get(k, 0)) for k in ("events", "views", "frequency",
-                                                                                 "monetary")}
+    return all(counters(settings, c) == {k: float(want.get(k, 0)) for k in COUNTERS}
                for c, want in expected.items())
 
 

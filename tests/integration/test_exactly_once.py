@@ -22,6 +22,7 @@ from tests.integration.scenario import (
     replay,
     replay_in_background,
     start_ready,
+    total_events,
     wait_until_profiles_match,
     worker_stat,
 )
@@ -37,7 +38,7 @@ def one_pass(stack: Settings, tmp_path: Path) -> tuple[Settings, Path, dict[str,
 def test_replaying_a_log_twice_counts_each_event_once_and_a_rebuild_ends_the_same(
         one_pass: tuple[Settings, Path, dict[str, dict[str, float]]], tmp_path: Path) -> None:
     settings, log, expected = one_pass
-    total = sum(int(c["events"]) for c in expected.values())
+    total = total_events(expected)
     worker = start_ready(settings, tmp_path / "worker.log")
     try:
         first = replay(settings, log, tmp_path)
@@ -80,7 +81,7 @@ def test_a_worker_killed_mid_replay_ends_with_each_event_counted_once(stack: Set
     settings = isolated(stack, "killed", redis_db=5)
     log = tmp_path / "events.jsonl"
     expected = build_log(log, customers=60, per_customer=60)
-    total = sum(int(c["events"]) for c in expected.values())
+    total = total_events(expected)
     worker = start_ready(settings, tmp_path / "worker.log")
     feeder = replay_in_background(settings, log, tmp_path, rate=1500)
     try:

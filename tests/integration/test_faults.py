@@ -18,11 +18,13 @@ from streams.stack import LocalStack
 from tests.integration.conftest import RedisServer, Worker, free_port, isolated, report_fault, wait_for
 from tests.integration.scenario import (
     build_log,
+    combined,
     matches,
     reflected,
     replay,
     replay_in_background,
     start_ready,
+    total_events,
     wait_until_profiles_match,
     worker_stat,
 )
@@ -55,9 +57,8 @@ def test_redis_outage_holds_the_stream_and_loses_nothing(stack: Settings, tmp_pa
 
         server.stop()
         expected_during = build_log(during, customers=20, per_customer=20)  # the same customers, more events
-        expected = {c: {k: expected_before[c].get(k, 0) + expected_during[c].get(k, 0)
-                        for k in ("events", "views", "frequency", "monetary")} for c in expected_during}
-        sent = sum(int(c["events"]) for c in expected.values())
+        expected = combined(expected_before, expected_during)
+        sent = total_events(expected)
         replay(settings, during, tmp_path)  # the broker is fine: the events wait in Kafka
         wait_for(lambda: health(port) == 503, 30, "the worker to report Redis unreachable", worker)
         time.sleep(OUTAGE_S)
@@ -80,7 +81,7 @@ def test_one_of_two_workers_dies_and_the_other_takes_over(stack: Settings, tmp_p
     settings = isolated(stack, "survivor", redis_db=8)
     log = tmp_path / "events.jsonl"
     expected = build_log(log, customers=60, per_customer=50)
-    sent = sum(int(c["events"]) for c in expected.values())
+    sent = total_events(expected)
     first = start_ready(settings, tmp_path / "worker1.log")
     second = Worker(settings, tmp_path / "worker2.log")
     second.start()
@@ -127,10 +128,9 @@ def test_broker_restart_the_worker_reconnects_and_goes_on(stack: Settings, tmp_p
         broker.up()
         expected_after = build_log(after, customers=20, per_customer=10)
         replay(settings, after, tmp_path)
-        expected = {c: {k: expected_before[c].get(k, 0) + expected_after[c].get(k, 0)
-                        for k in ("events", "views", "frequency", "monetary")} for c in expected_after}
+        expected = combined(expected_before, expected_after)
         wait_until_profiles_match(settings, expected, worker)
-        sent = sum(int(c["events"]) for c in expected.values())
+        sent = total_events(expected)
         report_fault("broker restarted (new in-memory tansu, topics recreated)", sent, reflected(settings, expected))
         assert matches(settings, expected)
     finally:

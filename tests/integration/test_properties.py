@@ -52,7 +52,7 @@ async def run_batch_twice(stack: Settings, records: list[RawRecord]) -> dict[str
                  "dead": pipeline.stats.dead_letters, "records": pipeline.stats.records}
         await pipeline.handle(records)
         customers = {r.key.decode() for r in records if r.key}
-        profiles = {c: await client.hgetall(f"profile:{c}") for c in customers}  # type: ignore[misc]
+        profiles = {c: await client.hgetall(f"profile:{c}") for c in customers}
         return {"first": first, "stats": pipeline.stats, "dead": dead_seen, "profiles": profiles}
     finally:
         await producer.stop()
