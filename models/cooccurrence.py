@@ -29,6 +29,9 @@ class ItemInfo:
 NEIGHBOURS_STALE_AFTER = 200
 NEIGHBOURS_CACHED = 10
 NEIGHBOUR_CACHE_ITEMS = 20_000
+# Popular-in-category lists are re-sorted after this many item observations (two per decision otherwise).
+POPULAR_STALE_AFTER = 100
+POPULAR_CACHED = 10
 
 
 class ItemCooccurrence:
@@ -50,10 +53,25 @@ class ItemCooccurrence:
         self.info: dict[str, ItemInfo] = {}
         self.category_top: dict[str, dict[str, float]] = {}
         self.n_learned = 0
+        self.n_baskets = 0
+        self._reset_caches()
+
+    def _reset_caches(self) -> None:
         self._popular: list[str] = []
         self._popular_at = -1
-        self.n_baskets = 0
+        self._category_popular: dict[str, tuple[int, list[str]]] = {}
         self._neighbour_cache: dict[str, tuple[int, list[tuple[str, float]]]] = {}
+
+    # Caches are derived data: keep them out of checkpoints, and start them empty after a restore.
+    _CACHES = ("_popular", "_popular_at", "_category_popular", "_neighbour_cache")
+
+    def __getstate__(self) -> dict[str, object]:
+        return {k: v for k, v in self.__dict__.items() if k not in self._CACHES}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self.__dict__.setdefault("n_baskets", 0)  # checkpoints older than the neighbour cache
+        self._reset_caches()
 
     # --- learning ----------------------------------------------------------------------------
     def _boost(self, ts: float) -> float:
@@ -135,11 +153,7 @@ class ItemCooccurrence:
         Every decision asks for the neighbours of the customer's five recent items (62% of a worker's CPU
         before this cache): a list is reused until NEIGHBOURS_STALE_AFTER more baskets have been learned.
         """
-        # getattr: checkpoints written before the cache existed have no such attribute
-        cache = getattr(self, "_neighbour_cache", None)
-        if cache is None:
-            cache = self._neighbour_cache = {}
-            self.n_baskets = 0
+        cache = self._neighbour_cache
         hit = cache.get(item_id)
         if hit is not None and self.n_baskets - hit[0] < NEIGHBOURS_STALE_AFTER and len(hit[1]) >= k:
             return hit[1][:k]
@@ -165,8 +179,13 @@ class ItemCooccurrence:
 
     def popular(self, category: str | None = None, k: int = 10) -> list[str]:
         if category is not None:
-            weights = self.category_top.get(category, {})
-            return sorted(weights, key=weights.__getitem__, reverse=True)[:k]
+            # Two categories are asked for on every decision: re-sort every POPULAR_STALE_AFTER observations.
+            hit = self._category_popular.get(category)
+            if hit is None or self.n_learned - hit[0] >= POPULAR_STALE_AFTER or k > POPULAR_CACHED:
+                weights = self.category_top.get(category, {})
+                hit = (self.n_learned, sorted(weights, key=weights.__getitem__, reverse=True)[:max(k, POPULAR_CACHED)])
+                self._category_popular[category] = hit
+            return hit[1][:k]
         # Sorting every item is costly: refresh the global list every few hundred observations.
         if not self._popular or self.n_learned - self._popular_at >= 500:
             self._popular = sorted(self.item_weight, key=self.item_weight.__getitem__, reverse=True)[:100]

@@ -6,6 +6,7 @@ from river import cluster, preprocessing
 
 # Scaled-centre thresholds above/below which a feature is worth naming in a segment's label.
 _NOTABLE = 0.5
+LABEL_STALE_AFTER = 100
 _FEATURE_WORDS = {
     "frequency": ("frequent buyers", "rare buyers"),
     "monetary": ("high spend", "low spend"),
@@ -30,6 +31,11 @@ class SegmentModel:
         self.scaler = preprocessing.StandardScaler()
         self.kmeans = cluster.KMeans(n_clusters=n_segments, halflife=halflife, sigma=0.5, seed=seed)
         self.n_learned = 0
+        self._labels: dict[int, tuple[int, str]] = {}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_labels", {})  # checkpoints older than the label cache
 
     def _scaled(self, x: dict[str, float]) -> dict[str, float]:
         z = self.scaler.transform_one(x)
@@ -50,7 +56,16 @@ class SegmentModel:
         return int(self.kmeans.predict_one(self._scaled(x)))
 
     def describe(self, segment: int) -> str:
-        """A readable label derived from the segment's centre in scaled feature space."""
+        """A readable label derived from the segment's centre in scaled feature space.
+
+        Asked on every event; centres move slowly, so a label is re-derived every LABEL_STALE_AFTER learns.
+        """
+        cached = self._labels.get(segment)
+        if cached is None or self.n_learned - cached[0] >= LABEL_STALE_AFTER:
+            cached = self._labels[segment] = (self.n_learned, self._derive_label(segment))
+        return cached[1]
+
+    def _derive_label(self, segment: int) -> str:
         centre = self.kmeans.centers[segment]
         words: list[str] = []
         for feature, (high, low) in _FEATURE_WORDS.items():
