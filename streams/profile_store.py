@@ -20,6 +20,56 @@ from streams.dedup import SeenWindow
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# Both scripts replace a pipeline of 3-7 commands per customer with one command per batch: the reply
+# parsing and command packing of those commands took a fifth of the worker's time under the profiler.
+# A script runs atomically, as the MULTI/EXEC it replaces did.
+
+# KEYS: seen:{c} for each customer with events, then state:{c} of the states to read.
+# ARGV: number of customers with events, then per customer: n, event id 1..n.
+# Returns {{zcard, oldest score or false, {score or false per id}} per customer, {state or false}}.
+_LOAD_LUA = """
+local customers = tonumber(ARGV[1])
+local windows, states, a = {}, {}, 2
+for k = 1, customers do
+  local n = tonumber(ARGV[a])
+  local ids = {}
+  for i = 1, n do ids[i] = ARGV[a + i] end
+  a = a + n + 1
+  local oldest = redis.call('ZRANGE', KEYS[k], 0, 0, 'WITHSCORES')
+  windows[k] = {redis.call('ZCARD', KEYS[k]), oldest[2] or false, redis.call('ZMSCORE', KEYS[k], unpack(ids))}
+end
+for k = customers + 1, #KEYS do states[#states + 1] = redis.call('GET', KEYS[k]) end
+return {windows, states}
+"""
+
+# KEYS: state:{c}, profile:{c}, seen:{c} per customer. ARGV: dedup window, TTL seconds (0: none), then per
+# customer: state JSON, n fields, field/value pairs, n events, score/id pairs.
+_SAVE_LUA = """
+local window, ttl, a = tonumber(ARGV[1]), tonumber(ARGV[2]), 3
+for k = 1, #KEYS, 3 do
+  redis.call('SET', KEYS[k], ARGV[a])
+  local n = tonumber(ARGV[a + 1])
+  a = a + 2
+  local hash = {}
+  for i = 1, 2 * n do hash[i] = ARGV[a + i - 1] end
+  a = a + 2 * n
+  if n > 0 then redis.call('HSET', KEYS[k + 1], unpack(hash)) end
+  local events = tonumber(ARGV[a])
+  a = a + 1
+  local chunk = {}
+  for i = 1, events do
+    chunk[#chunk + 1] = ARGV[a]
+    chunk[#chunk + 1] = ARGV[a + 1]
+    a = a + 2
+    if #chunk >= 1000 then redis.call('ZADD', KEYS[k + 2], unpack(chunk)); chunk = {} end
+  end
+  if #chunk > 0 then redis.call('ZADD', KEYS[k + 2], unpack(chunk)) end
+  redis.call('ZREMRANGEBYRANK', KEYS[k + 2], 0, -window - 1)
+  if ttl > 0 then for j = 0, 2 do redis.call('EXPIRE', KEYS[k + j], ttl) end end
+end
+return #KEYS / 3
+"""
+
 
 def state_key(customer_id: str) -> str:
     return f"state:{customer_id}"
@@ -52,63 +102,52 @@ class ProfileStore:
         self.retry_max_s = retry_max_s
         self.dedup_window = dedup_window
         self.unavailable_since: float | None = None
+        self._load_script = client.register_script(_LOAD_LUA)
+        self._save_script = client.register_script(_SAVE_LUA)
 
     async def load(self, customer_ids: Sequence[str], event_ids: dict[str, list[str]]
                    ) -> tuple[dict[str, CustomerState], dict[str, SeenWindow]]:
         """States of `customer_ids` and, for each customer in `event_ids`, which of those ids were applied.
 
-        One round trip for the whole batch: a pipeline of MGET and per-customer ZMSCORE/ZCARD/ZRANGE.
+        One round trip for the whole batch (a Lua script, see _LOAD_LUA).
         """
         if not customer_ids and not event_ids:
             return {}, {}
         customers = list(event_ids)
+        keys = [seen_key(c) for c in customers] + [state_key(c) for c in customer_ids]
+        args: list[Any] = [len(customers)]
+        for customer in customers:
+            args.append(len(event_ids[customer]))
+            args.extend(event_ids[customer])
 
-        async def read() -> list[Any]:
-            async with self.client.pipeline(transaction=False) as pipe:
-                if customer_ids:
-                    pipe.mget([state_key(c) for c in customer_ids])
-                for customer in customers:
-                    key = seen_key(customer)
-                    pipe.zmscore(key, event_ids[customer])
-                    pipe.zcard(key)
-                    pipe.zrange(key, 0, 0, withscores=True)
-                return await pipe.execute()
-
-        replies = await self._retrying("load", read)
-        states: dict[str, CustomerState] = {}
-        if customer_ids:
-            blobs = replies.pop(0)
-            states = {cid: CustomerState.from_dict(orjson.loads(blob))
-                      for cid, blob in zip(customer_ids, blobs, strict=True) if blob is not None}
+        window_replies, blobs = await self._retrying("load", lambda: self._load_script(keys=keys, args=args))
+        states = {cid: CustomerState.from_dict(orjson.loads(blob))
+                  for cid, blob in zip(customer_ids, blobs, strict=True) if blob}
         windows: dict[str, SeenWindow] = {}
-        for n, customer in enumerate(customers):
-            scores, size, oldest = replies[3 * n: 3 * n + 3]
-            seen = frozenset(eid for eid, score in zip(event_ids[customer], scores, strict=True)
-                             if score is not None)
-            windows[customer] = SeenWindow(seen, int(size), float(oldest[0][1]) if oldest else None)
+        for customer, (size, oldest, scores) in zip(customers, window_replies, strict=True):
+            seen = frozenset(eid for eid, score in zip(event_ids[customer], scores, strict=True) if score)
+            windows[customer] = SeenWindow(seen, int(size), float(oldest) if oldest else None)
         return states, windows
 
     async def save(self, updates: Iterable[tuple[CustomerState, ProfileUpdate, Sequence[CustomerEvent]]]
                    ) -> None:
         """Write each changed customer's state and profile and remember the events that changed them."""
-        batch = list(updates)
-        if not batch:
-            return
-
-        async def write() -> None:
-            async with self.client.pipeline(transaction=True) as pipe:
-                for state, profile, applied in batch:
-                    cid = state.customer_id
-                    pipe.set(state_key(cid), orjson.dumps(state.to_dict()))
-                    pipe.hset(profile_key(cid), mapping=profile.to_redis_hash())  # type: ignore[arg-type]
-                    pipe.zadd(seen_key(cid), {e.event_id: e.epoch for e in applied})
-                    pipe.zremrangebyrank(seen_key(cid), 0, -self.dedup_window - 1)
-                    if self.ttl_s:
-                        for key in customer_keys(cid):
-                            pipe.expire(key, self.ttl_s)
-                await pipe.execute()
-
-        await self._retrying("save", write)
+        keys: list[str] = []
+        args: list[Any] = [self.dedup_window, self.ttl_s]
+        for state, profile, applied in updates:
+            keys.extend(customer_keys(state.customer_id))
+            fields = profile.to_redis_hash()
+            args.append(orjson.dumps(state.to_dict()))
+            args.append(len(fields))
+            for name, value in fields.items():
+                args.append(name)
+                args.append(value)
+            args.append(len(applied))
+            for event in applied:
+                args.append(event.epoch)
+                args.append(event.event_id)
+        if keys:
+            await self._retrying("save", lambda: self._save_script(keys=keys, args=args))
 
     async def forget(self, customer_id: str) -> int:
         """Delete everything kept about one customer; returns how many keys existed."""
