@@ -50,6 +50,7 @@ class CustomerState:
     last_offer: dict[str, Any] | None = None
     offer_times: list[float] = field(default_factory=list)
     segment: int | None = None
+    segment_ts: float = 0.0  # event time of the last segment assignment
 
     # --- updates -----------------------------------------------------------------------------
     def update(self, event: ClickEvent | PurchaseEvent) -> None:
@@ -141,7 +142,8 @@ class CustomerState:
         return item_id in self.bought_within(now_ts, within_days)
 
     def features(self, now_ts: float, categories: Iterable[str] = ()) -> dict[str, float]:
-        """Numeric features for the segment and propensity models (unscaled)."""
+        """Numeric features for the segment and propensity models (unscaled): BASE_FEATURES, then
+        `aff_{category}` for each of the model's categories."""
         interactions = max(1, self.views + self.clicks + self.carts)
         x = {
             "recency_days": min(self.recency_days(now_ts), 365.0),
@@ -158,7 +160,7 @@ class CustomerState:
         }
         share = self.affinity_share()
         for cat in categories:
-            x[f"aff_{cat}"] = share.get(cat, 0.0)
+            x[AFFINITY_PREFIX + cat] = share.get(cat, 0.0)
         return x
 
     # --- persistence -------------------------------------------------------------------------
@@ -174,3 +176,26 @@ class CustomerState:
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(CustomerState))
+BASE_FEATURES = tuple(CustomerState("").features(0.0))
+AFFINITY_PREFIX = "aff_"
+# Stored features keep this many decimals: plenty for a learner, a third of the JSON of full floats.
+STORED_DECIMALS = 5
+
+
+def compact_features(x: dict[str, float]) -> list[Any]:
+    """A feature vector as stored while it waits for its label: base values in BASE_FEATURES order and the
+    non-zero affinities by category name (not by position: another worker may order categories differently)."""
+    return [[round(x[name], STORED_DECIMALS) for name in BASE_FEATURES],
+            {k[len(AFFINITY_PREFIX):]: round(v, STORED_DECIMALS)
+             for k, v in x.items() if v and k.startswith(AFFINITY_PREFIX)}]
+
+
+def expand_features(stored: list[Any] | dict[str, float], categories: Iterable[str]) -> dict[str, float]:
+    """Inverse of compact_features, in the feature space of `categories` (zero for the customer's others)."""
+    if isinstance(stored, dict):  # written before compact snapshots
+        return stored
+    values, affinity = stored
+    x = dict(zip(BASE_FEATURES, values, strict=True))
+    for category in categories:
+        x[AFFINITY_PREFIX + category] = affinity.get(category, 0.0)
+    return x

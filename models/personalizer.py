@@ -36,6 +36,9 @@ class ModelConfig:
     offer_cap_per_hour: int = 4
     offer_refresh_s: float = 600.0
     exclude_bought_days: float = 30.0
+    # A customer's segment is re-assigned (and k-means learns) on a purchase, a new session, or once this
+    # much event time has passed; in between it cannot move much, and k-means was a quarter of the CPU.
+    resegment_every_s: float = 900.0
 
 
 class Personalizer:
@@ -58,13 +61,17 @@ class Personalizer:
         """Apply one new event to `state` (mutated in place); the caller has removed duplicates."""
         ts = event.epoch
         is_purchase = isinstance(event, PurchaseEvent)
-        state.pending_labels = self.propensity.settle(state.pending_labels, ts, purchased=is_purchase)
+        state.pending_labels = self.propensity.settle(state.pending_labels, ts, purchased=is_purchase,
+                                                      categories=self.categories)
         state.update(event)
         self._learn_items(state, event, ts)
 
         x = state.features(ts, self.categories)
-        segment = self.segments.learn_predict_one(x)
-        state.segment = segment
+        if self._resegment_due(state, ts, is_purchase):
+            state.segment = self.segments.learn_predict_one(x)
+            state.segment_ts = ts
+        segment = state.segment
+        assert segment is not None
         propensity = self.propensity.predict_one(x)
         state.pending_labels = self.propensity.snapshot(state.pending_labels, ts, x)
 
@@ -76,6 +83,10 @@ class Personalizer:
                                 "reason": decision.reason, "ts": ts}
             state.offer_times.append(ts)
         return Outcome(state, segment, label, propensity, decision)
+
+    def _resegment_due(self, state: CustomerState, ts: float, is_purchase: bool) -> bool:
+        return (state.segment is None or is_purchase or state.session_events == 1
+                or ts - state.segment_ts >= self.config.resegment_every_s)
 
     def _learn_items(self, state: CustomerState, event: ClickEvent | PurchaseEvent, ts: float) -> None:
         if isinstance(event, PurchaseEvent):

@@ -6,11 +6,12 @@ customer arrives within the horizon (event time), negative once the horizon has 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from river import compose, linear_model, metrics, optim, preprocessing
 
-from models.features import DAY
+from models.features import DAY, compact_features, expand_features
 
 # Propensity before anything is learned: a neutral prior rather than a confident guess.
 PRIOR = 0.5
@@ -46,26 +47,30 @@ class PropensityModel:
         self.pipeline.learn_one(x, bought)
         self.n_learned += 1
 
-    def settle(self, pending: list[list[Any]], now_ts: float, purchased: bool) -> list[list[Any]]:
+    def settle(self, pending: list[list[Any]], now_ts: float, purchased: bool,
+               categories: Sequence[str] = ()) -> list[list[Any]]:
         """Label what can be labelled at now_ts and return the still-pending snapshots.
 
-        `pending` holds [ts, features] snapshots of one customer in event-time order.
+        `pending` holds [ts, stored features] snapshots of one customer in event-time order; they are
+        learned in the feature space of `categories` (the model's category features).
         """
         still_pending = []
-        for ts, x in pending:
+        for ts, stored in pending:
             if purchased and 0 <= now_ts - ts <= self.horizon_s:
-                self.learn_one(x, True)
+                self.learn_one(expand_features(stored, categories), True)
             elif now_ts - ts > self.horizon_s:
-                self.learn_one(x, False)
+                self.learn_one(expand_features(stored, categories), False)
             else:
-                still_pending.append([ts, x])
+                still_pending.append([ts, stored])
         return still_pending
 
     def snapshot(self, pending: list[list[Any]], now_ts: float, x: dict[str, float]) -> list[list[Any]]:
-        """Add a snapshot to label later, at most one per snapshot interval, bounded in count."""
+        """Add a snapshot to label later, at most one per snapshot interval, bounded in count.
+
+        Stored compact (models.features.compact_features): they are most of a customer's state."""
         if pending and now_ts - pending[-1][0] < self.snapshot_every_s:
             return pending
-        pending = [*pending, [now_ts, x]]
+        pending = [*pending, [now_ts, compact_features(x)]]
         return pending[-self.max_pending:]
 
     def metrics(self) -> dict[str, float]:

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
 
     # --- worker ---------------------------------------------------------------------------------
     batch_size: int = Field(500, ge=1, description="events handled per micro-batch")
+    state_cache_hot: int = Field(5_000, ge=1, description="customer states kept as objects in the worker "
+                                 "(~7 KB each); colder ones are kept compressed (~0.5 KB each)")
+    state_cache_capacity: int = Field(1_000_000, ge=1, description="customer states kept in the worker in all; "
+                                      "beyond, the least recently used are re-read from Redis")
     batch_window_s: float = Field(0.01, gt=0, description="longest wait to fill a micro-batch")
     session_timeout_s: float = Field(10.0, gt=0, description="consumer group session timeout")
     heartbeat_interval_s: float = Field(3.0, gt=0)
@@ -70,6 +74,8 @@ class Settings(BaseSettings):
     offer_cap_per_hour: int = Field(4, ge=1, description="offers per customer per hour of event time")
     offer_refresh_s: float = Field(600.0, ge=0, description="do not resend the same item sooner than this")
     exclude_bought_days: float = Field(30.0, ge=0)
+    resegment_every_s: float = Field(900.0, ge=0, description="re-assign a customer's segment at least this "
+                                     "often in event time (also on every purchase and new session)")
 
     # --- embedded stack -------------------------------------------------------------------------
     state_dir: Path = Field(Path(".perso"), description="pid files and logs of the embedded stack")
@@ -104,6 +110,7 @@ class Settings(BaseSettings):
             cooc_half_life_days=self.cooc_half_life_days, cooc_max_neighbours=self.cooc_max_neighbours,
             cooc_max_items=self.cooc_max_items, offer_cap_per_hour=self.offer_cap_per_hour,
             offer_refresh_s=self.offer_refresh_s, exclude_bought_days=self.exclude_bought_days,
+            resegment_every_s=self.resegment_every_s,
         )
 
 

@@ -1,11 +1,15 @@
+from datetime import timedelta
+
+import orjson
+
 from models.cooccurrence import ItemCooccurrence, ItemInfo
 from models.decision import NextBestOffer
-from models.features import DAY, CustomerState
-from models.personalizer import Personalizer
+from models.features import BASE_FEATURES, DAY, CustomerState, compact_features, expand_features
+from models.personalizer import ModelConfig, Personalizer
 from models.propensity import PRIOR, PropensityModel
 from models.segments import SegmentModel
 from schemas import parse_event
-from tests.helpers import T0, click, raw
+from tests.helpers import T0, click, purchase, raw
 
 TS = T0.timestamp()
 
@@ -44,7 +48,8 @@ def test_cooccurrence_decays_old_evidence() -> None:
 def test_propensity_learns_from_delayed_labels() -> None:
     model = PropensityModel(horizon_days=7, snapshot_every_s=0)
     assert model.predict_one({"f": 1.0}) == PRIOR
-    buyer, browser = {"cart_rate": 0.8, "frequency": 2.0}, {"cart_rate": 0.0, "frequency": 0.0}
+    base = dict.fromkeys(BASE_FEATURES, 0.0)
+    buyer, browser = {**base, "cart_rate": 0.8, "frequency": 2.0}, {**base, "cart_rate": 0.0, "frequency": 0.0}
     for n in range(300):
         ts = TS + n * DAY
         pending = model.snapshot([], ts, buyer)
@@ -124,3 +129,55 @@ def test_decision_offers_a_repeat_purchase_once_outside_the_exclusion_window() -
     assert decision is not None and decision.item_id == "coffee"  # the mug was bought 5 days ago
     assert decision.reason == "you bought it before (2 times)"
     assert NextBestOffer(exclude_days=60).decide(state, TS, 0.5, items) is None
+
+
+def test_stored_features_survive_another_workers_category_order() -> None:
+    state = CustomerState("c1", affinity={"books": 3.0, "toys": 1.0}, events=4, views=4)
+    x = state.features(TS, ["books", "toys", "garden"])
+    stored = orjson.loads(orjson.dumps(compact_features(x)))  # as it comes back from Redis
+    assert len(orjson.dumps(stored)) < len(orjson.dumps(x)) / 2
+    restored = expand_features(stored, ["garden", "toys", "books", "food"])
+    assert restored["aff_books"] == 0.75 and restored["aff_toys"] == 0.25
+    assert restored["aff_garden"] == restored["aff_food"] == 0.0
+    assert all(abs(restored[k] - x[k]) < 1e-5 for k in BASE_FEATURES)
+    assert expand_features(x, ["books"]) is x  # snapshots written before the compact form
+
+
+def test_segment_is_reassigned_on_purchase_new_session_or_after_the_interval() -> None:
+    personalizer = Personalizer(ModelConfig(resegment_every_s=900))
+    state = CustomerState("c1")
+
+    def learned_after(body: dict[str, object]) -> int:
+        before = personalizer.segments.n_learned
+        kind = "purchases" if body["type"] == "purchase" else "clickstream"
+        personalizer.process(state, parse_event(kind, raw(body)))
+        return personalizer.segments.n_learned - before
+
+    assert learned_after(click(at=T0)) == 1  # first event: no segment yet
+    assert learned_after(click(at=T0 + timedelta(minutes=1))) == 0  # same session, a minute later
+    assert learned_after(purchase(at=T0 + timedelta(minutes=2))) == 1
+    assert learned_after(click(at=T0 + timedelta(minutes=3), session="s2")) == 1
+    assert learned_after(click(at=T0 + timedelta(minutes=4), session="s2")) == 0
+    assert learned_after(click(at=T0 + timedelta(minutes=19), session="s2")) == 1  # 15 min since the last
+    assert state.segment is not None
+
+
+def test_caches_stay_out_of_checkpoints_and_follow_what_is_learned() -> None:
+    from models import checkpoint
+    from models.favourites import SegmentFavourites
+
+    personalizer = Personalizer()
+    for n in range(30):
+        personalizer.process(CustomerState(f"c{n % 3}"), parse_event("purchases", raw(purchase(
+            customer=f"c{n % 3}", items=(("a", "home", 5.0), ("b", "home", 7.0)), at=T0 + timedelta(hours=n)))))
+    assert personalizer.items.neighbours("a") and personalizer.items.popular("home")
+    restored = Personalizer()
+    checkpoint.load_into(restored, checkpoint.dump(personalizer))
+    assert restored.items._neighbour_cache == {} and restored.items._category_popular == {}
+    assert restored.items.neighbours("a") == personalizer.items.neighbours("a")
+
+    favourites = SegmentFavourites()
+    favourites.learn_one(0, ["x"])
+    assert favourites.predict_one(0) == ["x"]
+    favourites.learn_one(0, ["y", "y"], weight=2.0)
+    assert favourites.predict_one(0) == ["y", "x"]  # a purchase re-ranks at once
