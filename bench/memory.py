@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT))
 from models.features import CustomerState  # noqa: E402
 from models.personalizer import Personalizer  # noqa: E402
 from schemas.events import parse_event  # noqa: E402
-from streams.pipeline import StateCache  # noqa: E402
+from streams.settings import Settings  # noqa: E402
+from streams.state_cache import StateCache  # noqa: E402
 from streams.synthetic import SyntheticShop, history  # noqa: E402
 
 
@@ -49,11 +50,13 @@ def sample_states(n: int = 200) -> list[dict[str, object]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--counts", default="10000,100000,1000000")
+    parser.add_argument("--hot", type=int, default=Settings().state_cache_hot,
+                        help="states kept as objects (PERSO_STATE_CACHE_HOT); the rest are compressed")
     args = parser.parse_args()
     counts = [int(c) for c in args.counts.split(",")]
     samples = sample_states()
     json_bytes = sum(len(orjson.dumps(s)) for s in samples) / len(samples)
-    cache = StateCache(capacity=max(counts) + 1)
+    cache = StateCache(capacity=max(counts) + 1, hot=args.hot)
     gc.collect()
     baseline = rss_bytes()
     results = []

@@ -31,6 +31,7 @@ from streams.privacy import Pseudonymiser
 from streams.profile_store import ProfileStore
 from streams.security import faust_credentials, redis_async
 from streams.settings import Settings
+from streams.state_cache import StateCache
 from streams.telemetry import WorkerTelemetry
 from streams.web import register_views
 
@@ -87,8 +88,10 @@ def create_app(settings: Settings) -> faust.App:
         # Wait for broker acknowledgement before Redis is written and the input offsets are acked.
         await asyncio.gather(*pending)
 
+    cache = StateCache(capacity=max(settings.state_cache_capacity, settings.state_cache_hot),
+                       hot=settings.state_cache_hot)
     pipeline = BatchPipeline(Personalizer(settings.model_config_()), store, publish, settings.topic_kind,
-                             pseudonymiser=pseudonymiser)
+                             cache=cache, pseudonymiser=pseudonymiser)
     app.personalization_pipeline = pipeline  # type: ignore[attr-defined]
     telemetry = WorkerTelemetry(pipeline, store)
     register_views(app, telemetry, store, pseudonymiser)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from schemas.profile import ProfileUpdate
 from streams.dedup import OUTSIDE_WINDOW, SeenWindow, triage
 from streams.privacy import Pseudonymiser
 from streams.profile_store import ProfileStore
+from streams.state_cache import StateCache
 
 log = logging.getLogger(__name__)
 
@@ -60,36 +60,6 @@ class PipelineStats:
 Publisher = Callable[[Sequence[Offer], Sequence[DeadLetter]], Awaitable[None]]
 
 
-class StateCache:
-    """Customer states of the partitions this worker owns, least recently used evicted past `capacity`."""
-
-    def __init__(self, capacity: int = 200_000) -> None:
-        self.capacity = capacity
-        self._states: OrderedDict[str, CustomerState] = OrderedDict()
-
-    def get(self, customer_id: str) -> CustomerState | None:
-        state = self._states.get(customer_id)
-        if state is not None:
-            self._states.move_to_end(customer_id)
-        return state
-
-    def put(self, state: CustomerState) -> None:
-        self._states[state.customer_id] = state
-        self._states.move_to_end(state.customer_id)
-        while len(self._states) > self.capacity:
-            self._states.popitem(last=False)
-
-    def discard(self, customer_id: str) -> None:
-        self._states.pop(customer_id, None)
-
-    def clear(self) -> None:
-        # After a rebalance another worker may own these customers: re-read them from Redis.
-        self._states.clear()
-
-    def __len__(self) -> int:
-        return len(self._states)
-
-
 class BatchPipeline:
     def __init__(self, personalizer: Personalizer, store: ProfileStore, publish: Publisher,
                  kind_of_topic: Callable[[str], str], cache: StateCache | None = None,
@@ -98,7 +68,7 @@ class BatchPipeline:
         self.store = store
         self.publish = publish
         self.kind_of_topic = kind_of_topic
-        self.cache = cache or StateCache()
+        self.cache = cache if cache is not None else StateCache()
         self.pseudonymiser = pseudonymiser or Pseudonymiser(None)
         self.stats = PipelineStats()
         # Held for a whole batch: `forget` must not interleave with a batch that holds the customer's state.
