@@ -17,9 +17,10 @@ from streams.settings import Settings
 async def follow_topic(settings: Settings, topic: str, from_beginning: bool = False,
                        idle_timeout_s: float | None = None) -> AsyncIterator[dict[str, Any]]:
     """Yield decoded JSON records of `topic` as they arrive; stop after idle_timeout_s without one."""
-    # A short fetch wait: some brokers (tansu) hold a fetch for the whole wait even when records arrive.
+    # The worker's short fetch wait: some brokers (tansu) hold a fetch for the whole wait even when records
+    # arrive, and the latency benchmark measures offers when this consumer receives them.
     consumer = AIOKafkaConsumer(**kafka_options(settings), enable_auto_commit=False, group_id=None,
-                                fetch_max_wait_ms=50)
+                                fetch_max_wait_ms=settings.fetch_max_wait_ms)
     await consumer.start()
     try:
         partitions = None

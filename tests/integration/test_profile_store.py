@@ -1,0 +1,58 @@
+"""ProfileStore against a real Redis: what one batch script writes, the other reads back exactly."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from models.features import CustomerState
+from models.personalizer import Personalizer
+from schemas.events import parse_event
+from streams.pipeline import BatchPipeline
+from streams.profile_store import ProfileStore, customer_keys, profile_key
+from streams.security import redis_async
+from streams.settings import Settings
+from tests.helpers import T0, click, raw
+
+
+def test_a_busy_customer_round_trips_through_the_batch_scripts(stack: Settings) -> None:
+    settings = stack.model_copy(update={"redis_url": stack.redis_url.rsplit("/", 1)[0] + "/8"})
+    # 1,500 events of one customer in one save: more than the script's 1,000-pair ZADD chunks, and
+    # more than the 1,200-id window it must trim to. Non-ASCII text must survive the JSON argument.
+    events = [parse_event("clickstream", raw(click(customer="client-1", category="café & thé",
+                                                   at=T0 + timedelta(seconds=n)))) for n in range(1_500)]
+
+    async def scenario() -> None:
+        client = redis_async(settings)
+        await client.flushdb()
+        store = ProfileStore(client, ttl_s=3_600, dedup_window=1_200)
+        try:
+            state = CustomerState("client-1")
+            outcome = None
+            personalizer = Personalizer()
+            for event in events:
+                outcome = personalizer.process(state, event)
+            assert outcome is not None
+            profile = BatchPipeline._profile(state, outcome, T0 + timedelta(hours=1))
+            await store.save([(state, profile, events)])
+
+            ids = [e.event_id for e in events[:5] + events[-5:]]
+            states, windows = await store.load(["client-1", "nobody"], {"client-1": ids, "nobody": ["x"]})
+            assert states == {"client-1": state}
+            window = windows["client-1"]
+            assert window.size == 1_200
+            assert window.seen == frozenset(e.event_id for e in events[-5:])  # the first 300 were trimmed
+            assert window.oldest_ts == events[300].epoch
+            assert windows["nobody"].size == 0 and windows["nobody"].oldest_ts is None
+
+            stored = await store.read_profile("client-1")
+            assert stored == profile.to_redis_hash()
+            assert "café & thé" in stored["top_categories"] and stored["events"] == "1500"
+            for key in customer_keys("client-1"):
+                assert 3_500 < await client.ttl(key) <= 3_600
+            assert await client.exists(profile_key("nobody")) == 0
+        finally:
+            await client.flushdb()
+            await client.aclose()
+
+    asyncio.run(scenario())
