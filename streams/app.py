@@ -64,13 +64,9 @@ def create_app(settings: Settings) -> faust.App:
         web_bind=settings.web_host,
         web_port=settings.web_port,
     )
-    # Raw bytes in and out: validation is ours (pydantic), and dead letters keep the original bytes.
-    def raw_topic(*names: str) -> faust.TopicT:
-        return app.topic(*names, partitions=settings.partitions, key_serializer="raw", value_serializer="raw")
-
-    inputs = raw_topic(*settings.input_topics)
-    offers_topic = raw_topic(settings.offers_topic)
-    dead_topic = raw_topic(settings.dead_letter_topic)
+    # Raw bytes in: validation is ours (pydantic), and dead letters keep the original bytes.
+    inputs = app.topic(*settings.input_topics, partitions=settings.partitions, key_serializer="raw",
+                       value_serializer="raw")
 
     redis_client = redis_async(settings)
     store = ProfileStore(redis_client, ttl_s=settings.profile_ttl_days * 86_400,
@@ -78,13 +74,17 @@ def create_app(settings: Settings) -> faust.App:
     pseudonymiser = Pseudonymiser(settings.pseudonymise_key_bytes)
 
     async def publish(offers: Sequence[Offer], dead: Sequence[DeadLetter]) -> None:
+        # Straight to the producer: Faust's Topic.send adds a channel, a pending message and a callback per
+        # record (6% of the worker under py-spy, half the offers' cost).
+        producer = app.producer
         pending = []
         for offer in offers:
-            pending.append(await offers_topic.send(key=offer.customer_id.encode(),
-                                                   value=orjson.dumps(offer.model_dump(mode="json"))))
+            pending.append(await producer.send(settings.offers_topic, offer.customer_id.encode(),
+                                               offer.__pydantic_serializer__.to_json(offer), None, None, None))
         for letter in dead:
             key = letter.key.encode() if letter.key is not None else None
-            pending.append(await dead_topic.send(key=key, value=orjson.dumps(letter.model_dump(mode="json"))))
+            pending.append(await producer.send(settings.dead_letter_topic, key,
+                                               letter.__pydantic_serializer__.to_json(letter), None, None, None))
         # Wait for broker acknowledgement before Redis is written and the input offsets are acked.
         await asyncio.gather(*pending)
 
