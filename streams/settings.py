@@ -43,7 +43,7 @@ class Settings(BaseSettings):
 
     # --- worker ---------------------------------------------------------------------------------
     batch_size: int = Field(500, ge=1, description="events handled per micro-batch")
-    state_cache_hot: int = Field(5_000, ge=1, description="customer states kept as objects in the worker "
+    state_cache_hot: int = Field(20_000, ge=1, description="customer states kept as objects in the worker "
                                  "(~7 KB each); colder ones are kept compressed (~0.5 KB each)")
     state_cache_capacity: int = Field(1_000_000, ge=1, description="customer states kept in the worker in all; "
                                       "beyond, the least recently used are re-read from Redis")

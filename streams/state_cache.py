@@ -42,7 +42,7 @@ def decompress_state(blob: bytes) -> CustomerState:
 class StateCache:
     """Customer states of the partitions this worker owns: `hot` as objects, up to `capacity` in all."""
 
-    def __init__(self, capacity: int = 1_000_000, hot: int = 5_000) -> None:
+    def __init__(self, capacity: int = 1_000_000, hot: int = 20_000) -> None:
         if hot < 1 or capacity < hot:
             raise ValueError(f"state cache needs 1 <= hot ({hot}) <= capacity ({capacity})")
         self.capacity = capacity
