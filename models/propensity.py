@@ -47,30 +47,31 @@ class PropensityModel:
         self.pipeline.learn_one(x, bought)
         self.n_learned += 1
 
-    def settle(self, pending: list[list[Any]], now_ts: float, purchased: bool,
-               categories: Sequence[str] = ()) -> list[list[Any]]:
+    def settle(self, pending: list[tuple[float, Any]], now_ts: float, purchased: bool,
+               categories: Sequence[str] = ()) -> list[tuple[float, Any]]:
         """Label what can be labelled at now_ts and return the still-pending snapshots.
 
         `pending` holds [ts, stored features] snapshots of one customer in event-time order; they are
         learned in the feature space of `categories` (the model's category features).
         """
-        still_pending = []
+        still_pending: list[tuple[float, Any]] = []
         for ts, stored in pending:
             if purchased and 0 <= now_ts - ts <= self.horizon_s:
                 self.learn_one(expand_features(stored, categories), True)
             elif now_ts - ts > self.horizon_s:
                 self.learn_one(expand_features(stored, categories), False)
             else:
-                still_pending.append([ts, stored])
+                still_pending.append((ts, stored))
         return still_pending
 
-    def snapshot(self, pending: list[list[Any]], now_ts: float, x: dict[str, float]) -> list[list[Any]]:
+    def snapshot(self, pending: list[tuple[float, Any]], now_ts: float, x: dict[str, float]
+                 ) -> list[tuple[float, Any]]:
         """Add a snapshot to label later, at most one per snapshot interval, bounded in count.
 
         Stored compact (models.features.compact_features): they are most of a customer's state."""
         if pending and now_ts - pending[-1][0] < self.snapshot_every_s:
             return pending
-        pending = [*pending, [now_ts, compact_features(x)]]
+        pending = [*pending, (now_ts, compact_features(x))]
         return pending[-self.max_pending:]
 
     def metrics(self) -> dict[str, float]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import socket
@@ -119,6 +120,10 @@ def create_app(settings: Settings) -> faust.App:
             # Once per process: an agent restarted after a crash keeps what it has learned since.
             await checkpoints.restore(pipeline.personalizer)
             restored.set()
+            # Modules, Faust's machinery and the restored models live as long as the process: keep their
+            # ~150,000 objects out of every full garbage collection (a 70 ms pause each, under p99).
+            gc.collect()
+            gc.freeze()
         async for events in stream.take_events(settings.batch_size, within=settings.batch_window_s):
             records = [RawRecord(e.message.topic, e.message.partition, e.message.offset,
                                  e.message.key, e.message.value) for e in events]

@@ -19,8 +19,8 @@ from models.features import CustomerState
 # A representative state: its field names and shapes are what the compressor gets for free.
 _EXAMPLE = CustomerState(
     "", first_event_ts=1.7e9, last_event_ts=1.7e9, affinity={"electronics": 1.0, "books": 1.0, "home": 1.0},
-    recent_items=["ele-001"], recent_purchases=[["ele-001", 1.7e9]],
-    pending_labels=[[1.7e9, [[0.1] * 11, {"electronics": 0.5}]]],
+    recent_items=["ele-001"], recent_purchases=[("ele-001", 1.7e9)],
+    pending_labels=[(1.7e9, ((0.1,) * 11, (("electronics", 0.5),)))],
     last_offer={"item_id": "x", "score": 1.0, "ts": 1.7e9, "reason": "often bought or viewed together with "
                 "you bought it before popular in one of your top categories popular with customers like you "
                 "popular right now"},

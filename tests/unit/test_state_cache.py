@@ -7,8 +7,8 @@ from streams.state_cache import StateCache, compress_state, decompress_state
 def busy_state(customer_id: str) -> CustomerState:
     return CustomerState(customer_id, events=40, views=30, affinity={"books": 3.5, "home": 1.25},
                          recent_items=[f"boo-{n:03d}" for n in range(10)],
-                         recent_purchases=[["boo-001", 1.7e9 + n] for n in range(5)],
-                         pending_labels=[[1.7e9, [[0.5] * 11, {"books": 0.7}]]], segment=2)
+                         recent_purchases=[("boo-001", 1.7e9 + n) for n in range(5)],
+                         pending_labels=[(1.7e9, ((0.5,) * 11, (("books", 0.7),)))], segment=2)
 
 
 def test_compressed_state_round_trips_and_is_small() -> None:
@@ -16,6 +16,17 @@ def test_compressed_state_round_trips_and_is_small() -> None:
     blob = compress_state(state)
     assert decompress_state(blob) == state
     assert len(blob) < 400
+
+
+def test_a_state_is_a_handful_of_objects_for_the_garbage_collector() -> None:
+    import gc
+
+    state = decompress_state(compress_state(busy_state("c1")))
+    for _ in range(4):  # each pass untracks one more level of tuples holding only plain values
+        gc.collect()
+    tracked = [o for o in gc.get_objects() if o is state or any(o is getattr(state, f) for f in state.__slots__)]
+    nested = [p for p in state.pending_labels + state.recent_purchases if gc.is_tracked(p)]
+    assert len(tracked) <= 7 and nested == []
 
 
 def test_cold_states_come_back_equal_and_hot_ones_are_the_same_object() -> None:
