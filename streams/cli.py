@@ -196,6 +196,11 @@ def cmd_status(args: argparse.Namespace) -> int:
                    if labelled else "not measured yet")
         print(f"  models: propensity {quality} over {labelled:.0f} labels; "
               f"{v.get('items_known', 0):.0f} items known; {v.get('cached_customers', 0):.0f} customers cached")
+        batches = v.get("batches", 0)
+        if batches:
+            stages = ", ".join(f"{stage} {v.get(f'{stage}_seconds', 0) / batches * 1000:.1f}"
+                               for stage in ("load", "process", "publish", "save"))
+            print(f"  batches: {batches:.0f}, {v.get('records', 0) / batches:.0f} records each; ms per batch: {stages}")
     age = report.checkpoint_age_s
     print(f"model checkpoint: {'none yet' if age is None else f'saved {age:.0f}s ago'}")
     return 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +45,10 @@ class RawRecord:
     value: bytes | None
 
 
+# validate + Redis read; the models; publish and wait for the broker's acks; the Redis write.
+STAGES = ("load", "process", "publish", "save")
+
+
 @dataclass
 class PipelineStats:
     records: int = 0
@@ -54,6 +59,9 @@ class PipelineStats:
     batches: int = 0
     dead_letter_reasons: dict[str, int] = field(default_factory=dict)
     last_offer_latency_s: float = 0.0
+    # Seconds spent in each stage of a batch, summed: where a batch's time (and an event's latency) goes.
+    stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+
 
 
 # publish(offers, dead_letters) must return only once the broker has acknowledged every record.
@@ -85,6 +93,7 @@ class BatchPipeline:
             return await self.store.forget(customer_id)
 
     async def _handle(self, records: Sequence[RawRecord]) -> None:
+        started = time.perf_counter()
         received_at = datetime.now(UTC)
         validated, dead = self._validate(records, received_at)
         windows = await self._load(validated)
@@ -94,6 +103,7 @@ class BatchPipeline:
                       f"{self.store.dedup_window} events remembered for its customer; it may have been applied")
             dead.append(self._dead_letter(record, EventRejected(OUTSIDE_WINDOW, detail), received_at))
             self._count_reason(OUTSIDE_WINDOW)
+        loaded = time.perf_counter()
 
         offers: list[Offer] = []
         changed: dict[str, tuple[CustomerState, Outcome]] = {}
@@ -107,10 +117,17 @@ class BatchPipeline:
             if outcome.decision is not None:
                 offers.append(self._offer(event, outcome))
 
+        processed = time.perf_counter()
         await self.publish(offers, dead)
+        published = time.perf_counter()
         now = datetime.now(UTC)
         await self.store.save((state, self._profile(state, outcome, now), applied[cid])
                               for cid, (state, outcome) in changed.items())
+        stages = self.stats.stage_seconds
+        stages["load"] += loaded - started
+        stages["process"] += processed - loaded
+        stages["publish"] += published - processed
+        stages["save"] += time.perf_counter() - published
 
         self.stats.batches += 1
         self.stats.records += len(records)

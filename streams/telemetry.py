@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from streams.pipeline import BatchPipeline
+from streams.pipeline import STAGES, BatchPipeline
 from streams.profile_store import ProfileStore
 
 # Events/s is averaged over this many seconds of ticks.
@@ -65,6 +65,8 @@ class WorkerTelemetry:
             started_at=self.started_at,
             updated_at=time.time(),
         )
+        for stage in STAGES:
+            values[f"{stage}_seconds"] = round(stats.stage_seconds[stage], 6)
         if self.checkpoint_saved_at is not None:
             values["checkpoint_saved_at"] = self.checkpoint_saved_at
         return values
@@ -92,6 +94,12 @@ class _SnapshotCollector(Collector):
         for reason, count in sorted(self.telemetry.pipeline.stats.dead_letter_reasons.items()):
             dead.add_metric([reason], count)
         yield dead
+        stages = CounterMetricFamily("perso_batch_stage_seconds", "Time spent in each stage of the micro-batches "
+                                     "(load: validate and read Redis; publish: until the broker acks)",
+                                     labels=["stage"])
+        for stage in STAGES:
+            stages.add_metric([stage], snap[f"{stage}_seconds"])
+        yield stages
         gauges = {
             "events_per_second": ("events_per_s", f"Events applied per second over the last {RATE_WINDOW_S:.0f}s"),
             "cached_customers": ("cached_customers", "Customer states held in worker memory"),

@@ -82,11 +82,16 @@ def test_operating_a_pseudonymising_worker(stack: Settings, tmp_path: Path) -> N
             return http_get(f"{base}/metrics")[1].decode()
         wait_for(lambda: "perso_accepted_total 5.0" in metrics(), 10, "metrics to count the events", worker)
         assert 'perso_dead_letters_total{reason="out_of_range"} 1.0' in metrics()
+        stage_seconds = {line.split('"')[1]: float(line.rsplit(" ", 1)[1]) for line in metrics().splitlines()
+                         if line.startswith("perso_batch_stage_seconds_total{")}
+        assert set(stage_seconds) == {"load", "process", "publish", "save"}
+        assert all(seconds > 0 for seconds in stage_seconds.values()), stage_seconds
 
         # Faust commits acked offsets every few seconds: lag reaches 0 shortly after processing.
         out = wait_for(lambda: (r := perso(settings, "status")).returncode == 0 and "total lag 0" in r.stdout and r,
                        20, "status to show the offsets committed", worker)
         assert "total lag 0" in out.stdout and "alive" in out.stdout and "accepted 5" in out.stdout, out.stdout
+        assert "ms per batch: load " in out.stdout, out.stdout
 
         out = perso(settings, "forget", "alice@example.com")
         assert out.returncode == 0 and "3 keys deleted" in out.stdout and "1 running worker(s)" in out.stdout, out
