@@ -32,14 +32,27 @@ class SegmentModel:
         self.kmeans = cluster.KMeans(n_clusters=n_segments, halflife=halflife, sigma=0.5, seed=seed)
         self.n_learned = 0
         self._labels: dict[int, tuple[int, str]] = {}
+        self._initialised: set[str] = set()
 
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state)
         self.__dict__.setdefault("_labels", {})  # checkpoints older than the label cache
+        self.__dict__.setdefault("_initialised", set(next(iter(self.kmeans.centers.values()), {})))
 
     def _scaled(self, x: dict[str, float]) -> dict[str, float]:
         z = self.scaler.transform_one(x)
+        if len(z.keys() - self._initialised) > 0:
+            self._initialise(z)
         return {k: v * self.affinity_weight if k.startswith("aff_") else v for k, v in z.items()}
+
+    def _initialise(self, z: dict[str, float]) -> None:
+        # River's KMeans draws a centre's coordinate for a new feature when it first meets it, in the order
+        # of a set of feature names: that order, and so the clustering, changed with PYTHONHASHSEED (ARI
+        # 0.47 or 0.85 on the same log). Draw them here in sorted order instead.
+        for feature in sorted(z.keys() - self._initialised):
+            for centre in self.kmeans.centers.values():
+                centre[feature]  # a defaultdict: the lookup draws the coordinate
+            self._initialised.add(feature)
 
     def learn_one(self, x: dict[str, float]) -> None:
         self.scaler.learn_one(x)

@@ -74,8 +74,8 @@ class Settings(BaseSettings):
     offer_cap_per_hour: int = Field(4, ge=1, description="offers per customer per hour of event time")
     offer_refresh_s: float = Field(600.0, ge=0, description="do not resend the same item sooner than this")
     exclude_bought_days: float = Field(30.0, ge=0)
-    resegment_every_s: float = Field(900.0, ge=0, description="re-assign a customer's segment at least this "
-                                     "often in event time (also on every purchase and new session)")
+    resegment_every_s: float = Field(0.0, ge=0, description="0: re-assign segments on every event; above: only "
+                                     "on purchases, new sessions and this often (faster, worse segments)")
 
     # --- embedded stack -------------------------------------------------------------------------
     state_dir: Path = Field(Path(".perso"), description="pid files and logs of the embedded stack")

@@ -160,6 +160,7 @@ def test_segment_is_reassigned_on_purchase_new_session_or_after_the_interval() -
     assert learned_after(click(at=T0 + timedelta(minutes=4), session="s2")) == 0
     assert learned_after(click(at=T0 + timedelta(minutes=19), session="s2")) == 1  # 15 min since the last
     assert state.segment is not None
+    assert Personalizer().config.resegment_every_s == 0  # the default learns from every event
 
 
 def test_caches_stay_out_of_checkpoints_and_follow_what_is_learned() -> None:
@@ -181,3 +182,20 @@ def test_caches_stay_out_of_checkpoints_and_follow_what_is_learned() -> None:
     assert favourites.predict_one(0) == ["x"]
     favourites.learn_one(0, ["y", "y"], weight=2.0)
     assert favourites.predict_one(0) == ["y", "x"]  # a purchase re-ranks at once
+
+
+def test_segments_do_not_depend_on_the_interpreters_hash_seed() -> None:
+    import subprocess
+    import sys
+
+    # River's KMeans drew new feature coordinates in set order, which PYTHONHASHSEED changes.
+    script = (
+        "from models.segments import SegmentModel\n"
+        "m = SegmentModel(n_segments=3)\n"
+        "for n in range(300):\n"
+        "    x = {f'aff_c{n % 7}': 1.0, 'frequency': n % 5, 'monetary': (n * 7) % 11, 'events': n % 3}\n"
+        "    print(m.learn_predict_one(x), end='')\n"
+    )
+    runs = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                           env={"PYTHONHASHSEED": seed, "PYTHONPATH": "."}).stdout for seed in ("1", "2", "3")}
+    assert len(runs) == 1 and len(next(iter(runs))) == 300
