@@ -22,6 +22,7 @@ class Decision:
 # Candidate sources. A reason's text is written only for the winner: formatting ~60 reasons and objects
 # per decision took a third of its time.
 _TOGETHER, _AGAIN, _CATEGORY, _SEGMENT, _POPULAR = range(5)
+_NEIGHBOURS_BY_AGE = (10, 6, 4, 3, 2)
 
 
 def _reason(source: int, subject: object) -> str:
@@ -96,7 +97,7 @@ class NextBestOffer:
 
         for age, recent in enumerate(reversed(state.recent_items[-5:])):
             decay = 0.8**age
-            for other, similarity in items.neighbours(recent, k=10):
+            for other, similarity in items.neighbours(recent, k=_NEIGHBOURS_BY_AGE[age]):
                 offer(other, similarity * decay + 0.3, _TOGETHER, recent)
         bought: dict[str, int] = {}
         for item_id, _ in state.recent_purchases:
