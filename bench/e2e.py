@@ -1,6 +1,7 @@
 """End-to-end figures on the embedded stack: sustained events/s and event-to-offer latency.
 
     python bench/e2e.py [--events 100000] [--latency-rate 0 (= half the throughput)] [--latency-seconds 20]
+                        [--profile SECONDS (py-spy the draining worker)]
 
 Runs against PERSO_BROKER_URL / PERSO_REDIS_URL (start them with `perso stack up`). Uses fresh topics and a
 fresh consumer group each run. Phase 1 preloads N events, starts one worker process and measures how fast
@@ -29,9 +30,13 @@ import redis
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import worker_profile  # noqa: E402
 
 from streams.feed import run_feed  # noqa: E402
 from streams.offers_tail import follow_topic  # noqa: E402
+from streams.pipeline import STAGES  # noqa: E402
 from streams.security import redis_sync  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 from streams.stack import create_topics  # noqa: E402
@@ -43,6 +48,17 @@ def worker_counters(client: redis.Redis, app_id: str, pid: int) -> dict[str, flo
     key = f"perso:stats:{app_id}:{socket.gethostname()}:{pid}"
     return {field.decode(): float(value) for field, value in client.hgetall(key).items()  # type: ignore[union-attr]
             if field != b"dead_letter_reasons"}  # JSON, not a counter
+
+
+def batch_stages(before: dict[str, float], after: dict[str, float]) -> dict[str, object] | None:
+    """The worker's batches between two counter readings: how many, how big, and ms per stage."""
+    batches = after.get("batches", 0) - before.get("batches", 0)
+    if batches <= 0:
+        return None
+    return {"batches": int(batches),
+            "records_per_batch": round((after.get("records", 0) - before.get("records", 0)) / batches, 1),
+            "ms": {k: round((after.get(f"{k}_seconds", 0) - before.get(f"{k}_seconds", 0)) / batches * 1000, 2)
+                   for k in STAGES}}
 
 
 def delete_customers(client: redis.Redis, prefixes: list[str]) -> int:
@@ -95,6 +111,8 @@ def main() -> int:
     parser.add_argument("--latency-rate", type=float, default=0.0,
                         help="events/s offered in the latency phase; 0: half the measured throughput")
     parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument("--profile", type=float, default=0.0, metavar="SECONDS",
+                        help="sample the draining worker with py-spy this long and print where its time goes")
     args = parser.parse_args()
 
     run = uuid.uuid4().hex[:6]
@@ -106,6 +124,7 @@ def main() -> int:
     client = redis_sync(settings)
     asyncio.run(create_topics(settings))
 
+    profile: dict[str, float] | None = None
     t0 = time.monotonic()
     # Customer ids unique to the run: states left in Redis by an earlier run would otherwise be loaded and grown.
     feed = asyncio.run(run_feed(settings, customers=args.customers, rate=1e9, max_events=args.events, seed=3,
@@ -126,6 +145,9 @@ def main() -> int:
             if done and first_at is None:
                 first_at, first_done = time.monotonic(), done
                 print(f"worker joined and started after {first_at - started:.1f}s", flush=True)
+                if args.profile:
+                    profile = worker_profile.breakdown(worker_profile.sample(worker.pid, args.profile))
+                    continue
             if done >= feed.sent:
                 break
             if worker.poll() is not None:
@@ -139,7 +161,10 @@ def main() -> int:
         print(f"drained {feed.sent} events in {drained:.1f}s after the first batch", flush=True)
 
         rate = args.latency_rate or round(throughput / 2)
+        before = worker_counters(client, settings.app_id, worker.pid)
         latencies = asyncio.run(latency_phase(settings, rate, args.latency_seconds, run))
+        time.sleep(1.5)  # the worker publishes its counters every second
+        stages = batch_stages(before, worker_counters(client, settings.app_id, worker.pid))
         to_profile = profile_latencies_ms(client, f"lat{run}-")
     finally:
         worker.terminate()
@@ -153,6 +178,8 @@ def main() -> int:
         "event_to_offer_ms": {"p50": round(percentile(ms, 0.50), 1), "p95": round(percentile(ms, 0.95), 1),
                               "p99": round(percentile(ms, 0.99), 1), "mean": round(statistics.fmean(ms), 1)}
         if ms else None,
+        "worker_batches_in_latency_phase": stages,
+        "worker_profile_percent": profile,
         "profiles_measured": len(to_profile),
         "event_to_profile_ms": {"p50": round(percentile(to_profile, 0.50), 1),
                                 "p95": round(percentile(to_profile, 0.95), 1),
@@ -161,7 +188,13 @@ def main() -> int:
     out = ROOT / "bench" / "results" / "e2e.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result))
+    if profile:
+        print("where the draining worker's time went (py-spy samples): "
+              + "; ".join(f"{part} {share}%" for part, share in profile.items()))
     print(f"throughput: {throughput:.0f} events/s (one worker, all models learning)")
+    if stages:
+        print(f"worker at {rate:.0f} events/s: {stages['batches']} batches of {stages['records_per_batch']} records; "
+              "ms per batch: " + ", ".join(f"{k} {stages['ms'][k]}" for k in STAGES))
     if ms:
         lat = result["event_to_offer_ms"]
         assert isinstance(lat, dict)
