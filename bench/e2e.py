@@ -146,7 +146,9 @@ def main() -> int:
                 first_at, first_done = time.monotonic(), done
                 print(f"worker joined and started after {first_at - started:.1f}s", flush=True)
                 if args.profile:
-                    profile = worker_profile.breakdown(worker_profile.sample(worker.pid, args.profile))
+                    stacks = worker_profile.sample(worker.pid, args.profile)
+                    (ROOT / "bench" / "results" / "worker-profile.txt").write_text(stacks)  # py-spy collapsed
+                    profile = worker_profile.breakdown(stacks)
                     continue
             if done >= feed.sent:
                 break

@@ -28,9 +28,9 @@ PARTS = (
     ("Faust stream delivery (take_events, acks, on_message)", "faust/streams.py"),
     ("Faust stream delivery (take_events, acks, on_message)", "faust/agents"),
     ("Faust stream delivery (take_events, acks, on_message)", "faust/transport/conductor.py"),
-    ("Faust consumer (fetch loop, commits, services)", "faust/transport"),
-    ("Faust consumer (fetch loop, commits, services)", "mode/"),
     ("idle (waiting in epoll)", "EpollSelector.select"),
+    ("Faust consumer (fetch loop, commits, services)", "faust/transport"),
+    ("Faust consumer (fetch loop, commits, services)", "mode/services.py"),
 )
 OTHER = "asyncio event loop and the rest"
 
