@@ -41,7 +41,7 @@ class SegmentModel:
 
     def _scaled(self, x: dict[str, float]) -> dict[str, float]:
         z = self.scaler.transform_one(x)
-        if len(z.keys() - self._initialised) > 0:
+        if not self._initialised.issuperset(z):
             self._initialise(z)
         return {k: v * self.affinity_weight if k.startswith("aff_") else v for k, v in z.items()}
 

@@ -170,6 +170,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from streams.operations import status
+    from streams.pipeline import STAGES
 
     report = asyncio.run(status(_settings()))
     if args.json:
@@ -199,7 +200,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         batches = v.get("batches", 0)
         if batches:
             stages = ", ".join(f"{stage} {v.get(f'{stage}_seconds', 0) / batches * 1000:.1f}"
-                               for stage in ("load", "process", "publish", "save"))
+                               for stage in STAGES)
             print(f"  batches: {batches:.0f}, {v.get('records', 0) / batches:.0f} records each; ms per batch: {stages}")
     age = report.checkpoint_age_s
     print(f"model checkpoint: {'none yet' if age is None else f'saved {age:.0f}s ago'}")

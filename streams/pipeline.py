@@ -63,7 +63,6 @@ class PipelineStats:
     stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
 
 
-
 # publish(offers, dead_letters) must return only once the broker has acknowledged every record.
 Publisher = Callable[[Sequence[Offer], Sequence[DeadLetter]], Awaitable[None]]
 
