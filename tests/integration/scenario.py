@@ -15,7 +15,7 @@ import redis
 
 from streams.settings import Settings
 from tests.helpers import click, now_iso, purchase
-from tests.integration.conftest import ROOT, Worker, produce, profile, settings_env, wait_for
+from tests.integration.conftest import ROOT, Worker, produce, profile, report_fault, settings_env, wait_for
 
 HEAVY_EVENTS = 400  # more than the old in-state window of 256 ids: a replay must still count none twice
 
@@ -106,6 +106,29 @@ def start_ready(settings: Settings, log: Path) -> Worker:
     return worker
 
 
+def started_with_profiles(settings: Settings, log: Path, tmp_path: Path, customers: int, per_customer: int
+                          ) -> tuple[Worker, dict[str, dict[str, float]]]:
+    """Write a log, start a worker, replay the log through it and wait until the profiles reflect it."""
+    expected = build_log(log, customers=customers, per_customer=per_customer)
+    worker = start_ready(settings, tmp_path / "worker.log")
+    try:
+        replay(settings, log, tmp_path)
+        wait_until_profiles_match(settings, expected, worker)
+    except BaseException:
+        worker.stop()
+        raise
+    return worker, expected
+
+
+def finish_after_fault(settings: Settings, feeder: subprocess.Popen[str], expected: dict[str, dict[str, float]],
+                       worker: Worker, fault: str) -> None:
+    """Let a background replay finish, wait until `worker` reflects the whole log, report and check it."""
+    sent = total_events(expected)
+    out, _ = feeder.communicate(timeout=120)
+    assert feeder.returncode == 0 and f"published {sent}" in out, out
+    wait_until_profiles_match(settings, expected, worker)
+    report_fault(fault, sent, reflected(settings, expected))
+    assert matches(settings, expected)
 
 
 def replay_in_background(settings: Settings, log: Path, tmp_path: Path, rate: float) -> subprocess.Popen[str]:

@@ -13,12 +13,12 @@ import orjson
 import pytest
 
 from streams.settings import Settings
-from tests.integration.conftest import ROOT, Worker, isolated, profile, report_fault, settings_env, wait_for
+from tests.integration.conftest import ROOT, Worker, isolated, profile, settings_env, wait_for
 from tests.integration.scenario import (
     build_log,
     counters,
+    finish_after_fault,
     matches,
-    reflected,
     replay,
     replay_in_background,
     start_ready,
@@ -90,11 +90,7 @@ def test_a_worker_killed_mid_replay_ends_with_each_event_counted_once(stack: Set
         assert worker_stat(settings, "accepted") < total, "the worker finished before it was killed"
         worker = Worker(settings, tmp_path / "worker-restarted.log")
         worker.start()
-        out, _ = feeder.communicate(timeout=120)
-        assert feeder.returncode == 0 and f"published {total}" in out, out
-        wait_until_profiles_match(settings, expected, worker)
-        report_fault("worker SIGKILLed mid-replay, restarted", total, reflected(settings, expected))
-        assert matches(settings, expected)
+        finish_after_fault(settings, feeder, expected, worker, "worker SIGKILLed mid-replay, restarted")
     finally:
         feeder.kill()
         worker.stop()

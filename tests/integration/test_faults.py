@@ -19,11 +19,13 @@ from tests.integration.conftest import RedisServer, Worker, free_port, isolated,
 from tests.integration.scenario import (
     build_log,
     combined,
+    finish_after_fault,
     matches,
     reflected,
     replay,
     replay_in_background,
     start_ready,
+    started_with_profiles,
     total_events,
     wait_until_profiles_match,
     worker_stat,
@@ -48,13 +50,9 @@ def test_redis_outage_holds_the_stream_and_loses_nothing(stack: Settings, tmp_pa
     port = free_port()
     settings = isolated(stack, "redis-down", redis_db=0, redis_url=server.url, web_enabled=True, web_port=port,
                         redis_retry_max_s=1.0)
-    before, during = tmp_path / "before.jsonl", tmp_path / "during.jsonl"
-    expected_before = build_log(before, customers=20, per_customer=10)
-    worker = start_ready(settings, tmp_path / "worker.log")
+    during = tmp_path / "during.jsonl"
+    worker, expected_before = started_with_profiles(settings, tmp_path / "before.jsonl", tmp_path, 20, 10)
     try:
-        replay(settings, before, tmp_path)
-        wait_until_profiles_match(settings, expected_before, worker)
-
         server.stop()
         expected_during = build_log(during, customers=20, per_customer=20)  # the same customers, more events
         expected = combined(expected_before, expected_during)
@@ -95,13 +93,9 @@ def test_one_of_two_workers_dies_and_the_other_takes_over(stack: Settings, tmp_p
                  second)
         second.kill()
         assert worker_stat(settings, "accepted") < sent, "the replay finished before the worker died"
-        out, _ = feeder.communicate(timeout=120)
-        assert feeder.returncode == 0, out
-        wait_until_profiles_match(settings, expected, first)
+        finish_after_fault(settings, feeder, expected, first, "one of two workers SIGKILLed mid-stream")
         wait_for(lambda: worker_stat(settings, "assigned_partitions", pid=first.pid) == 2 * settings.partitions,
                  30, "the survivor to own every partition", first)
-        report_fault("one of two workers SIGKILLed mid-stream", sent, reflected(settings, expected))
-        assert matches(settings, expected)
     finally:
         feeder.kill()
         first.stop()
@@ -115,13 +109,9 @@ def test_broker_restart_the_worker_reconnects_and_goes_on(stack: Settings, tmp_p
                                         "app_id": "restart", "redis_url": stack.redis_url.rsplit("/", 1)[0] + "/10"})
     broker = LocalStack(settings)
     broker.up()
-    before, after = tmp_path / "before.jsonl", tmp_path / "after.jsonl"
-    expected_before = build_log(before, customers=20, per_customer=10)
-    worker = start_ready(settings, tmp_path / "worker.log")
+    after = tmp_path / "after.jsonl"
+    worker, expected_before = started_with_profiles(settings, tmp_path / "before.jsonl", tmp_path, 20, 10)
     try:
-        replay(settings, before, tmp_path)
-        wait_until_profiles_match(settings, expected_before, worker)
-
         broker.down()  # tansu keeps topics in memory: the new broker starts empty and `up` recreates them
         time.sleep(3)
         worker.assert_alive()
