@@ -98,8 +98,8 @@ async def batch_speedup(customers: int) -> dict[str, float]:
                          0, n, body["customer_id"].encode(), orjson.dumps(body)) for n, (kind, body) in enumerate(log)]
     rates: dict[str, float] = {}
 
-    async def no_publish(offers: object, dead: object) -> None:
-        return None
+    async def no_publish(offers: object, dead: object) -> list[tuple[object, BaseException]]:
+        return []
 
     for size in (1, 50, 500):
         client = redis_async(settings)

@@ -17,17 +17,18 @@ import os
 import socket
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import faust
-import orjson
 
 from models.personalizer import Personalizer
 from schemas.dead_letter import DeadLetter
 from schemas.offers import Offer
 from streams import kafka_transport
+from streams.batch_health import BatchHealth
 from streams.checkpoints import CheckpointStore
-from streams.pipeline import BatchPipeline, RawRecord
+from streams.failures import describe
+from streams.pipeline import BatchFailed, BatchPipeline, Outgoing, RawRecord, StoppedDuringRetry
 from streams.privacy import Pseudonymiser
 from streams.profile_store import ProfileStore
 from streams.security import faust_credentials, redis_async
@@ -41,6 +42,31 @@ STATS_PUBLISH_S = 1.0
 STATS_LOG_S = 10.0
 # A stopped worker's stats hash disappears after this; `status` shows stale ones with their age.
 STATS_TTL_S = 120
+# Exit status of a worker that stopped because a batch could not complete (sysexits' EX_TEMPFAIL):
+# a supervisor (Docker, systemd, Kubernetes) restarts it and the group re-delivers the batch.
+EXIT_BATCH_FAILED = 75
+
+
+def stop_without_committing(error: BaseException, records: Sequence[RawRecord]) -> NoReturn:
+    """Leave the process now, with the batch's offsets uncommitted.
+
+    Faust's `take_events` acks a batch whenever the loop body leaves it, by any route: returning, raising or
+    being cancelled. An exception would also make Faust's supervisor restart the agent in this process,
+    with the batch's partial effects still in the worker's memory, and commit the unapplied offsets: that
+    is how a Redis that ran out of memory once lost 55% of the events. Exiting without running any more of
+    the loop commits nothing; the consumer group re-delivers the batch from the committed offset.
+    """
+    partitions = sorted({f"{r.topic}/{r.partition}" for r in records})
+    if isinstance(error, StoppedDuringRetry | asyncio.CancelledError):
+        log.warning("stopping while a batch of %d records could not complete (%s); its offsets are not "
+                    "committed, the next worker re-reads it (%s)", len(records), describe(error),
+                    ", ".join(partitions))
+    else:
+        log.critical("a batch of %d records cannot complete: %s. Stopping without committing its offsets so "
+                     "the consumer group re-delivers it (%s); exit status %d", len(records), describe(error),
+                     ", ".join(partitions), EXIT_BATCH_FAILED, exc_info=not isinstance(error, BatchFailed))
+    logging.shutdown()
+    os._exit(EXIT_BATCH_FAILED)
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -64,37 +90,49 @@ def create_app(settings: Settings) -> faust.App:
         web_host=settings.web_host,
         web_bind=settings.web_host,
         web_port=settings.web_port,
+        producer_max_request_size=settings.producer_max_request_bytes,
     )
     # Raw bytes in: validation is ours (pydantic), and dead letters keep the original bytes.
     inputs = app.topic(*settings.input_topics, partitions=settings.partitions, key_serializer="raw",
                        value_serializer="raw")
 
     redis_client = redis_async(settings)
-    store = ProfileStore(redis_client, ttl_s=settings.profile_ttl_days * 86_400,
-                         retry_max_s=settings.redis_retry_max_s, dedup_window=settings.dedup_window)
+    store = ProfileStore(redis_client, ttl_s=settings.profile_ttl_days * 86_400, dedup_window=settings.dedup_window)
     pseudonymiser = Pseudonymiser(settings.pseudonymise_key_bytes)
 
-    async def publish(offers: Sequence[Offer], dead: Sequence[DeadLetter]) -> None:
+    async def publish(offers: Sequence[Offer], dead: Sequence[DeadLetter]) -> list[tuple[Outgoing, BaseException]]:
         # Straight to the producer: Faust's Topic.send adds a channel, a pending message and a callback per
         # record (6% of the worker under py-spy, half the offers' cost).
         producer = app.producer
-        pending = []
-        for offer in offers:
-            pending.append(await producer.send(settings.offers_topic, offer.customer_id.encode(),
-                                               offer.__pydantic_serializer__.to_json(offer), None, None, None))
-        for letter in dead:
-            key = letter.key.encode() if letter.key is not None else None
-            pending.append(await producer.send(settings.dead_letter_topic, key,
-                                               letter.__pydantic_serializer__.to_json(letter), None, None, None))
+        sent: list[tuple[Outgoing, Any]] = []
+        refused: list[tuple[Outgoing, BaseException]] = []
+        outgoing: list[tuple[str, bytes | None, Outgoing]] = [
+            (settings.offers_topic, offer.customer_id.encode(), offer) for offer in offers]
+        outgoing += [(settings.dead_letter_topic, letter.key.encode() if letter.key is not None else None, letter)
+                     for letter in dead]
+        for topic, key, record in outgoing:
+            try:  # the producer refuses some records at once (too large, no metadata in time)
+                sent.append((record, await producer.send(topic, key, record.__pydantic_serializer__.to_json(record),
+                                                         None, None, None)))
+            except Exception as error:
+                refused.append((record, error))
         # Wait for broker acknowledgement before Redis is written and the input offsets are acked.
-        await asyncio.gather(*pending)
+        results = await asyncio.gather(*(future for _, future in sent), return_exceptions=True)
+        refused += [(record, result) for (record, _), result in zip(sent, results, strict=True)
+                    if isinstance(result, BaseException)]
+        return refused
 
     cache = StateCache(capacity=max(settings.state_cache_capacity, settings.state_cache_hot),
                        hot=settings.state_cache_hot)
+    health = BatchHealth()
     pipeline = BatchPipeline(Personalizer(settings.model_config_()), store, publish, settings.topic_kind,
-                             cache=cache, pseudonymiser=pseudonymiser)
-    app.personalization_pipeline = pipeline  # type: ignore[attr-defined]
-    telemetry = WorkerTelemetry(pipeline, store)
+                             cache=cache, pseudonymiser=pseudonymiser, health=health,
+                             retry_max_s=settings.redis_retry_max_s, stopping=lambda: bool(app.should_stop))
+    # Where this worker started reading each partition: what it waits on before its first commit there.
+    first_offsets: dict[Any, int] = {}
+    advertised = socket.gethostname() if settings.web_host in ("0.0.0.0", "::") else settings.web_host
+    telemetry = WorkerTelemetry(pipeline, health, lambda: events_waiting(app, settings.input_topics, first_offsets),
+                                web_url=f"http://{advertised}:{settings.web_port}" if settings.web_enabled else None)
     register_views(app, telemetry, store, pseudonymiser)
     checkpoints = CheckpointStore(redis_client, settings.app_id)
     stats_key = f"perso:stats:{settings.app_id}:{socket.gethostname()}:{os.getpid()}"
@@ -106,7 +144,11 @@ def create_app(settings: Settings) -> faust.App:
         if pipeline.stats.accepted == saved_at_accepted:
             return  # nothing learned since the last save
         try:
-            size = await checkpoints.save(pipeline.personalizer)
+            # Between batches only: a checkpoint must never hold a batch that has not completed (it would be
+            # learned again when the batch is re-delivered).
+            async with pipeline.lock:
+                blob = checkpoints.serialise(pipeline.personalizer)
+            size = await checkpoints.save_blob(blob)
         except Exception as error:  # a failed save must not stop the stream; the next one retries
             log.warning("model checkpoint (%s) failed: %s", why, error)
             return
@@ -127,7 +169,12 @@ def create_app(settings: Settings) -> faust.App:
         async for events in stream.take_events(settings.batch_size, within=settings.batch_window_s):
             records = [RawRecord(e.message.topic, e.message.partition, e.message.offset,
                                  e.message.key, e.message.value) for e in events]
-            await pipeline.handle(records)
+            for event in events:
+                first_offsets.setdefault(event.message.tp, event.message.offset)
+            try:
+                await pipeline.handle(records)
+            except BaseException as error:  # cancellation too: see stop_without_committing
+                stop_without_committing(error, records)
 
     @app.timer(settings.checkpoint_interval_s)
     async def periodic_checkpoint() -> None:
@@ -145,6 +192,7 @@ def create_app(settings: Settings) -> faust.App:
 
     async def forget_revoked(sender: Any, revoked: Any = (), **kwargs: Any) -> None:
         pipeline.cache.clear()
+        first_offsets.clear()
 
     async def count_assigned(sender: Any, assigned: Any = (), **kwargs: Any) -> None:
         telemetry.assigned_partitions = sum(1 for tp in assigned if tp.topic in settings.input_topics)
@@ -177,13 +225,14 @@ def create_app(settings: Settings) -> faust.App:
         # Telemetry in Redis for `perso status`; a log line every STATS_LOG_S.
         nonlocal last_logged
         telemetry.tick()
-        snapshot: dict[str, float | bytes] = dict(telemetry.snapshot())
-        snapshot["dead_letter_reasons"] = orjson.dumps(pipeline.stats.dead_letter_reasons)
-        with contextlib.suppress(Exception):  # stats must never stop the worker
+        try:  # stats must never stop the worker
             async with redis_client.pipeline(transaction=True) as pipe:
-                pipe.hset(stats_key, mapping=snapshot)  # type: ignore[arg-type]
+                pipe.hset(stats_key, mapping=telemetry.stats_hash())  # type: ignore[arg-type]
                 pipe.expire(stats_key, STATS_TTL_S)
                 await pipe.execute()
+            telemetry.stats_written(None)
+        except Exception as error:
+            telemetry.stats_written(error)
         if time.monotonic() - last_logged < STATS_LOG_S:
             return
         last_logged = time.monotonic()
@@ -191,5 +240,30 @@ def create_app(settings: Settings) -> faust.App:
         log.info("processed records=%d accepted=%d (%.0f/s) offers=%d dead_letters=%d duplicates=%d cached=%d "
                  "last_offer_latency_ms=%.1f", s.records, s.accepted, telemetry.events_per_s, s.offers,
                  s.dead_letters, s.duplicates, len(pipeline.cache), s.last_offer_latency_s * 1000)
+        if not health.ok:
+            report = health.report()
+            log.warning("degraded for %.0fs: %s failing (%s: %s), %d attempts; %d events waiting",
+                        report["failing_for_s"], report["stage"], report["cause"], report["error"],
+                        report["attempts"], telemetry.events_waiting())
 
     return app
+
+
+def events_waiting(app: faust.App, input_topics: Sequence[str], first_offsets: dict[Any, int]) -> int:
+    """Input events not yet committed on this worker's partitions: the end offset minus the committed offset,
+    both as Faust's Monitor sensor tracks them (the end offset at every fetch, the committed one at each of
+    this worker's commits); before its first commit on a partition, from where it started reading it."""
+    monitor = app.monitor
+    committed, ends = monitor.tp_committed_offsets, monitor.tp_end_offsets
+    try:
+        assigned = app.consumer.assignment()
+    except Exception:  # not started yet
+        return 0
+    waiting = 0
+    for tp in assigned:
+        if tp.topic not in input_topics or tp not in ends:
+            continue
+        start = committed.get(tp, first_offsets.get(tp))
+        if start is not None:
+            waiting += max(0, ends[tp] - start)
+    return waiting

@@ -41,7 +41,14 @@ class CheckpointStore:
         return f"{self.key}:meta"
 
     async def save(self, personalizer: Personalizer) -> int:
-        blob = checkpoint.dump(personalizer)
+        return await self.save_blob(self.serialise(personalizer))
+
+    @staticmethod
+    def serialise(personalizer: Personalizer) -> bytes:
+        """The models as they are now (the caller picks the moment: between batches)."""
+        return checkpoint.dump(personalizer)
+
+    async def save_blob(self, blob: bytes) -> int:
         # The meta hash lets `status` show the checkpoint's age without loading the models.
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.set(self.key, blob)

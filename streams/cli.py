@@ -169,15 +169,19 @@ def cmd_forget(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    """Exit status 0 when everything works, 1 when Redis refuses writes or a worker is degraded."""
     from streams.operations import status
     from streams.pipeline import STAGES
 
     report = asyncio.run(status(_settings()))
     if args.json:
-        print(json.dumps({"lag": [vars(p) | {"lag": p.lag} for p in report.lag], "total_lag": report.total_lag,
-                          "workers": [vars(w) | {"alive": w.alive} for w in report.workers],
+        print(json.dumps({"healthy": report.healthy, "redis": vars(report.redis) | {"problem": report.redis.problem},
+                          "lag": [vars(p) | {"lag": p.lag} for p in report.lag], "total_lag": report.total_lag,
+                          "workers": [vars(w) | {"alive": w.alive, "degraded": w.degraded} for w in report.workers],
                           "checkpoint_age_s": report.checkpoint_age_s}, indent=2))
-        return 0
+        return 0 if report.healthy else 1
+    if report.redis.problem:
+        print(f"REDIS PROBLEM: {report.redis.problem}")
     print("consumer lag (committed / end offset):")
     for p in report.lag:
         print(f"  {p.topic}/{p.partition:<3} {p.committed if p.committed is not None else '-':>10} / {p.end:<10} "
@@ -192,6 +196,17 @@ def cmd_status(args: argparse.Namespace) -> int:
               f"accepted {v.get('accepted', 0):.0f}, duplicates {v.get('duplicates', 0):.0f}, "
               f"offers {v.get('offers', 0):.0f}, dead letters {v.get('dead_letters', 0):.0f} {w.dead_letter_reasons}, "
               f"redis {'up' if v.get('redis_up', 1) else 'UNREACHABLE'}")
+        health = w.live_health if w.live_health is not None else w.health
+        if health.get("status", "ok") != "ok":
+            source = "asked over HTTP just now" if w.live_health is not None else "its last report"
+            print(f"  DEGRADED ({source}): {health.get('stage', '?')} failing since "
+                  f"{_clock(health.get('since'))} ({health.get('failing_for_s', 0):.0f}s, "
+                  f"{health.get('attempts', 0)} attempts): {health.get('cause')}: {health.get('error')}; "
+                  f"{health.get('events_waiting', 0)} events waiting")
+        elif not w.alive and w.web_url and w.live_health is None:
+            print(f"  not answering at {w.web_url}/health either")
+        if w.batch_failures:
+            print(f"  failed batch attempts by cause: {w.batch_failures}")
         labelled = v.get("propensity_labelled", 0)
         quality = (f"ROC AUC {v.get('propensity_roc_auc', 0):.3f}, log loss {v.get('propensity_log_loss', 0):.3f}"
                    if labelled else "not measured yet")
@@ -204,7 +219,11 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"  batches: {batches:.0f}, {v.get('records', 0) / batches:.0f} records each; ms per batch: {stages}")
     age = report.checkpoint_age_s
     print(f"model checkpoint: {'none yet' if age is None else f'saved {age:.0f}s ago'}")
-    return 0
+    return 0 if report.healthy else 1
+
+
+def _clock(epoch: Any) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(epoch))) if epoch else "?"
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
@@ -462,12 +481,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from streams.unreachable import explain_unreachable
+
     logging.basicConfig(level=os.environ.get("PERSO_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # aiokafka's INFO lines (coordinator discovery, joins) drown the output of short commands.
+    # aiokafka's INFO lines (coordinator discovery, joins) drown the output of short commands, and its
+    # "Unable connect" errors say less than the one line printed below.
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    logging.getLogger("aiokafka").addFilter(lambda record: not record.getMessage().startswith("Unable connect"))
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except Exception as error:
+        message = explain_unreachable(error)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from streams.security import kafka_options
+from streams.security import kafka_options, start_or_close
 from streams.settings import Settings
 from streams.synthetic import SyntheticShop, corrupt
 
@@ -39,7 +39,7 @@ async def run_feed(settings: Settings, customers: int = 500, rate: float = 200.0
     shop = SyntheticShop(n_customers=customers, seed=seed, prefix=prefix)
     producer = AIOKafkaProducer(**kafka_options(settings), acks="all", linger_ms=5,
                                 enable_idempotence=False)
-    await producer.start()
+    await start_or_close(producer)
     report = FeedReport()
     topics = {"clickstream": settings.clickstream_topic, "purchases": settings.purchases_topic}
     started = time.monotonic()

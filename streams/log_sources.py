@@ -18,7 +18,7 @@ from typing import IO, Any, cast
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.security import kafka_options
+from streams.security import kafka_options, start_or_close
 from streams.settings import Settings
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -114,7 +114,7 @@ async def read_topic(settings: Settings, topic: str, start_offset: int | None = 
     """
     consumer = AIOKafkaConsumer(**kafka_options(settings), enable_auto_commit=False,
                                 group_id=None, fetch_max_wait_ms=100)
-    await consumer.start()
+    await start_or_close(consumer)
     try:
         numbers = consumer.partitions_for_topic(topic)
         if not numbers:

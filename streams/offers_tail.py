@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.security import kafka_options
+from streams.security import kafka_options, start_or_close
 from streams.settings import Settings
 
 
@@ -21,7 +21,7 @@ async def follow_topic(settings: Settings, topic: str, from_beginning: bool = Fa
     # arrive, and the latency benchmark measures offers when this consumer receives them.
     consumer = AIOKafkaConsumer(**kafka_options(settings), enable_auto_commit=False, group_id=None,
                                 fetch_max_wait_ms=settings.fetch_max_wait_ms)
-    await consumer.start()
+    await start_or_close(consumer)
     try:
         partitions = None
         for _ in range(50):

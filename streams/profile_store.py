@@ -2,33 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from models.features import CustomerState
 from schemas.events import CustomerEvent
 from schemas.profile import ProfileUpdate
 from streams.dedup import SeenWindow
 
-log = logging.getLogger(__name__)
-T = TypeVar("T")
-
 # Both scripts replace a pipeline of 3-7 commands per customer with one command per batch, its data in one
 # JSON argument (decoded by Redis's cjson): packing, encoding and parsing those commands and their ~60
 # arguments per customer took a fifth of the worker's time under the profiler. A script runs atomically,
-# as the MULTI/EXEC it replaces did.
+# as the MULTI/EXEC it replaces did (Redis 7 or later: the shebang below).
+
+# Both start with a Redis 7 shebang. The save script declares that it writes, so Redis refuses it whole
+# before it starts when it cannot write (out of memory with noeviction, a read-only replica): a script
+# refused half-way would keep its first writes, a state saved without the event ids that made it, which
+# a redelivery would then apply twice. The load script declares that it only reads, so it still runs then.
 
 # KEYS: seen:{c} for each customer with events, then state:{c} of the states to read.
 # ARGV[1]: JSON [[event id, ...] per customer with events].
 # Returns {{zcard, oldest score or false, {score or false per id}} per customer, {state or false}}.
-_LOAD_LUA = """
+_LOAD_LUA = """#!lua flags=no-writes
 local asked = cjson.decode(ARGV[1])
 local windows, states = {}, {}
 for k, ids in ipairs(asked) do
@@ -41,7 +39,7 @@ return {windows, states}
 
 # KEYS: state:{c}, profile:{c}, seen:{c} per customer. ARGV: dedup window, TTL seconds (0: none), and JSON
 # [[state JSON, {profile field: value}, [score, event id, score, event id, ...]] per customer].
-_SAVE_LUA = """
+_SAVE_LUA = """#!lua
 local window, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
 for c, update in ipairs(cjson.decode(ARGV[3])) do
   local k = 3 * c - 2
@@ -81,17 +79,14 @@ def customer_keys(customer_id: str) -> list[str]:
 class ProfileStore:
     """`state:{id}` holds the worker's full per-customer state (JSON); `profile:{id}` is the hash websites and
     messaging services read; `seen:{id}` remembers the ids of the events applied (sorted set by event time,
-    the newest `dedup_window` kept). All three change in one MULTI/EXEC, so the event ids remembered always
-    match the counters they produced.
+    the newest `dedup_window` kept). All three change in one atomic script, so the event ids remembered always
+    match the counters they produced. Errors are raised as they are: retrying is the pipeline's decision.
     """
 
-    def __init__(self, client: aioredis.Redis, ttl_s: float = 0, retry_max_s: float = 5.0,
-                 dedup_window: int = 10_000) -> None:
+    def __init__(self, client: aioredis.Redis, ttl_s: float = 0, dedup_window: int = 10_000) -> None:
         self.client = client
         self.ttl_s = int(ttl_s)
-        self.retry_max_s = retry_max_s
         self.dedup_window = dedup_window
-        self.unavailable_since: float | None = None
         self._load_script = client.register_script(_LOAD_LUA)
         self._save_script = client.register_script(_SAVE_LUA)
 
@@ -107,7 +102,7 @@ class ProfileStore:
         keys = [seen_key(c) for c in customers] + [state_key(c) for c in customer_ids]
         args = [orjson.dumps([event_ids[c] for c in customers])]
 
-        window_replies, blobs = await self._retrying("load", lambda: self._load_script(keys=keys, args=args))
+        window_replies, blobs = await self._load_script(keys=keys, args=args)
         states = {cid: CustomerState.from_dict(orjson.loads(blob))
                   for cid, blob in zip(customer_ids, blobs, strict=True) if blob}
         windows: dict[str, SeenWindow] = {}
@@ -130,30 +125,11 @@ class ProfileStore:
             batch.append([orjson.dumps(state.to_dict()).decode(), profile.to_redis_hash(), seen])
         if keys:
             args: list[int | bytes] = [self.dedup_window, self.ttl_s, orjson.dumps(batch)]
-            await self._retrying("save", lambda: self._save_script(keys=keys, args=args))
+            await self._save_script(keys=keys, args=args)
 
     async def forget(self, customer_id: str) -> int:
         """Delete everything kept about one customer; returns how many keys existed."""
-        return int(await self._retrying("forget", lambda: self.client.delete(*customer_keys(customer_id))))
-
-    async def _retrying(self, what: str, operation: Callable[[], Awaitable[T]]) -> T:
-        """Retry with exponential back-off while Redis is unreachable; the stream waits, nothing is dropped."""
-        delay = 0.1
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                result = await operation()
-            except (RedisConnectionError, RedisTimeoutError, OSError) as error:
-                if self.unavailable_since is None:
-                    self.unavailable_since = loop.time()
-                log.warning("Redis %s failed (%s); retrying in %.1fs", what, error, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.retry_max_s)
-                continue
-            if self.unavailable_since is not None:
-                log.warning("Redis is back after %.1fs", loop.time() - self.unavailable_since)
-                self.unavailable_since = None
-            return result
+        return int(await self.client.delete(*customer_keys(customer_id)))
 
     async def read_profile(self, customer_id: str) -> dict[str, str]:
         raw = await self.client.hgetall(profile_key(customer_id))

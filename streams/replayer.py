@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from schemas.events import EventRejected, parse_event
 from streams.log_sources import LogRecord
-from streams.security import kafka_options
+from streams.security import kafka_options, start_or_close
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ async def replay(settings: Settings, records: Iterable[LogRecord] | AsyncIterabl
     topics = {"clickstream": settings.clickstream_topic, "purchases": settings.purchases_topic}
     producer = AIOKafkaProducer(**kafka_options(settings), acks="all", linger_ms=10,
                                 max_batch_size=256 * 1024, enable_idempotence=False)
-    await producer.start()
+    await start_or_close(producer)
     started = time.monotonic()
     pending: list[asyncio.Future[Any]] = []
     with ExitStack() as stack:

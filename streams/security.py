@@ -47,6 +47,15 @@ def kafka_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
+async def start_or_close(client: Any) -> None:
+    """Start an aiokafka client; if it cannot start (no broker), stop it before raising, so it is not left open."""
+    try:
+        await client.start()
+    except BaseException:
+        await client.stop()
+        raise
+
+
 def faust_credentials(settings: Settings) -> Any:
     """The `broker_credentials` of the Faust app, or None for PLAINTEXT."""
     protocol = settings.kafka_security_protocol

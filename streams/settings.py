@@ -56,7 +56,11 @@ class Settings(BaseSettings):
     web_port: int = 6066
     stream_buffer_maxsize: int = Field(
         4096, ge=1, description="records fetched ahead per partition; bounds what waits in memory when Redis is down")
-    redis_retry_max_s: float = Field(5.0, gt=0, description="longest back-off between Redis retries")
+    redis_retry_max_s: float = Field(5.0, gt=0, description="longest back-off between retries of a batch that "
+                                     "fails for a reason that can heal (Redis unreachable, out of memory, "
+                                     "read-only, busy; the broker not acknowledging)")
+    producer_max_request_bytes: int = Field(1_048_576, ge=256, description="largest record the worker publishes "
+                                            "(offers, dead letters); keep it within the topics' max.message.bytes")
     profile_ttl_days: float = Field(0, ge=0, description="expire profiles idle this long; 0 keeps them")
 
     dedup_window: int = Field(10_000, ge=10, description="event ids remembered per customer for exactly-once")

@@ -1,6 +1,7 @@
 """HTTP endpoints on the worker, served by Faust's own web server (PERSO_WEB_PORT):
 
-- `GET /health`   200 when the worker can serve (Redis reachable), 503 otherwise; JSON with details;
+- `GET /health`   200 when batches complete and Redis answers, 503 while degraded (a batch failing and being
+  retried, Redis unreachable), with the cause, the error, since when and the events waiting;
 - `GET /metrics`  Prometheus text format;
 - `GET /profiles/{customer_id}`  the stored profile and last offer (404 if unknown); the id is pseudonymised
   here when PERSO_PSEUDONYMISE_KEY is set, so callers use the customer's real id.
@@ -25,14 +26,13 @@ def register_views(app: faust.App, telemetry: WorkerTelemetry, store: ProfileSto
     async def health(web: View, request: Request) -> Response:
         snap = telemetry.snapshot()
         body: dict[str, Any] = {
-            "status": "ok" if telemetry.redis_up else "degraded",
-            "redis": "up" if telemetry.redis_up else "unreachable",
+            **telemetry.health_report(),
             "assigned_partitions": int(snap["assigned_partitions"]),
             "events_per_s": snap["events_per_s"],
             "accepted": int(snap["accepted"]),
             "uptime_s": round(snap["updated_at"] - snap["started_at"], 1),
         }
-        return web.json(body, status=200 if telemetry.redis_up else 503)
+        return web.json(body, status=200 if body["status"] == "ok" else 503)
 
     @app.page("/metrics")
     async def metrics(web: View, request: Request) -> Response:

@@ -23,6 +23,7 @@ import orjson
 import pytest
 import redis
 from aiokafka import AIOKafkaProducer
+from pydantic import SecretStr
 
 from streams.offers_tail import follow_topic
 from streams.settings import Settings
@@ -38,16 +39,16 @@ def free_port() -> int:
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    secrets = {"PERSO_PSEUDONYMISE_KEY": settings.pseudonymise_key, "PERSO_REDIS_PASSWORD": settings.redis_password}
-    extra = {name: value.get_secret_value() for name, value in secrets.items() if value is not None}
-    return {**os.environ, **extra, "PERSO_BROKER_URL": settings.broker_url, "PERSO_REDIS_URL": settings.redis_url,
-            "PERSO_APP_ID": settings.app_id, "PERSO_WEB_ENABLED": str(settings.web_enabled).lower(),
-            "PERSO_WEB_PORT": str(settings.web_port), "PERSO_STATE_DIR": str(settings.state_dir),
-            "PERSO_DEDUP_WINDOW": str(settings.dedup_window), "PERSO_PROFILE_TTL_DAYS": str(settings.profile_ttl_days),
-            "PERSO_PARTITIONS": str(settings.partitions), "PYTHONPATH": str(ROOT),
-            "PERSO_CLICKSTREAM_TOPIC": settings.clickstream_topic, "PERSO_PURCHASES_TOPIC": settings.purchases_topic,
-            "PERSO_OFFERS_TOPIC": settings.offers_topic, "PERSO_DEAD_LETTER_TOPIC": settings.dead_letter_topic,
-            "PERSO_CHECKPOINT_INTERVAL_S": str(settings.checkpoint_interval_s)}
+    """The environment of a worker or CLI process with exactly these settings (PERSO_* for every field)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for name, value in settings:
+        if value is None:
+            env.pop(f"PERSO_{name.upper()}", None)
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        env[f"PERSO_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+    return env
 
 
 @pytest.fixture(scope="session")
@@ -92,6 +93,10 @@ class Worker:
                 self.process.kill()
                 self.process.wait()
 
+    def wait_exit(self, timeout_s: float) -> int:
+        assert self.process is not None
+        return self.process.wait(timeout=timeout_s)
+
     def log_tail(self, lines: int = 30) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
@@ -117,11 +122,13 @@ def worker(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 class RedisServer:
     """A redis-server of a test's own, to stop, restart or protect with a password without touching others."""
 
-    def __init__(self, workdir: Path, password: str | None = None, durable: bool = False) -> None:
+    def __init__(self, workdir: Path, password: str | None = None, durable: bool = False,
+                 extra: Sequence[str] = ()) -> None:
         self.port = free_port()
         self.workdir = workdir
         self.password = password
         self.durable = durable  # an append-only file, fsynced per write: a restart keeps every key
+        self.extra = list(extra)  # more redis-server options, e.g. ["--maxmemory", "4mb"]
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -137,6 +144,7 @@ class RedisServer:
                 *(["--appendonly", "yes", "--appendfsync", "always"] if self.durable else ["--appendonly", "no"])]
         if self.password:
             argv += ["--requirepass", self.password]
+        argv += self.extra
         self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port("127.0.0.1", self.port, 10, "redis-server")
 
@@ -144,6 +152,9 @@ class RedisServer:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=10)
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, password=self.password)
 
 
 # Filled by the fault tests, printed at the end of the session (`pytest -m faults` runs just them).

@@ -20,7 +20,7 @@ from tests.integration.conftest import ROOT, Worker, produce, profile, report_fa
 HEAVY_EVENTS = 400  # more than the old in-state window of 256 ids: a replay must still count none twice
 
 
-def build_log(path: Path, customers: int, per_customer: int) -> dict[str, dict[str, float]]:
+def build_log(path: Path, customers: int, per_customer: int, item_prefix: str = "i") -> dict[str, dict[str, float]]:
     """Write a JSON Lines log (plus two invalid lines); return the counters one pass must produce."""
     start = datetime.now(UTC) - timedelta(hours=12)
     expected: dict[str, Counter[str]] = {}
@@ -39,7 +39,7 @@ def build_log(path: Path, customers: int, per_customer: int) -> dict[str, dict[s
                 counts["frequency"] += 1
                 counts["monetary"] += 120
             else:
-                body = click(customer=customer, item=f"i{round_ % 9}", at=at)
+                body = click(customer=customer, item=f"{item_prefix}{round_ % 9}", at=at)
                 counts["views"] += 1
             counts["events"] += 1
             lines.append(orjson.dumps(body))

@@ -37,13 +37,14 @@ async def run_batch_twice(stack: Settings, records: list[RawRecord]) -> dict[str
     await producer.start()
     dead_seen: list[DeadLetter] = []
 
-    async def publish(offers: Sequence[Offer], dead: Sequence[DeadLetter]) -> None:
+    async def publish(offers: Sequence[Offer], dead: Sequence[DeadLetter]) -> list[Any]:
         futures = [await producer.send(settings.offers_topic, orjson.dumps(o.model_dump(mode="json")))
                    for o in offers]
         futures += [await producer.send(settings.dead_letter_topic, orjson.dumps(d.model_dump(mode="json")))
                     for d in dead]
         await asyncio.gather(*futures)
         dead_seen.extend(dead)
+        return []
 
     try:
         pipeline = BatchPipeline(Personalizer(), ProfileStore(client), publish, settings.topic_kind)

@@ -1,0 +1,225 @@
+"""The batch pipeline in-process against a real redis-server of its own, made to fail the ways production
+Redis fails: out of memory, read-only, permissions revoked. And events that make a model raise, and records
+the broker refuses as too large. Nothing is lost, nothing applied twice, and health says what is wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import redis.asyncio as aioredis
+from aiokafka.errors import MessageSizeTooLargeError
+
+from models.features import CustomerState
+from models.personalizer import Outcome, Personalizer
+from schemas.dead_letter import DeadLetter
+from schemas.events import ClickEvent, PurchaseEvent
+from schemas.offers import Offer
+from streams.pipeline import BatchFailed, BatchPipeline, RawRecord, StoppedDuringRetry
+from streams.profile_store import ProfileStore
+from tests.helpers import click, now_iso, purchase
+from tests.integration.conftest import RedisServer
+
+CLICKS, ORDERS = "clicks", "orders"
+
+
+def kind_of(topic: str) -> str:
+    return "purchases" if topic == ORDERS else "clickstream"
+
+
+class Recorder:
+    """Stands in for the broker's producer: keeps what was published; refuses records above `max_bytes`."""
+
+    def __init__(self, max_bytes: int | None = None) -> None:
+        self.offers: list[Offer] = []
+        self.dead: list[DeadLetter] = []
+        self.max_bytes = max_bytes
+
+    async def __call__(self, offers: Sequence[Offer], dead: Sequence[DeadLetter]) -> list[tuple[Any, BaseException]]:
+        refused: list[tuple[Any, BaseException]] = []
+        for record in [*offers, *dead]:
+            size = len(record.model_dump_json())
+            if self.max_bytes is not None and size > self.max_bytes:
+                refused.append((record, MessageSizeTooLargeError(f"{size} bytes")))
+            elif isinstance(record, Offer):
+                self.offers.append(record)
+            else:
+                self.dead.append(record)
+        return refused
+
+
+class PoisonedPersonalizer(Personalizer):
+    """Raises on events that name the item 'poison', after changing the customer's state half-way."""
+
+    def process(self, state: CustomerState, event: ClickEvent | PurchaseEvent) -> Outcome:
+        if isinstance(event, ClickEvent) and event.item_id == "poison":
+            state.update(event)
+            raise ZeroDivisionError("float division by zero")
+        return super().process(state, event)
+
+
+def records(bodies: Sequence[dict[str, Any]], start: int = 0) -> list[RawRecord]:
+    return [RawRecord(ORDERS if body["type"] == "purchase" else CLICKS, 0, start + n,
+                      body["customer_id"].encode(), orjson.dumps(body)) for n, body in enumerate(bodies)]
+
+
+def shoppers(n: int, events_each: int) -> tuple[str, list[dict[str, Any]]]:
+    run = uuid.uuid4().hex[:6]
+    bodies = [click(customer=f"{run}-{c}", item=f"i{e}", at=now_iso()) for e in range(events_each) for c in range(n)]
+    return run, bodies
+
+
+async def profile_events(client: aioredis.Redis, customer: str) -> int:
+    raw = await client.hget(f"profile:{customer}", "events")
+    return int(raw) if raw is not None else 0
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Any:
+    server = RedisServer(tmp_path, extra=["--maxmemory-policy", "noeviction"])
+    server.start()
+    yield server
+    server.stop()
+
+
+def pipeline_on(server: RedisServer, publisher: Recorder, personalizer: Personalizer | None = None,
+                stopping: bool = False) -> tuple[BatchPipeline, aioredis.Redis]:
+    client = aioredis.Redis(port=server.port)
+    pipeline = BatchPipeline(personalizer or Personalizer(), ProfileStore(client), publisher, kind_of,
+                             retry_max_s=0.2, stopping=lambda: stopping)
+    return pipeline, client
+
+
+async def wait_until(condition: Any, what: str, timeout_s: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+async def test_an_event_that_makes_a_model_raise_is_dead_lettered_and_the_batch_goes_on(own_redis: RedisServer
+                                                                                         ) -> None:
+    publisher = Recorder()
+    pipeline, client = pipeline_on(own_redis, publisher, PoisonedPersonalizer())
+    run = uuid.uuid4().hex[:6]
+    a, b, c = f"{run}-a", f"{run}-b", f"{run}-c"
+    batch = records([click(customer=a, item="i1", at=now_iso(3)), click(customer=a, item="poison", at=now_iso(2)),
+                     purchase(customer=a, at=now_iso(1)), click(customer=b, item="poison", at=now_iso(1)),
+                     click(customer=c, item="i2", at=now_iso(1))])
+    await pipeline.handle(batch)
+
+    poisoned = [d for d in publisher.dead if d.reason == "processing_error"]
+    assert sorted(d.offset for d in poisoned) == [1, 3]
+    assert all(d.detail == "ZeroDivisionError: float division by zero" for d in poisoned)
+    assert orjson.loads(poisoned[0].payload)["item_id"] == "poison"  # the original record, to replay once fixed
+    # The poisoned event is undone on the customer's state; the events around it count.
+    assert [await profile_events(client, customer) for customer in (a, b, c)] == [2, 0, 1]
+    assert (await client.hgetall(f"profile:{a}"))[b"frequency"] == b"1"
+    assert pipeline.stats.accepted == 3 and pipeline.stats.dead_letter_reasons == {"processing_error": 2}
+    assert pipeline.health.ok
+
+    await pipeline.handle(batch)  # redelivered: the good ones are duplicates, the poisoned ones fail again
+    assert await profile_events(client, a) == 2 and pipeline.stats.accepted == 3
+    assert pipeline.stats.duplicates == 3 and pipeline.stats.dead_letter_reasons == {"processing_error": 4}
+    await client.aclose()
+
+
+async def test_out_of_memory_retries_the_same_batch_until_redis_has_room(own_redis: RedisServer) -> None:
+    publisher = Recorder()
+    pipeline, client = pipeline_on(own_redis, publisher)
+    run, bodies = shoppers(n=20, events_each=3)
+    await client.set("filler", b"x" * 2_000_000)
+    await client.config_set("maxmemory", "1mb")  # below what is used: with noeviction every write is refused
+
+    handling = asyncio.create_task(pipeline.handle(records(bodies)))
+    await wait_until(lambda: pipeline.health.current is not None and pipeline.health.current.attempts >= 3,
+                     "three failed attempts")
+    current = pipeline.health.current
+    assert current is not None and current.stage == "save" and current.failure.cause == "redis_out_of_memory"
+    assert current.waiting == len(bodies) and not handling.done()
+    report = pipeline.health.report()
+    assert report["status"] == "degraded" and "OutOfMemoryError" in report["error"]
+    # Refused whole (the save script's shebang): not one customer's state written without its event ids.
+    assert await client.keys(f"*{run}*") == []
+
+    await client.config_set("maxmemory", "0")
+    await asyncio.wait_for(handling, 10)
+    assert pipeline.health.ok and pipeline.health.failures_by_cause["redis_out_of_memory"] >= 3
+    assert [await profile_events(client, f"{run}-{c}") for c in range(20)] == [3] * 20
+    assert pipeline.stats.accepted == 60 and pipeline.stats.batches == 1
+    await client.aclose()
+
+
+async def test_a_read_only_replica_holds_the_batch_until_it_is_promoted(own_redis: RedisServer,
+                                                                        tmp_path: Path) -> None:
+    primary = RedisServer(tmp_path / "primary")
+    (tmp_path / "primary").mkdir()
+    primary.start()
+    publisher = Recorder()
+    pipeline, client = pipeline_on(own_redis, publisher)
+    run, bodies = shoppers(n=5, events_each=2)
+    try:
+        await client.execute_command("REPLICAOF", "127.0.0.1", str(primary.port))
+        handling = asyncio.create_task(pipeline.handle(records(bodies)))
+        await wait_until(lambda: pipeline.health.current is not None and pipeline.health.current.attempts >= 2,
+                         "failed attempts on the replica")
+        current = pipeline.health.current
+        assert current is not None and current.failure.cause == "redis_read_only"
+        await client.execute_command("REPLICAOF", "NO", "ONE")  # promoted
+        await asyncio.wait_for(handling, 10)
+        assert [await profile_events(client, f"{run}-{c}") for c in range(5)] == [2] * 5
+    finally:
+        await client.aclose()
+        primary.stop()
+
+
+async def test_an_error_that_cannot_heal_fails_the_batch_without_applying_it(own_redis: RedisServer) -> None:
+    admin = own_redis.client()
+    admin.execute_command("ACL", "SETUSER", "perso", "on", ">secret", "~*", "&*", "+@all", "-evalsha", "-eval")
+    client = aioredis.Redis(port=own_redis.port, username="perso", password="secret")
+    pipeline = BatchPipeline(Personalizer(), ProfileStore(client), Recorder(), kind_of, retry_max_s=0.2)
+    run, bodies = shoppers(n=3, events_each=1)
+    with pytest.raises(BatchFailed) as failed:
+        await asyncio.wait_for(pipeline.handle(records(bodies)), 10)
+    assert failed.value.failure.cause == "redis_no_permission" and "evalsha" in failed.value.failure.detail
+    assert failed.value.stage == "load" and pipeline.stats.batches == 0
+    assert admin.keys(f"*{run}*") == []
+    await client.aclose()
+
+
+async def test_stopping_during_retries_leaves_the_batch_unapplied(own_redis: RedisServer) -> None:
+    pipeline, client = pipeline_on(own_redis, Recorder(), stopping=True)
+    await client.set("filler", b"x" * 2_000_000)
+    await client.config_set("maxmemory", "1mb")
+    run, bodies = shoppers(n=2, events_each=1)
+    with pytest.raises(StoppedDuringRetry):
+        await asyncio.wait_for(pipeline.handle(records(bodies)), 10)
+    assert await client.keys(f"*{run}*") == []
+    await client.aclose()
+
+
+async def test_records_the_broker_refuses_as_too_large_become_dead_letters(own_redis: RedisServer) -> None:
+    publisher = Recorder(max_bytes=560)
+    pipeline, client = pipeline_on(own_redis, publisher)
+    run = uuid.uuid4().hex[:6]
+    long_item = "x" * 120
+    bodies = [purchase(customer=f"{run}-teacher", items=((long_item, "home", 10.0), ("short", "home", 9.0)),
+                       at=now_iso(5))]
+    bodies += [click(customer=f"{run}-{c}", item="short", category="home", at=now_iso(4 - c)) for c in range(3)]
+    await pipeline.handle(records(bodies))
+
+    refused = [d for d in publisher.dead if d.reason == "offer_too_large"]
+    assert refused, f"no offer was large enough to be refused: {[o.item_id for o in publisher.offers]}"
+    assert all(long_item in d.detail and "refused by the broker" in d.detail for d in refused)
+    assert all(d.payload == "" and "payload of" in d.detail for d in refused)  # the offer JSON did not fit either
+    assert all(len(o.model_dump_json()) <= 560 for o in publisher.offers)
+    # The events behind the refused offers are applied all the same.
+    assert [await profile_events(client, f"{run}-{c}") for c in range(3)] == [1, 1, 1]
+    assert pipeline.stats.dead_letter_reasons.get("offer_too_large") == len(refused)
+    await client.aclose()
