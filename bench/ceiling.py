@@ -25,12 +25,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa:
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
 
 from streams.security import kafka_options  # noqa: E402
-from streams.settings import Settings  # noqa: E402
+from streams.settings import KafkaSettings  # noqa: E402
 
 ACK_WINDOW = 10_000
 
 
-async def produce(settings: Settings, topic: str, events: int, size: int) -> float:
+async def produce(settings: KafkaSettings, topic: str, events: int, size: int) -> float:
     producer = AIOKafkaProducer(**kafka_options(settings), acks="all", linger_ms=10, max_batch_size=256 * 1024,
                                 enable_idempotence=False)
     await producer.start()
@@ -49,7 +49,7 @@ async def produce(settings: Settings, topic: str, events: int, size: int) -> flo
     return seconds
 
 
-async def consume(settings: Settings, topic: str, events: int) -> float:
+async def consume(settings: KafkaSettings, topic: str, events: int) -> float:
     consumer = AIOKafkaConsumer(**kafka_options(settings), group_id=None, enable_auto_commit=False,
                                 fetch_max_wait_ms=settings.fetch_max_wait_ms, max_partition_fetch_bytes=4 * 1024 * 1024)
     await consumer.start()
@@ -67,7 +67,7 @@ async def consume(settings: Settings, topic: str, events: int) -> float:
 
 
 async def main(events: int, size: int) -> dict[str, float]:
-    settings = Settings()
+    settings = KafkaSettings()
     topic = f"bench-ceiling-{uuid.uuid4().hex[:6]}"
     admin = AIOKafkaAdminClient(**kafka_options(settings))
     await admin.start()

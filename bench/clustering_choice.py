@@ -19,9 +19,10 @@ from river import cluster
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.evaluation import evaluate
+from models.learners.segments import SegmentModel
 from models.personalizer import Personalizer
 from schemas.events import parse_event
-from streams.synthetic import SyntheticShop, history
+from streams.datasets.synthetic import SyntheticShop, history
 
 
 def main(which: str) -> None:
@@ -29,12 +30,14 @@ def main(which: str) -> None:
     events = [parse_event(k, orjson.dumps(b)) for k, b in history(shop, 30, time.time() - 31 * 86_400)]
     planted = {c.customer_id: c.segment for c in shop.customers}
     personalizer = Personalizer()
+    segments = personalizer.learner("segments")
+    assert isinstance(segments, SegmentModel)
     if which == "dbstream":
-        personalizer.segments.kmeans = cluster.DBSTREAM(clustering_threshold=1.5, fading_factor=0.01,
-                                                        cleanup_interval=2, intersection_factor=0.3)
+        segments.kmeans = cluster.DBSTREAM(clustering_threshold=1.5, fading_factor=0.01,
+                                           cleanup_interval=2, intersection_factor=0.3)
     elif which == "clustream":
-        personalizer.segments.kmeans = cluster.CluStream(n_macro_clusters=4, max_micro_clusters=40, seed=42)
-    personalizer.segments.describe = lambda segment: ""  # type: ignore[method-assign]  # labels need centres
+        segments.kmeans = cluster.CluStream(n_macro_clusters=4, max_micro_clusters=40, seed=42)
+    segments.describe = lambda segment: ""  # type: ignore[method-assign]  # labels need centres
     started = time.monotonic()
     report = evaluate(personalizer, events, planted, 7.0)
     rate = len(events) / (time.monotonic() - started)

@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models.cooccurrence import ItemCooccurrence, ItemInfo  # noqa: E402
+from models.learners.cooccurrence import ItemCooccurrence, ItemInfo  # noqa: E402
 
 
 def measure(n_items: int, baskets_per_item: int, seed: int = 1) -> dict[str, float]:
@@ -34,7 +34,7 @@ def measure(n_items: int, baskets_per_item: int, seed: int = 1) -> dict[str, flo
         basket = [f"item-{rng.randrange(n_items)}" for _ in range(3)]
         for item in basket:
             model.observe_item(ItemInfo(item, f"cat-{hash(item) % 50}", 10.0), ts + n)
-        model.learn_one(basket, ts + n)
+        model.learn_together(basket, ts + n)
     seconds = time.perf_counter() - started
     current, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()

@@ -34,20 +34,26 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import worker_profile  # noqa: E402
 
-from streams.feed import run_feed  # noqa: E402
-from streams.offers_tail import follow_topic  # noqa: E402
-from streams.pipeline import STAGES  # noqa: E402
+from streams.devstack.feed import run_feed  # noqa: E402
+from streams.devstack.stack import create_topics  # noqa: E402
+from streams.ops.tail import follow_topic  # noqa: E402
 from streams.security import redis_sync  # noqa: E402
-from streams.settings import Settings  # noqa: E402
-from streams.stack import create_topics  # noqa: E402
+from streams.settings import KafkaSettings, Settings  # noqa: E402
+from streams.storage.keys import stats_key  # noqa: E402
+from streams.worker.sensors import STAGES  # noqa: E402
 
 
 def worker_counters(client: redis.Redis, app_id: str, pid: int) -> dict[str, float]:
     # The worker's own stats hash, read directly: a SCAN of a large keyspace every 0.2 s would compete
     # with the worker for the machine's two cores.
-    key = f"perso:stats:{app_id}:{socket.gethostname()}:{pid}"
-    return {field.decode(): float(value) for field, value in client.hgetall(key).items()  # type: ignore[union-attr]
-            if field != b"dead_letter_reasons"}  # JSON, not a counter
+    key = stats_key(app_id, socket.gethostname(), pid)
+    numbers = {}
+    for field, value in client.hgetall(key).items():  # type: ignore[union-attr]
+        try:
+            numbers[field.decode()] = float(value)
+        except ValueError:  # JSON fields (dead letter reasons, health), not counters
+            continue
+    return numbers
 
 
 def batch_stages(before: dict[str, float], after: dict[str, float]) -> dict[str, object] | None:
@@ -88,7 +94,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def latency_phase(settings: Settings, rate: float, seconds: float, run: str) -> list[float]:
+async def latency_phase(settings: KafkaSettings, rate: float, seconds: float, run: str) -> list[float]:
     latencies: list[float] = []
 
     async def collect() -> None:
@@ -121,13 +127,13 @@ def main() -> int:
            "PERSO_DEAD_LETTER_TOPIC": f"bench-{run}-deadletter", "PERSO_WEB_ENABLED": "false"}
     os.environ.update(env)
     settings = Settings()
-    client = redis_sync(settings)
-    asyncio.run(create_topics(settings))
+    client = redis_sync(settings.redis)
+    asyncio.run(create_topics(settings.kafka))
 
     profile: dict[str, float] | None = None
     t0 = time.monotonic()
     # Customer ids unique to the run: states left in Redis by an earlier run would otherwise be loaded and grown.
-    feed = asyncio.run(run_feed(settings, customers=args.customers, rate=1e9, max_events=args.events, seed=3,
+    feed = asyncio.run(run_feed(settings.kafka, customers=args.customers, rate=1e9, max_events=args.events, seed=3,
                                 prefix=f"e2e{run}-"))
     print(f"preloaded {feed.sent} events in {time.monotonic() - t0:.1f}s ({feed.rate:.0f}/s produce)", flush=True)
 
@@ -164,7 +170,7 @@ def main() -> int:
 
         rate = args.latency_rate or round(throughput / 2)
         before = worker_counters(client, settings.app_id, worker.pid)
-        latencies = asyncio.run(latency_phase(settings, rate, args.latency_seconds, run))
+        latencies = asyncio.run(latency_phase(settings.kafka, rate, args.latency_seconds, run))
         time.sleep(1.5)  # the worker publishes its counters every second
         stages = batch_stages(before, worker_counters(client, settings.app_id, worker.pid))
         to_profile = profile_latencies_ms(client, f"lat{run}-")

@@ -23,12 +23,12 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models.features import CustomerState  # noqa: E402
 from models.personalizer import Personalizer  # noqa: E402
+from models.state import CustomerState  # noqa: E402
 from schemas.events import parse_event  # noqa: E402
-from streams.settings import Settings  # noqa: E402
-from streams.state_cache import StateCache  # noqa: E402
-from streams.synthetic import SyntheticShop, history  # noqa: E402
+from streams.datasets.synthetic import SyntheticShop, history  # noqa: E402
+from streams.settings import WorkerSettings  # noqa: E402
+from streams.storage.state_cache import StateCache  # noqa: E402
 
 
 def rss_bytes() -> int:
@@ -50,7 +50,7 @@ def sample_states(n: int = 200) -> list[dict[str, object]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--counts", default="10000,100000,1000000")
-    parser.add_argument("--hot", type=int, default=Settings().state_cache_hot,
+    parser.add_argument("--hot", type=int, default=WorkerSettings().state_cache_hot,
                         help="states kept as objects (PERSO_STATE_CACHE_HOT); the rest are compressed")
     args = parser.parse_args()
     counts = [int(c) for c in args.counts.split(",")]

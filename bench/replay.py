@@ -23,11 +23,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from schemas.events import EventRejected, parse_event  # noqa: E402
-from streams.log_sources import read_file  # noqa: E402
-from streams.replayer import replay  # noqa: E402
-from streams.settings import Settings  # noqa: E402
-from streams.stack import create_topics  # noqa: E402
-from streams.synthetic import write_history_log  # noqa: E402
+from streams.datasets.synthetic import write_history_log  # noqa: E402
+from streams.devstack.stack import create_topics  # noqa: E402
+from streams.ops.log_sources import read_file  # noqa: E402
+from streams.ops.replay import replay  # noqa: E402
+from streams.settings import KafkaSettings  # noqa: E402
 
 CUSTOMERS = 10_000
 EVENTS_PER_CUSTOMER_DAY = 2.55  # measured: 869,216 events from 10,000 customers over 33.3 days
@@ -59,8 +59,8 @@ def main() -> None:
     print(f"read + validate only: {count} records in {seconds:.1f}s ({count / seconds:,.0f}/s)", flush=True)
 
     run = uuid.uuid4().hex[:6]
-    settings = Settings().model_copy(update={"clickstream_topic": f"bench-replay-{run}-clicks",
-                                             "purchases_topic": f"bench-replay-{run}-orders"})
+    settings = KafkaSettings(clickstream_topic=f"bench-replay-{run}-clicks",
+                             purchases_topic=f"bench-replay-{run}-orders")
     asyncio.run(create_topics(settings))
     summary = asyncio.run(replay(settings, read_file(args.log), progress=False))
 

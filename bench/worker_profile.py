@@ -17,11 +17,11 @@ from pathlib import Path
 # First match wins, most specific first; matched against every frame of a sampled stack.
 PARTS = (
     ("models (Personalizer.process)", "Personalizer.process"),
-    ("Redis load/save (ProfileStore)", "ProfileStore."),
-    ("publish offers and dead letters, wait for acks", "create_app.<locals>.publish"),
+    ("Redis load/save (RedisCustomerStore)", "RedisCustomerStore."),
+    ("publish offers and dead letters, wait for acks", "KafkaPublisher.publish"),
     ("validate events (pydantic)", "BatchPipeline._validate"),
-    ("build profiles and offers", "BatchPipeline._profile"),
-    ("build profiles and offers", "BatchPipeline._offer"),
+    ("build profiles and offers", "profile_from"),
+    ("build profiles and offers", "offer_from"),
     ("pipeline glue (cache, triage)", "BatchPipeline."),
     ("Kafka consumer thread (aiokafka fetches)", "WorkerThread.run"),
     ("aiokafka producer (sending)", "aiokafka/producer"),

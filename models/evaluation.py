@@ -12,12 +12,14 @@ import bisect
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from river import metrics
 
-from models.features import DAY, CustomerState
+from models.learners.cooccurrence import ItemCooccurrence
+from models.learners.segments import SegmentModel
 from models.personalizer import Personalizer
+from models.state import DAY, CustomerState
 from schemas.events import ClickEvent, PurchaseEvent
 
 
@@ -56,8 +58,10 @@ def evaluate(personalizer: Personalizer, events: Iterable[ClickEvent | PurchaseE
     purchase_times: dict[str, list[float]] = defaultdict(list)
 
     last_ts = float("-inf")
-    last_segment: dict[str, int] = {}
+    last_segment: dict[str, int | None] = {}
     segment_changes = repeat_events = 0
+    items = cast(ItemCooccurrence, personalizer.learner("cooccurrence"))
+    exclude_days = personalizer.guardrails.exclude_days
     for event in events:
         report.events += 1
         last_ts = max(last_ts, event.epoch)
@@ -74,11 +78,12 @@ def evaluate(personalizer: Personalizer, events: Iterable[ClickEvent | PurchaseE
         last_segment[event.customer_id] = outcome.segment
         if outcome.decision is not None:
             offered.append((event.customer_id, outcome.decision.item_id, event.epoch))
-            popular = next((item for item in personalizer.items.popular(k=20)
-                            if not state.purchased_recently(item, event.epoch, personalizer.nbo.exclude_days)), None)
+            popular = next((item for item in items.popular(k=20)
+                            if not state.purchased_recently(item, event.epoch, exclude_days)), None)
             if popular is not None:
                 baseline.append((event.customer_id, popular, event.epoch))
-        predictions.append((event.customer_id, event.epoch, outcome.propensity))
+        if outcome.propensity is not None:
+            predictions.append((event.customer_id, event.epoch, outcome.propensity))
 
     report.customers = len(states)
     report.segment_change_rate = segment_changes / repeat_events if repeat_events else 0.0
@@ -92,16 +97,17 @@ def evaluate(personalizer: Personalizer, events: Iterable[ClickEvent | PurchaseE
     report.offers = len(offered)
     report.offer_hit_rate = _hit_rate(offered, bought, horizon)
     report.baseline_hit_rate = _hit_rate(baseline, bought, horizon)
-    report.propensity = personalizer.propensity.metrics()
+    report.propensity = dict(personalizer.metrics().get("propensity", {}))
     report.calibration, report.propensity["expected_calibration_error"] = _calibration(
         predictions, purchase_times, horizon)
     if planted_segments:
         ari = metrics.AdjustedRand()
+        segments = cast(SegmentModel, personalizer.learner("segments"))
         # Every customer's segment under the final model, from their final features.
         for customer, state in states.items():
             if customer in planted_segments:
-                x = state.features(state.last_event_ts, personalizer.categories)
-                ari.update(planted_segments[customer], personalizer.segments.predict_one(x))
+                x = personalizer.space.features(state, state.last_event_ts)
+                ari.update(planted_segments[customer], segments.predict_one(x))
         report.segments_ari = float(ari.get())
     return report
 

@@ -1,225 +1,76 @@
-"""Per-customer running state and the feature vector the models learn from.
+"""The feature space: the numbers the learners see for a customer at a moment.
 
-The state is updated one event at a time in event-time order per customer. It is plain data
-(`to_dict` / `from_dict`) so the streams layer can persist it atomically with the profile. Duplicate
-events are filtered before they get here (streams/dedup.py): every call to `update` counts.
+BASE_FEATURES (recency, frequency, spend, activity...) then `aff_{category}`, the customer's share of
+interest in each category the space has met, in first-seen order (bounded, so the space cannot explode).
+
+>>> from models.state import CustomerState
+>>> space = FeatureSpace(["books", "home"])
+>>> x = space.features(CustomerState("c1", affinity={"books": 3.0, "home": 1.0}), now_ts=0.0)
+>>> x["aff_books"], x["aff_home"], len(x) == len(BASE_FEATURES) + 2
+(0.75, 0.25, True)
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, fields
-from typing import Any, cast
+from collections.abc import Iterable
+from typing import Any
 
+from models.state import CustomerState
 from schemas.events import ClickEvent, PurchaseEvent
 
-DAY = 86_400.0
-# How much each interaction says about interest in a category.
-INTERACTION_WEIGHT = {"view": 1.0, "click": 2.0, "add_to_cart": 4.0, "search": 0.0, "purchase": 8.0}
-AFFINITY_HALF_LIFE_DAYS = 14.0
-RECENT_ITEMS = 10
-RECENT_PURCHASES = 20
 MAX_CATEGORIES = 20
-# A session with no event for this long is over, even if the producer reuses its id.
-SESSION_GAP_S = 30 * 60
-
-
-# slots and tuples: the worker holds thousands of states as objects, and every container in them is work
-# for the garbage collector's full passes (22 tracked objects per state made a 210 ms pause at 20,000
-# states). Tuples of plain values are not tracked at all; a state is now 7 tracked objects.
-@dataclass(slots=True)
-class CustomerState:
-    customer_id: str
-    first_event_ts: float = 0.0
-    last_event_ts: float = 0.0
-    last_purchase_ts: float | None = None
-    events: int = 0
-    views: int = 0
-    clicks: int = 0
-    carts: int = 0
-    searches: int = 0
-    purchases: int = 0
-    monetary: float = 0.0
-    sessions: int = 0
-    session_id: str | None = None
-    session_events: int = 0
-    affinity: dict[str, float] = field(default_factory=dict)
-    affinity_ts: float = 0.0
-    recent_items: list[str] = field(default_factory=list)
-    recent_purchases: list[tuple[str, float]] = field(default_factory=list)  # (item_id, ts)
-    # Propensity predictions awaiting their delayed label: (ts, stored features), see compact_features.
-    pending_labels: list[tuple[float, Any]] = field(default_factory=list)
-    last_offer: dict[str, Any] | None = None
-    offer_times: list[float] = field(default_factory=list)
-    segment: int | None = None
-    segment_ts: float = 0.0  # event time of the last segment assignment
-
-    def __post_init__(self) -> None:
-        # JSON gives lists back; keep the untracked tuples (and accept states built by hand with lists).
-        self.recent_purchases = [(item, ts) for item, ts in self.recent_purchases]
-        self.pending_labels = [(ts, _untracked(stored)) for ts, stored in self.pending_labels]
-
-    # --- updates -----------------------------------------------------------------------------
-    def update(self, event: ClickEvent | PurchaseEvent) -> None:
-        """Fold one accepted event into the running state."""
-        ts = event.epoch
-        previous_ts = self.last_event_ts if self.events else None
-        if self.events == 0:
-            self.first_event_ts = ts
-        self.events += 1
-        self.last_event_ts = max(self.last_event_ts, ts)
-        self._track_session(event.session_id, ts, previous_ts)
-        if isinstance(event, PurchaseEvent):
-            self._add_purchase(event, ts)
-        else:
-            self._add_click(event, ts)
-
-    def _track_session(self, session_id: str | None, ts: float, previous_ts: float | None) -> None:
-        gap = ts - previous_ts if previous_ts is not None else 0.0
-        if session_id is None:
-            return
-        if session_id != self.session_id or gap > SESSION_GAP_S:
-            self.sessions += 1
-            self.session_id = session_id
-            self.session_events = 0
-        self.session_events += 1
-
-    def _add_click(self, event: ClickEvent, ts: float) -> None:
-        if event.type == "view":
-            self.views += 1
-        elif event.type == "click":
-            self.clicks += 1
-        elif event.type == "add_to_cart":
-            self.carts += 1
-        else:
-            self.searches += 1
-        if event.category is not None:
-            self._add_affinity(event.category, INTERACTION_WEIGHT[event.type], ts)
-        if event.item_id is not None:
-            self._push_recent_item(event.item_id)
-
-    def _add_purchase(self, event: PurchaseEvent, ts: float) -> None:
-        self.purchases += 1
-        self.monetary += event.total
-        self.last_purchase_ts = max(self.last_purchase_ts or ts, ts)
-        for line in event.lines:
-            self._add_affinity(line.category, INTERACTION_WEIGHT["purchase"], ts)
-            self._push_recent_item(line.item_id)
-            self.recent_purchases.append((line.item_id, ts))
-        del self.recent_purchases[:-RECENT_PURCHASES]
-
-    def _push_recent_item(self, item_id: str) -> None:
-        if item_id in self.recent_items:
-            self.recent_items.remove(item_id)
-        self.recent_items.append(item_id)
-        del self.recent_items[:-RECENT_ITEMS]
-
-    def _add_affinity(self, category: str, weight: float, ts: float) -> None:
-        # Exponential decay in event time: old interests fade, so offers follow the customer.
-        if ts > self.affinity_ts:
-            decay = 0.5 ** ((ts - self.affinity_ts) / (AFFINITY_HALF_LIFE_DAYS * DAY)) if self.affinity_ts else 1.0
-            for cat in self.affinity:
-                self.affinity[cat] *= decay
-            self.affinity_ts = ts
-        self.affinity[category] = self.affinity.get(category, 0.0) + weight
-        if len(self.affinity) > MAX_CATEGORIES:
-            weakest = min(self.affinity, key=self.affinity.__getitem__)
-            del self.affinity[weakest]
-
-    # --- reads -------------------------------------------------------------------------------
-    def affinity_share(self) -> dict[str, float]:
-        total = sum(self.affinity.values())
-        if total <= 0:
-            return {}
-        return {cat: weight / total for cat, weight in self.affinity.items()}
-
-    def top_categories(self, n: int = 3) -> list[str]:
-        return sorted(self.affinity, key=self.affinity.__getitem__, reverse=True)[:n]
-
-    def recency_days(self, now_ts: float) -> float:
-        """Days since the last purchase; since first seen for customers who never bought."""
-        reference = self.last_purchase_ts if self.last_purchase_ts is not None else self.first_event_ts
-        return max(0.0, (now_ts - reference) / DAY)
-
-    def bought_within(self, now_ts: float, within_days: float) -> set[str]:
-        """Items bought in the last `within_days` of event time (never offered again that soon)."""
-        return {item for item, ts in self.recent_purchases if now_ts - ts <= within_days * DAY}
-
-    def purchased_recently(self, item_id: str, now_ts: float, within_days: float) -> bool:
-        return item_id in self.bought_within(now_ts, within_days)
-
-    def features(self, now_ts: float, categories: Iterable[str] = ()) -> dict[str, float]:
-        """Numeric features for the segment and propensity models (unscaled): BASE_FEATURES, then
-        `aff_{category}` for each of the model's categories."""
-        interactions = max(1, self.views + self.clicks + self.carts)
-        x = {
-            "recency_days": min(self.recency_days(now_ts), 365.0),
-            "frequency": math.log1p(self.purchases),
-            "monetary": math.log1p(self.monetary),
-            "avg_order": math.log1p(self.monetary / self.purchases) if self.purchases else 0.0,
-            "events": math.log1p(self.events),
-            "sessions": math.log1p(self.sessions),
-            "events_per_session": self.events / max(1, self.sessions),
-            "click_rate": self.clicks / interactions,
-            "cart_rate": self.carts / interactions,
-            "search_share": self.searches / max(1, self.events),
-            "session_events": math.log1p(self.session_events),
-        }
-        share = self.affinity_share()
-        for cat in categories:
-            x[AFFINITY_PREFIX + cat] = share.get(cat, 0.0)
-        return x
-
-    # --- copies ------------------------------------------------------------------------------
-    def copy(self) -> CustomerState:
-        """An independent copy: taken before an event is applied, so a failure can undo just that event.
-
-        Containers are copied one level deep; everything inside them is immutable (str, float, tuple).
-        The body is generated from the field list below (straight-line code: 0.8 us against 8 us for a
-        getattr/setattr loop, and this runs once per event).
-        """
-        return _copy_state(self)
-
-    def restore(self, saved: CustomerState) -> None:
-        """Become a copy of `saved` again, in place (callers hold references to this object)."""
-        clone = saved.copy()  # `saved` may be restored from again: share no container with it
-        for name in _FIELD_NAMES:
-            setattr(self, name, getattr(clone, name))
-
-    # --- persistence -------------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        # Shallow on purpose: the caller serialises it at once. dataclasses.asdict deep-copies every list
-        # and took 40% of the Redis write path under the profiler.
-        return {name: getattr(self, name) for name in _FIELD_NAMES}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CustomerState:
-        known = {name for name in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-
-_FIELD_NAMES = tuple(f.name for f in fields(CustomerState))
-
-
-def _generate_copy() -> Callable[[CustomerState], CustomerState]:
-    # Every field is either immutable or a list/dict of immutables (last_offer may also be None).
-    lines = ["def copy_state(s):", "    c = new(CustomerState)"]
-    for f in fields(CustomerState):
-        container = f.default_factory in (list, dict) or f.name == "last_offer"
-        value = f"s.{f.name}" + (f".copy() if s.{f.name} is not None else None" if container else "")
-        lines.append(f"    c.{f.name} = {value}")
-    lines.append("    return c")
-    namespace: dict[str, Any] = {"new": object.__new__, "CustomerState": CustomerState}
-    exec("\n".join(lines), namespace)  # generated from our own field names only
-    return cast(Callable[[CustomerState], CustomerState], namespace["copy_state"])
-
-
-_copy_state = _generate_copy()
-BASE_FEATURES = tuple(CustomerState("").features(0.0))
 AFFINITY_PREFIX = "aff_"
 # Stored features keep this many decimals: plenty for a learner, a third of the JSON of full floats.
 STORED_DECIMALS = 5
+
+
+def customer_features(state: CustomerState, now_ts: float, categories: Iterable[str] = ()) -> dict[str, float]:
+    """Numeric features of a customer at now_ts (unscaled): BASE_FEATURES, then `aff_{category}` for each of
+    `categories`."""
+    interactions = max(1, state.views + state.clicks + state.carts)
+    x = {
+        "recency_days": min(state.recency_days(now_ts), 365.0),
+        "frequency": math.log1p(state.purchases),
+        "monetary": math.log1p(state.monetary),
+        "avg_order": math.log1p(state.monetary / state.purchases) if state.purchases else 0.0,
+        "events": math.log1p(state.events),
+        "sessions": math.log1p(state.sessions),
+        "events_per_session": state.events / max(1, state.sessions),
+        "click_rate": state.clicks / interactions,
+        "cart_rate": state.carts / interactions,
+        "search_share": state.searches / max(1, state.events),
+        "session_events": math.log1p(state.session_events),
+    }
+    share = state.affinity_share()
+    for cat in categories:
+        x[AFFINITY_PREFIX + cat] = share.get(cat, 0.0)
+    return x
+
+
+BASE_FEATURES = tuple(customer_features(CustomerState(""), 0.0))
+
+
+class FeatureSpace:
+    """The categories met so far, which become features in a stable order (checkpointed with the learners)."""
+
+    def __init__(self, categories: Iterable[str] = ()) -> None:
+        self.categories: list[str] = list(categories)
+
+    def note(self, event: ClickEvent | PurchaseEvent) -> None:
+        """Add the categories an event names (up to MAX_CATEGORIES in all)."""
+        if isinstance(event, PurchaseEvent):
+            for line in event.lines:
+                self._note(line.category)
+        elif event.category is not None:
+            self._note(event.category)
+
+    def _note(self, category: str) -> None:
+        if category not in self.categories and len(self.categories) < MAX_CATEGORIES:
+            self.categories.append(category)
+
+    def features(self, state: CustomerState, now_ts: float) -> dict[str, float]:
+        return customer_features(state, now_ts, self.categories)
 
 
 StoredFeatures = tuple[tuple[float, ...], tuple[tuple[str, float], ...]]
@@ -235,20 +86,9 @@ def compact_features(x: dict[str, float]) -> StoredFeatures:
 
 def expand_features(stored: Any, categories: Iterable[str]) -> dict[str, float]:
     """Inverse of compact_features, in the feature space of `categories` (zero for the customer's others)."""
-    if isinstance(stored, dict):  # written before compact snapshots
-        return stored
     values, affinity = stored
     shares = dict(affinity)
     x = dict(zip(BASE_FEATURES, values, strict=True))
     for category in categories:
         x[AFFINITY_PREFIX + category] = shares.get(category, 0.0)
     return x
-
-
-def _untracked(stored: Any) -> Any:
-    """Stored features as nested tuples (from JSON lists); legacy dict snapshots as they are."""
-    if isinstance(stored, dict):
-        return stored
-    values, affinity = stored
-    pairs = affinity.items() if isinstance(affinity, dict) else affinity
-    return (tuple(values), tuple((category, share) for category, share in pairs))

@@ -1,118 +1,113 @@
-"""One event in, updated customer state and perhaps a next-best-offer out. No I/O here."""
+"""One event in, updated customer state and perhaps a next-best-offer out. No I/O here.
+
+The Personalizer is an ordered list of learners and one offer policy held to the guardrails, all built from
+the models' settings (`PERSO_LEARNERS`, `PERSO_POLICY`, and the learners' own settings).
+
+>>> from schemas.events import parse_event
+>>> from models.state import CustomerState
+>>> def view(customer: str, item: str) -> ClickEvent:
+...     return parse_event("clickstream", ('{"event_id": "%s-%s", "type": "view", "customer_id": "%s", '
+...         '"session_id": "s1", "ts": "2026-01-05T12:00:00+00:00", "item_id": "%s", "category": "books", '
+...         '"price": 12.0}' % (customer, item, customer, item)).encode())
+>>> personalizer = Personalizer(ModelSettings())
+>>> _ = personalizer.process(CustomerState("c0"), view("c0", "boo-001"))
+>>> state = CustomerState("c1")
+>>> outcome = personalizer.process(state, view("c1", "boo-002"))
+>>> state.views, outcome.segment is not None, outcome.propensity  # 0.5: nothing learned yet
+(1, True, 0.5)
+>>> outcome.decision.item_id, outcome.decision.reason  # what others look at in c1's favourite category
+('boo-001', 'popular in books, one of your top categories')
+"""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from models.cooccurrence import ItemCooccurrence, ItemInfo
-from models.decision import Decision, NextBestOffer
-from models.favourites import SegmentFavourites
-from models.features import INTERACTION_WEIGHT, MAX_CATEGORIES, CustomerState
-from models.propensity import PropensityModel
-from models.segments import SegmentModel
+from models.features import FeatureSpace
+from models.learners import EventContext, Learner, build_learners
+from models.policies import Decision, Guardrails, OfferPolicy, build_policy
+from models.settings import ModelSettings
+from models.state import CustomerState
 from schemas.events import ClickEvent, PurchaseEvent
-
-# Views within a session say "viewed together" more weakly than a shared basket does.
-CO_VIEW_WEIGHT = 0.1
-CO_VIEW_CONTEXT = 4
 
 
 @dataclass
 class Outcome:
-    state: CustomerState
-    segment: int
-    segment_label: str
-    propensity: float
+    """What one event produced: the learners' outputs for the customer and the offer decided, if any."""
+
+    outputs: dict[str, Any]
     decision: Decision | None
 
+    @property
+    def segment(self) -> int | None:
+        return self.outputs.get("segment")
 
-@dataclass
-class ModelConfig:
-    n_segments: int = 4
-    horizon_days: float = 7.0
-    cooc_half_life_days: float = 30.0
-    cooc_max_neighbours: int = 30
-    cooc_max_items: int = 50_000
-    offer_cap_per_hour: int = 4
-    offer_refresh_s: float = 600.0
-    exclude_bought_days: float = 30.0
-    # 0: k-means learns and re-assigns the segment on every event. Above 0, only on a purchase, a new
-    # session or once this much event time has passed: ~25 us less per event, but on the evaluation log
-    # (seed 5) ARI fell from 0.867 to 0.47 at 300 or 900 s, with too few updates the centres settle badly.
-    resegment_every_s: float = 0.0
+    @property
+    def segment_label(self) -> str | None:
+        return self.outputs.get("segment_label")
+
+    @property
+    def propensity(self) -> float | None:
+        return self.outputs.get("propensity")
 
 
 class Personalizer:
-    """Wires features, the three online models and the offer decision for one event at a time."""
+    def __init__(self, settings: ModelSettings | None = None) -> None:
+        self.settings = settings or ModelSettings()
+        import_plugins(self.settings.plugins)
+        self.space = FeatureSpace()
+        self.learners: list[Learner] = build_learners(self.settings)
+        self.guardrails = Guardrails.from_settings(self.settings)
+        self.policy: OfferPolicy = build_policy(self.settings.policy, self.settings, self.learners_by_name)
+        self._refresh_hooks()
 
-    def __init__(self, config: ModelConfig | None = None) -> None:
-        self.config = config or ModelConfig()
-        c = self.config
-        self.segments = SegmentModel(n_segments=c.n_segments)
-        self.propensity = PropensityModel(horizon_days=c.horizon_days)
-        self.items = ItemCooccurrence(half_life_days=c.cooc_half_life_days,
-                                      max_neighbours=c.cooc_max_neighbours, max_items=c.cooc_max_items)
-        self.nbo = NextBestOffer(cap_per_hour=c.offer_cap_per_hour, refresh_s=c.offer_refresh_s,
-                                 exclude_days=c.exclude_bought_days)
-        self.favourites = SegmentFavourites()
-        # Categories become features in a stable order; bounded so the feature space cannot explode.
-        self.categories: list[str] = []
+    @property
+    def learners_by_name(self) -> dict[str, Learner]:
+        return {learner.name: learner for learner in self.learners}
+
+    def learner(self, name: str) -> Learner:
+        """The configured learner of that name (KeyError if it is not configured)."""
+        return self.learners_by_name[name]
+
+    def replace_learners(self, learners: Iterable[Learner]) -> None:
+        """Swap in learners (restored from a checkpoint); the policy is rebuilt on them."""
+        self.learners = list(learners)
+        self.policy = build_policy(self.settings.policy, self.settings, self.learners_by_name)
+        self._refresh_hooks()
+
+    def _refresh_hooks(self) -> None:
+        # Only learners that override observe_before are called before the update (a call per event saved).
+        self._before = [learner for learner in self.learners
+                        if type(learner).observe_before is not Learner.observe_before]
 
     def process(self, state: CustomerState, event: ClickEvent | PurchaseEvent) -> Outcome:
         """Apply one new event to `state` (mutated in place); the caller has removed duplicates."""
-        ts = event.epoch
-        is_purchase = isinstance(event, PurchaseEvent)
-        state.pending_labels = self.propensity.settle(state.pending_labels, ts, purchased=is_purchase,
-                                                      categories=self.categories)
+        ctx = EventContext(event, event.epoch, state, self.space)
+        for learner in self._before:
+            learner.observe_before(ctx)
         state.update(event)
-        self._learn_items(state, event, ts)
-
-        x = state.features(ts, self.categories)
-        if self._resegment_due(state, ts, is_purchase):
-            state.segment = self.segments.learn_predict_one(x)
-            state.segment_ts = ts
-        segment = state.segment
-        assert segment is not None
-        propensity = self.propensity.predict_one(x)
-        state.pending_labels = self.propensity.snapshot(state.pending_labels, ts, x)
-
-        label = self.segments.describe(segment)
-        decision = self.nbo.decide(state, ts, propensity, self.items,
-                                   favourites=self.favourites.predict_one(segment), segment_label=label)
-        if decision is not None:
-            state.last_offer = {"item_id": decision.item_id, "score": decision.score,
-                                "reason": decision.reason, "ts": ts}
-            state.offer_times.append(ts)
-        return Outcome(state, segment, label, propensity, decision)
-
-    def _resegment_due(self, state: CustomerState, ts: float, is_purchase: bool) -> bool:
-        return (state.segment is None or is_purchase or state.session_events == 1
-                or ts - state.segment_ts >= self.config.resegment_every_s)
-
-    def _learn_items(self, state: CustomerState, event: ClickEvent | PurchaseEvent, ts: float) -> None:
-        if isinstance(event, PurchaseEvent):
-            for line in event.lines:
-                self._note_category(line.category)
-                self.items.observe_item(ItemInfo(line.item_id, line.category, line.unit_price), ts,
-                                        weight=INTERACTION_WEIGHT["purchase"] * line.quantity)
-            basket = [line.item_id for line in event.lines]
-            self.items.learn_one(basket, ts, weight=1.0)
-            if state.segment is not None:  # the segment the customer was in when they bought
-                self.favourites.learn_one(state.segment, basket)
-            return
-        if event.item_id is None or event.category is None:
-            return
-        self._note_category(event.category)
-        known = self.items.info.get(event.item_id)
-        price = event.price if event.price is not None else (known.price if known else 0.0)
-        self.items.observe_item(ItemInfo(event.item_id, event.category, price), ts,
-                                weight=INTERACTION_WEIGHT[event.type])
-        self.items.learn_one(state.recent_items[-CO_VIEW_CONTEXT:], ts, weight=CO_VIEW_WEIGHT)
-
-    def _note_category(self, category: str) -> None:
-        if category not in self.categories and len(self.categories) < MAX_CATEGORIES:
-            self.categories.append(category)
+        self.space.note(event)
+        for learner in self.learners:
+            learner.learn_one(ctx)
+        return Outcome(ctx.outputs, self.guardrails.decide(self.policy, state, ctx.ts, ctx.outputs))
 
     def model_versions(self) -> dict[str, str]:
-        return {"segments": self.segments.version_tag, "propensity": self.propensity.version_tag,
-                "cooccurrence": self.items.version_tag, "decision": self.nbo.version}
+        versions = {learner.name: learner.version_tag for learner in self.learners}
+        versions["decision"] = self.policy.version
+        return versions
+
+    def metrics(self) -> dict[str, dict[str, float]]:
+        """Each learner's own figures, by learner name."""
+        return {learner.name: learner.metrics() for learner in self.learners}
+
+
+def import_plugins(modules: Iterable[str]) -> None:
+    """Import modules whose import registers more learners or policies (`PERSO_PLUGINS`)."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise ValueError(f"cannot import plugin module {module!r} named in PERSO_PLUGINS: {error}") from error

@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
+import base64
+
 from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+
+def encode_payload(raw: bytes) -> tuple[str, str]:
+    """Original bytes as JSON-safe text: (text, "utf-8") when they decode, else (base64, "base64").
+
+    >>> encode_payload(b'{"a": 1}'), encode_payload(bytes([255, 0]))
+    (('{"a": 1}', 'utf-8'), ('/wA=', 'base64'))
+    """
+    try:
+        return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return base64.b64encode(raw).decode(), "base64"
 
 
 class DeadLetter(BaseModel):

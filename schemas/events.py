@@ -112,10 +112,17 @@ class EventRejected(Exception):
         self.detail = detail
 
 
+# The kinds of input event, each on its own topic (the topic names are deployment settings).
 _MODEL_FOR_KIND: dict[str, type[ClickEvent] | type[PurchaseEvent]] = {
     "clickstream": ClickEvent,
     "purchases": PurchaseEvent,
 }
+EVENT_KINDS = tuple(_MODEL_FOR_KIND)
+
+
+def kind_of_body(body: dict[str, object]) -> str:
+    """The kind of an event from its content: purchases carry type "purchase" (or order lines)."""
+    return "purchases" if body.get("type") == "purchase" or "lines" in body else "clickstream"
 
 # Codes of our own validators travel as "code: explanation" inside the ValueError message.
 _OWN_CODES = ("ts_in_future", "ts_too_old", "missing_field", "total_mismatch")
@@ -148,6 +155,17 @@ def parse_event(kind: str, raw: bytes, key: bytes | None = None) -> ClickEvent |
     """Validate one record of topic kind `kind` ("clickstream" or "purchases").
 
     Raises EventRejected with a reason code; never anything else for bad input.
+
+    >>> parse_event("purchases", b'{"event_id": "e1", "customer_id": "c1", "ts": "2026-01-05T12:00:00+00:00", '
+    ...             b'"lines": [{"item_id": "tea", "category": "grocery", "quantity": 2, "unit_price": 3.5}], '
+    ...             b'"total": 7.0}').total
+    7.0
+    >>> try:
+    ...     parse_event("clickstream", b'{"event_id": "e2", "type": "search", "customer_id": "c1", '
+    ...                 b'"session_id": "s1", "ts": "2026-01-05T12:00:00+00:00", "query": "tea", "coupon": "X"}')
+    ... except EventRejected as rejected:
+    ...     print(rejected.reason, "-", rejected.detail)
+    unknown_field - field 'coupon' is not part of the schema
     """
     model = _MODEL_FOR_KIND.get(kind)
     if model is None:

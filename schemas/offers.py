@@ -17,15 +17,11 @@ class Offer(BaseModel):
     reason: str = Field(min_length=1)
     segment: int | None = None
     segment_label: str | None = None
-    propensity: float = Field(ge=0, le=1)
+    propensity: float | None = Field(None, ge=0, le=1, description="absent when no propensity learner runs")
     model_versions: dict[str, str]
     trigger_event_id: str
     event_ts: AwareDatetime
     decided_at: AwareDatetime
-
-    @property
-    def latency_s(self) -> float:
-        return (self.decided_at - self.event_ts).total_seconds()
 
     @staticmethod
     def make_id(customer_id: str, trigger_event_id: str) -> str:

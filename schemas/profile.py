@@ -30,7 +30,7 @@ class ProfileUpdate(BaseModel):
     category_affinity: dict[str, float]
     segment: int | None = None
     segment_label: str | None = None
-    propensity: float = Field(ge=0, le=1)
+    propensity: float | None = Field(None, ge=0, le=1, description="absent when no propensity learner runs")
     last_offer_item: str | None = None
     last_offer_reason: str | None = None
     last_offer_score: float | None = None

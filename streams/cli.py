@@ -8,8 +8,6 @@ import contextlib
 import json
 import logging
 import os
-import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -27,7 +25,7 @@ def _settings() -> Settings:
 
 # --- commands ---------------------------------------------------------------------------------------
 def cmd_stack(args: argparse.Namespace) -> int:
-    from streams.stack import LocalStack, StackError
+    from streams.devstack.stack import LocalStack, StackError
 
     stack = LocalStack(_settings())
     try:
@@ -49,30 +47,31 @@ def cmd_stack(args: argparse.Namespace) -> int:
 
 
 def cmd_topics(args: argparse.Namespace) -> int:
-    from streams.stack import create_topics
+    from streams.devstack.stack import create_topics
 
-    created = asyncio.run(create_topics(_settings()))
+    created = asyncio.run(create_topics(_settings().kafka))
     print("created: " + (", ".join(created) if created else "nothing (all exist)"))
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from streams.app import create_app
+    from streams.worker.app import create_app
 
     settings = _settings()
     app = create_app(settings)
     # Faust's worker command overrides web settings from its own flags: pass ours explicitly.
-    web = ["--with-web", "--web-port", str(settings.web_port), "--web-bind", settings.web_host,
-           "--web-host", settings.web_host] if settings.web_enabled else ["--without-web"]
+    web_settings = settings.worker
+    web = ["--with-web", "--web-port", str(web_settings.web_port), "--web-bind", web_settings.web_host,
+           "--web-host", web_settings.web_host] if web_settings.web_enabled else ["--without-web"]
     sys.argv = ["perso worker", "worker", "--loglevel", args.loglevel, *web]
     app.main()  # runs until SIGINT/SIGTERM; Faust handles both
     return 0
 
 
 def cmd_feed(args: argparse.Namespace) -> int:
-    from streams.feed import run_feed
+    from streams.devstack.feed import run_feed
 
-    report = asyncio.run(run_feed(_settings(), customers=args.customers, rate=args.rate, max_events=args.events,
+    report = asyncio.run(run_feed(_settings().kafka, customers=args.customers, rate=args.rate, max_events=args.events,
                                   duration_s=args.duration, invalid_share=args.invalid_share, seed=args.seed,
                                   prefix=args.prefix))
     print(f"sent {report.sent} events in {report.seconds:.1f}s ({report.rate:.0f}/s): "
@@ -83,10 +82,10 @@ def cmd_feed(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from datetime import datetime
 
-    from streams.log_sources import count_records, read_file, read_topic
-    from streams.replayer import ReplayFailed, replay
+    from streams.ops.log_sources import count_records, read_file, read_topic
+    from streams.ops.replay import ReplayFailed, replay
 
-    settings = _settings()
+    settings = _settings().kafka
     if (args.file is None) == (args.topic is None):
         print("error: give a FILE or --topic, not both", file=sys.stderr)
         return 2
@@ -117,7 +116,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_generate_log(args: argparse.Namespace) -> int:
-    from streams.synthetic import write_history_log
+    from streams.datasets.synthetic import write_history_log
 
     started = time.monotonic()
     count = write_history_log(Path(args.out), customers=args.customers, days=args.days, seed=args.seed)
@@ -134,13 +133,9 @@ def cmd_schemas(args: argparse.Namespace) -> int:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    from streams.privacy import Pseudonymiser
-    from streams.security import redis_sync
+    from streams.ops.profiles import read_profile
 
-    settings = _settings()
-    stored_id = Pseudonymiser(settings.pseudonymise_key_bytes).apply(args.customer_id)
-    client = redis_sync(settings, decode_responses=True)
-    profile = client.hgetall(f"profile:{stored_id}")
+    _, profile = read_profile(_settings(), args.customer_id)
     if not profile:
         print(f"no profile for customer {args.customer_id!r}", file=sys.stderr)
         return 1
@@ -151,16 +146,16 @@ def cmd_profile(args: argparse.Namespace) -> int:
 def cmd_pseudonym(args: argparse.Namespace) -> int:
     from streams.privacy import Pseudonymiser
 
-    settings = _settings()
-    if settings.pseudonymise_key is None:
+    worker = _settings().worker
+    if worker.pseudonymise_key is None:
         print("PERSO_PSEUDONYMISE_KEY is not set: customer ids are stored as they are", file=sys.stderr)
         return 1
-    print(Pseudonymiser(settings.pseudonymise_key_bytes).apply(args.customer_id))
+    print(Pseudonymiser(worker.pseudonymise_key_bytes).apply(args.customer_id))
     return 0
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
-    from streams.operations import forget_customer
+    from streams.ops.forget import forget_customer
 
     stored_id, deleted, notified = asyncio.run(forget_customer(_settings(), args.customer_id))
     print(f"forgot {args.customer_id!r} (stored as {stored_id}): {deleted} keys deleted "
@@ -170,8 +165,8 @@ def cmd_forget(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Exit status 0 when everything works, 1 when Redis refuses writes or a worker is degraded."""
-    from streams.operations import status
-    from streams.pipeline import STAGES
+    from streams.ops.status import status
+    from streams.worker.sensors import STAGES
 
     report = asyncio.run(status(_settings()))
     if args.json:
@@ -211,7 +206,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         quality = (f"ROC AUC {v.get('propensity_roc_auc', 0):.3f}, log loss {v.get('propensity_log_loss', 0):.3f}"
                    if labelled else "not measured yet")
         print(f"  models: propensity {quality} over {labelled:.0f} labels; "
-              f"{v.get('items_known', 0):.0f} items known; {v.get('cached_customers', 0):.0f} customers cached")
+              f"{v.get('cooccurrence_items_known', 0):.0f} items known; "
+              f"{v.get('cached_customers', 0):.0f} customers cached")
         batches = v.get("batches", 0)
         if batches:
             stages = ", ".join(f"{stage} {v.get(f'{stage}_seconds', 0) / batches * 1000:.1f}"
@@ -227,7 +223,8 @@ def _clock(epoch: Any) -> str:
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
-    from streams.operations import OperationRefused, rebuild
+    from streams.ops.rebuild import rebuild
+    from streams.ops.status import OperationRefused
 
     if not args.yes:
         print("rebuild deletes every profile, customer state, remembered event id and the model checkpoint, and "
@@ -245,9 +242,9 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 
 
 def cmd_offers(args: argparse.Namespace) -> int:
-    from streams.offers_tail import follow_topic
+    from streams.ops.tail import follow_topic
 
-    settings = _settings()
+    settings = _settings().kafka
     topic = settings.dead_letter_topic if args.dead_letters else settings.offers_topic
 
     async def tail() -> None:
@@ -265,114 +262,47 @@ def cmd_offers(args: argparse.Namespace) -> int:
 
 
 def _format_offer(offer: dict[str, Any]) -> str:
+    propensity = offer.get("propensity")
+    p_buy = f"{propensity:.2f}" if propensity is not None else "  - "
     return (f"offer  {offer['customer_id']:>9} -> {offer['item_id']:<9} score {offer['score']:7.3f}  "
-            f"p(buy) {offer['propensity']:.2f}  segment {offer.get('segment')} ({offer.get('segment_label')})  "
-            f"{offer['reason']}")
+            f"p(buy) {p_buy}  segment {offer.get('segment')} ({offer.get('segment_label')})  {offer['reason']}")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Stack up, a worker, the feed and the offers as they arrive: the whole product in one terminal."""
-    from streams.feed import run_feed
-    from streams.offers_tail import follow_topic
-    from streams.security import redacted_url
-    from streams.stack import LocalStack, StackError
+    from streams.devstack.demo import DemoOptions, run_demo
+    from streams.devstack.stack import StackError
+    from streams.storage import keys
 
-    settings = _settings()
+    def show(offer: dict[str, Any], count: int) -> None:
+        if count <= args.show or count % args.every == 0:
+            print(_format_offer(offer), flush=True)
+
+    options = DemoOptions(customers=args.customers, rate=args.rate, duration_s=args.duration or None,
+                          invalid_share=args.invalid_share, prefix=args.prefix)
     try:
-        LocalStack(settings).up()
+        run = run_demo(_settings(), options, say=lambda line: print(line, flush=True), show=show)
     except StackError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    worker_log = settings.state_dir / "worker.log"
-    print(f"stack up (broker {settings.bootstrap_servers}, redis {redacted_url(settings.redis_url)}); "
-          f"starting worker, log in {worker_log}", flush=True)
-    with open(worker_log, "ab") as out:
-        worker = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], stdout=out,
-                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=dict(os.environ))
-    started = time.monotonic()
-    offers: list[dict[str, Any]] = []
-
-    async def show_offers() -> None:
-        async for offer in follow_topic(settings, settings.offers_topic):
-            if not offers:
-                print(f"first offer {time.monotonic() - started:.1f}s after start", flush=True)
-            offers.append(offer)
-            if len(offers) <= args.show or len(offers) % args.every == 0:
-                print(_format_offer(offer), flush=True)
-
-    async def watch_worker() -> None:
-        while worker.poll() is None:
-            await asyncio.sleep(0.5)
-        lines = worker_log.read_text(errors="replace").splitlines()[-15:]
-        raise RuntimeError(f"the worker exited with code {worker.returncode}; its log ends:\n" + "\n".join(lines))
-
-    async def main() -> None:
-        tail = asyncio.create_task(show_offers())
-        watch = asyncio.create_task(watch_worker())
-        feed = asyncio.create_task(run_feed(settings, customers=args.customers, rate=args.rate,
-                                            duration_s=args.duration or None, invalid_share=args.invalid_share,
-                                            prefix=args.prefix))
-        try:
-            done, _ = await asyncio.wait({feed, watch}, return_when=asyncio.FIRST_COMPLETED)
-            if watch in done:
-                feed.cancel()
-                watch.result()
-            await asyncio.sleep(5)  # let the worker catch up with the last events
-        finally:
-            for task in (tail, watch, feed):
-                task.cancel()
-            await asyncio.gather(tail, watch, feed, return_exceptions=True)
-
-    failed = False
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
-    except RuntimeError as error:
-        print(f"error: {error}", file=sys.stderr)
-        failed = True
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-    print(f"\n{len(offers)} offers seen.")
-    if offers:
-        customer = offers[-1]["customer_id"]
-        print(f"profile of {customer} (redis-cli HGETALL profile:{customer}):")
+    if run.error:
+        print(f"error: {run.error}", file=sys.stderr)
+    print(f"\n{len(run.offers)} offers seen.")
+    if run.offers:
+        customer = run.offers[-1]["customer_id"]
+        print(f"profile of {customer} (redis-cli HGETALL {keys.profile_key(customer)}):")
         cmd_profile(argparse.Namespace(customer_id=customer))
     print("The broker and Redis are still running: `perso stack down` stops them.")
-    return 1 if failed else 0
+    return 1 if run.error else 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import time as time_module
+    from streams.ops.evaluate import run_evaluation
 
-    import orjson
-
-    from models.evaluation import evaluate
-    from models.personalizer import Personalizer
-    from schemas.events import parse_event
-    from streams.synthetic import SyntheticShop, history
-
-    settings = _settings()
-    planted: dict[str, int] | None = None
-    if args.log == "tafeng":
-        from streams.public_logs import read_tafeng
-
-        events: list[Any] = list(read_tafeng())
-    else:
-        shop = SyntheticShop(n_customers=args.customers, seed=args.seed)
-        log_events = history(shop, args.days, time_module.time() - args.days * 86_400)
-        events = [parse_event(kind, orjson.dumps(body)) for kind, body in log_events]
-        planted = {c.customer_id: c.segment for c in shop.customers}
-    began = time_module.monotonic()
-    report = evaluate(Personalizer(settings.model_config_()), events, planted, settings.propensity_horizon_days)
-    seconds = time_module.monotonic() - began
+    run = run_evaluation(_settings().models, log=args.log, days=args.days, customers=args.customers, seed=args.seed)
+    report = run.report
     print(json.dumps(report.as_dict(), indent=2))
-    print(f"{report.events} events in {seconds:.1f}s ({report.events / seconds:.0f}/s): "
+    print(f"{report.events} events in {run.seconds:.1f}s ({report.events / run.seconds:.0f}/s): "
           f"ARI {report.segments_ari or 0:.3f} (segment changes on {report.segment_change_rate:.1%} of events), "
           f"propensity ROC AUC {report.propensity.get('roc_auc', 0):.3f} "
           f"(calibration error {report.propensity.get('expected_calibration_error', 0):.3f}), "
@@ -481,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from streams.unreachable import explain_unreachable
+    from streams.ops.unreachable import explain_unreachable
 
     logging.basicConfig(level=os.environ.get("PERSO_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

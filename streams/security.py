@@ -16,12 +16,12 @@ import redis
 import redis.asyncio as aioredis
 from aiokafka.helpers import create_ssl_context
 
-from streams.settings import Settings
+from streams.settings import KafkaSettings, RedisSettings
 
 REDIS_TIMEOUT_S = 5
 
 
-def kafka_ssl_context(settings: Settings) -> ssl.SSLContext | None:
+def kafka_ssl_context(settings: KafkaSettings) -> ssl.SSLContext | None:
     if "SSL" not in settings.kafka_security_protocol:
         return None
     return create_ssl_context(
@@ -32,7 +32,7 @@ def kafka_ssl_context(settings: Settings) -> ssl.SSLContext | None:
     )
 
 
-def kafka_options(settings: Settings) -> dict[str, Any]:
+def kafka_options(settings: KafkaSettings) -> dict[str, Any]:
     """Keyword arguments for any aiokafka producer, consumer or admin client."""
     options: dict[str, Any] = {"bootstrap_servers": settings.bootstrap_servers,
                                "security_protocol": settings.kafka_security_protocol}
@@ -56,7 +56,7 @@ async def start_or_close(client: Any) -> None:
         raise
 
 
-def faust_credentials(settings: Settings) -> Any:
+def faust_credentials(settings: KafkaSettings) -> Any:
     """The `broker_credentials` of the Faust app, or None for PLAINTEXT."""
     protocol = settings.kafka_security_protocol
     if protocol == "PLAINTEXT":
@@ -70,7 +70,7 @@ def faust_credentials(settings: Settings) -> Any:
         ssl_context=context, mechanism=settings.kafka_sasl_mechanism)
 
 
-def _redis_options(settings: Settings) -> dict[str, Any]:
+def _redis_options(settings: RedisSettings) -> dict[str, Any]:
     options: dict[str, Any] = {"socket_timeout": REDIS_TIMEOUT_S, "socket_connect_timeout": REDIS_TIMEOUT_S}
     if settings.redis_password is not None:
         options["password"] = settings.redis_password.get_secret_value()
@@ -81,11 +81,11 @@ def _redis_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-def redis_async(settings: Settings) -> aioredis.Redis:
+def redis_async(settings: RedisSettings) -> aioredis.Redis:
     return aioredis.Redis.from_url(settings.redis_url, **_redis_options(settings))
 
 
-def redis_sync(settings: Settings, decode_responses: bool = False) -> redis.Redis:
+def redis_sync(settings: RedisSettings, decode_responses: bool = False) -> redis.Redis:
     return redis.Redis.from_url(settings.redis_url, decode_responses=decode_responses, **_redis_options(settings))
 
 

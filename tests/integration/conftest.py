@@ -25,9 +25,10 @@ import redis
 from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 
-from streams.offers_tail import follow_topic
-from streams.settings import Settings
-from streams.stack import LocalStack
+from schemas.events import EVENT_KINDS
+from streams.devstack.stack import LocalStack
+from streams.ops.tail import follow_topic
+from streams.settings import KafkaSettings, RedisSettings, Settings, StackSettings, WorkerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,24 +39,51 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+SECTIONS = ("kafka", "redis", "worker", "models", "stack")
+
+
+def changed(settings: Settings, **fields: Any) -> Settings:
+    """A copy of `settings` with fields changed by their flat names (`web_port=...`), whichever section has them."""
+    top: dict[str, Any] = {}
+    sections: dict[str, dict[str, Any]] = {}
+    for name, value in fields.items():
+        if name in Settings.model_fields and name not in SECTIONS:
+            top[name] = value
+            continue
+        owner = next((section for section in SECTIONS
+                      if name in type(getattr(settings, section)).model_fields), None)
+        assert owner is not None, f"no setting named {name!r}"
+        sections.setdefault(owner, {})[name] = value
+    for section, updates in sections.items():
+        top[section] = getattr(settings, section).model_copy(update=updates)
+    return settings.model_copy(update=top)
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment of a worker or CLI process with exactly these settings (PERSO_* for every field)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    for name, value in settings:
+    fields = [(name, value) for name, value in settings if name not in SECTIONS]
+    for section in SECTIONS:
+        fields += list(getattr(settings, section))
+    for name, value in fields:
         if value is None:
             env.pop(f"PERSO_{name.upper()}", None)
             continue
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
+        if isinstance(value, list):
+            value = ",".join(value)
         env[f"PERSO_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
     return env
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    settings = Settings(broker_url=f"kafka://127.0.0.1:{free_port()}", redis_url=f"redis://127.0.0.1:{free_port()}/0",
-                        state_dir=tmp_path_factory.mktemp("stack"), app_id=f"test-{uuid.uuid4().hex[:8]}",
-                        web_enabled=False)
+    settings = Settings(app_id=f"test-{uuid.uuid4().hex[:8]}",
+                        kafka=KafkaSettings(broker_url=f"kafka://127.0.0.1:{free_port()}"),
+                        redis=RedisSettings(redis_url=f"redis://127.0.0.1:{free_port()}/0"),
+                        worker=WorkerSettings(web_enabled=False),
+                        stack=StackSettings(state_dir=tmp_path_factory.mktemp("stack")))
     local = LocalStack(settings)
     local.up()
     yield settings
@@ -136,7 +164,7 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        from streams.stack import wait_for_port
+        from streams.devstack.stack import wait_for_port
 
         binary = shutil.which("redis-server")
         assert binary, "redis-server is not installed (./dev setup installs it)"
@@ -179,27 +207,29 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 def isolated(stack: Settings, name: str, redis_db: int, **overrides: Any) -> Settings:
     """Settings with their own topics, consumer group and Redis database, the topics created."""
-    from streams.stack import create_topics
+    from streams.devstack.stack import create_topics
 
     run = f"{name}-{uuid.uuid4().hex[:6]}"
-    settings = stack.model_copy(update={
+    fields: dict[str, Any] = {
         "app_id": run, "clickstream_topic": f"{run}-clicks", "purchases_topic": f"{run}-orders",
         "offers_topic": f"{run}-offers", "dead_letter_topic": f"{run}-dead",
-        "redis_url": stack.redis_url.rsplit("/", 1)[0] + f"/{redis_db}", **overrides})
-    asyncio.run(create_topics(settings))
+        "redis_url": stack.redis.redis_url.rsplit("/", 1)[0] + f"/{redis_db}"}
+    settings = changed(stack, **{**fields, **overrides})
+    asyncio.run(create_topics(settings.kafka))
     return settings
 
 
 def produce(settings: Settings, records: Sequence[tuple[str, str | None, bytes]]) -> None:
     """Send (topic kind or name, key, value) records and wait for the broker's acknowledgement."""
-    names = {"clickstream": settings.clickstream_topic, "purchases": settings.purchases_topic}
+    kafka = settings.kafka
 
     async def send() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+        producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
         await producer.start()
         try:
             for topic, key, value in records:
-                await producer.send_and_wait(names.get(topic, topic), value, key=key.encode() if key else None)
+                name = kafka.topic_for(topic) if topic in EVENT_KINDS else topic
+                await producer.send_and_wait(name, value, key=key.encode() if key else None)
         finally:
             await producer.stop()
 
@@ -214,7 +244,7 @@ def read_topic(settings: Settings, topic: str, until: Callable[[list[dict[str, A
         records: list[dict[str, Any]] = []
 
         async def collect() -> None:
-            async for record in follow_topic(settings, topic, from_beginning=True):
+            async for record in follow_topic(settings.kafka, topic, from_beginning=True):
                 records.append(record)
                 if until(records):
                     return
@@ -227,7 +257,7 @@ def read_topic(settings: Settings, topic: str, until: Callable[[list[dict[str, A
 
 
 def profile(settings: Settings, customer_id: str) -> dict[str, str]:
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    client = redis.Redis.from_url(settings.redis.redis_url, decode_responses=True)
     try:
         return client.hgetall(f"profile:{customer_id}")  # type: ignore[return-value]
     finally:

@@ -89,7 +89,7 @@ def wait_until_profiles_match(settings: Settings, expected: dict[str, dict[str, 
 
 def worker_stat(settings: Settings, name: str, pid: int | None = None) -> int:
     """A counter from the workers' stats hashes: summed over all of them, or of one worker process."""
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis.Redis.from_url(settings.redis.redis_url)
     pattern = f"perso:stats:{settings.app_id}:*" + (f":{pid}" if pid is not None else "")
     try:
         return sum(int(float(client.hget(key, name) or 0)) for key in client.scan_iter(match=pattern))

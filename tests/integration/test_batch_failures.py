@@ -16,13 +16,16 @@ import pytest
 import redis.asyncio as aioredis
 from aiokafka.errors import MessageSizeTooLargeError
 
-from models.features import CustomerState
 from models.personalizer import Outcome, Personalizer
+from models.state import CustomerState
 from schemas.dead_letter import DeadLetter
 from schemas.events import ClickEvent, PurchaseEvent
 from schemas.offers import Offer
-from streams.pipeline import BatchFailed, BatchPipeline, RawRecord, StoppedDuringRetry
-from streams.profile_store import ProfileStore
+from streams.observability.health import BatchHealth
+from streams.storage.customer_store import RedisCustomerStore
+from streams.worker.contracts import RawRecord
+from streams.worker.pipeline import BatchFailed, BatchPipeline, StoppedDuringRetry
+from streams.worker.sensors import BatchCounters
 from tests.helpers import click, now_iso, purchase
 from tests.integration.conftest import RedisServer
 
@@ -41,7 +44,7 @@ class Recorder:
         self.dead: list[DeadLetter] = []
         self.max_bytes = max_bytes
 
-    async def __call__(self, offers: Sequence[Offer], dead: Sequence[DeadLetter]) -> list[tuple[Any, BaseException]]:
+    async def publish(self, offers: Sequence[Offer], dead: Sequence[DeadLetter]) -> list[tuple[Any, BaseException]]:
         refused: list[tuple[Any, BaseException]] = []
         for record in [*offers, *dead]:
             size = len(record.model_dump_json())
@@ -88,11 +91,20 @@ def own_redis(tmp_path: Path) -> Any:
     server.stop()
 
 
+class Observed(BatchPipeline):
+    """The pipeline with its sensors at hand: counters (the old `stats`) and the health record."""
+
+    counters: BatchCounters
+    health: BatchHealth
+
+
 def pipeline_on(server: RedisServer, publisher: Recorder, personalizer: Personalizer | None = None,
-                stopping: bool = False) -> tuple[BatchPipeline, aioredis.Redis]:
-    client = aioredis.Redis(port=server.port)
-    pipeline = BatchPipeline(personalizer or Personalizer(), ProfileStore(client), publisher, kind_of,
-                             retry_max_s=0.2, stopping=lambda: stopping)
+                stopping: bool = False, client: aioredis.Redis | None = None) -> tuple[Observed, aioredis.Redis]:
+    client = client or aioredis.Redis(port=server.port)
+    counters, health = BatchCounters(), BatchHealth()
+    pipeline = Observed(personalizer or Personalizer(), RedisCustomerStore(client), publisher, kind_of,
+                        sensors=[counters, health], retry_max_s=0.2, stopping=lambda: stopping)
+    pipeline.counters, pipeline.health = counters, health
     return pipeline, client
 
 
@@ -121,12 +133,12 @@ async def test_an_event_that_makes_a_model_raise_is_dead_lettered_and_the_batch_
     # The poisoned event is undone on the customer's state; the events around it count.
     assert [await profile_events(client, customer) for customer in (a, b, c)] == [2, 0, 1]
     assert (await client.hgetall(f"profile:{a}"))[b"frequency"] == b"1"
-    assert pipeline.stats.accepted == 3 and pipeline.stats.dead_letter_reasons == {"processing_error": 2}
+    assert pipeline.counters.accepted == 3 and pipeline.counters.dead_letter_reasons == {"processing_error": 2}
     assert pipeline.health.ok
 
     await pipeline.handle(batch)  # redelivered: the good ones are duplicates, the poisoned ones fail again
-    assert await profile_events(client, a) == 2 and pipeline.stats.accepted == 3
-    assert pipeline.stats.duplicates == 3 and pipeline.stats.dead_letter_reasons == {"processing_error": 4}
+    assert await profile_events(client, a) == 2 and pipeline.counters.accepted == 3
+    assert pipeline.counters.duplicates == 3 and pipeline.counters.dead_letter_reasons == {"processing_error": 4}
     await client.aclose()
 
 
@@ -152,7 +164,7 @@ async def test_out_of_memory_retries_the_same_batch_until_redis_has_room(own_red
     await asyncio.wait_for(handling, 10)
     assert pipeline.health.ok and pipeline.health.failures_by_cause["redis_out_of_memory"] >= 3
     assert [await profile_events(client, f"{run}-{c}") for c in range(20)] == [3] * 20
-    assert pipeline.stats.accepted == 60 and pipeline.stats.batches == 1
+    assert pipeline.counters.accepted == 60 and pipeline.counters.batches == 1
     await client.aclose()
 
 
@@ -182,13 +194,13 @@ async def test_a_read_only_replica_holds_the_batch_until_it_is_promoted(own_redi
 async def test_an_error_that_cannot_heal_fails_the_batch_without_applying_it(own_redis: RedisServer) -> None:
     admin = own_redis.client()
     admin.execute_command("ACL", "SETUSER", "perso", "on", ">secret", "~*", "&*", "+@all", "-evalsha", "-eval")
-    client = aioredis.Redis(port=own_redis.port, username="perso", password="secret")
-    pipeline = BatchPipeline(Personalizer(), ProfileStore(client), Recorder(), kind_of, retry_max_s=0.2)
+    pipeline, client = pipeline_on(own_redis, Recorder(),
+                                   client=aioredis.Redis(port=own_redis.port, username="perso", password="secret"))
     run, bodies = shoppers(n=3, events_each=1)
     with pytest.raises(BatchFailed) as failed:
         await asyncio.wait_for(pipeline.handle(records(bodies)), 10)
     assert failed.value.failure.cause == "redis_no_permission" and "evalsha" in failed.value.failure.detail
-    assert failed.value.stage == "load" and pipeline.stats.batches == 0
+    assert failed.value.stage == "load" and pipeline.counters.batches == 0
     assert admin.keys(f"*{run}*") == []
     await client.aclose()
 
@@ -221,5 +233,5 @@ async def test_records_the_broker_refuses_as_too_large_become_dead_letters(own_r
     assert all(len(o.model_dump_json()) <= 560 for o in publisher.offers)
     # The events behind the refused offers are applied all the same.
     assert [await profile_events(client, f"{run}-{c}") for c in range(3)] == [1, 1, 1]
-    assert pipeline.stats.dead_letter_reasons.get("offer_too_large") == len(refused)
+    assert pipeline.counters.dead_letter_reasons.get("offer_too_large") == len(refused)
     await client.aclose()

@@ -10,21 +10,21 @@ import orjson
 import redis
 
 from schemas import Offer
+from streams.devstack.stack import create_topics
 from streams.settings import Settings
-from streams.stack import create_topics
 from tests.helpers import click, now_iso, purchase
-from tests.integration.conftest import Worker, produce, read_topic, wait_for
+from tests.integration.conftest import Worker, changed, produce, read_topic, wait_for
 
 
 def test_restart_restores_the_model_checkpoint(stack: Settings, tmp_path: Path) -> None:
     run = uuid.uuid4().hex[:6]
     # Own topics, consumer group and Redis database: nothing shared with the session's worker.
-    settings = stack.model_copy(update={
-        "app_id": f"ckpt-{run}", "clickstream_topic": f"ckpt-{run}-clicks", "purchases_topic": f"ckpt-{run}-orders",
-        "offers_topic": f"ckpt-{run}-offers", "dead_letter_topic": f"ckpt-{run}-dead",
-        "redis_url": stack.redis_url.rsplit("/", 1)[0] + "/3", "checkpoint_interval_s": 3600.0})
-    asyncio.run(create_topics(settings))
-    client = redis.Redis.from_url(settings.redis_url)
+    settings = changed(stack, app_id=f"ckpt-{run}", clickstream_topic=f"ckpt-{run}-clicks",
+                       purchases_topic=f"ckpt-{run}-orders", offers_topic=f"ckpt-{run}-offers",
+                       dead_letter_topic=f"ckpt-{run}-dead", redis_url=stack.redis.redis_url.rsplit("/", 1)[0] + "/3",
+                       checkpoint_interval_s=3600.0)
+    asyncio.run(create_topics(settings.kafka))
+    client = redis.Redis.from_url(settings.redis.redis_url)
     key = f"perso:checkpoint:{settings.app_id}"
 
     worker = Worker(settings, tmp_path / "worker.log")
@@ -43,7 +43,8 @@ def test_restart_restores_the_model_checkpoint(stack: Settings, tmp_path: Path) 
     try:
         newcomer = click(customer="b1", item="ele-phone", price=500.0, at=now_iso())
         produce(settings, [("clickstream", "b1", orjson.dumps(newcomer))])
-        offers = read_topic(settings, settings.offers_topic, lambda rs: any(r["customer_id"] == "b1" for r in rs), 90)
+        offers = read_topic(settings, settings.kafka.offers_topic,
+                            lambda rs: any(r["customer_id"] == "b1" for r in rs), 90)
         offer = Offer.model_validate(next(r for r in offers if r["customer_id"] == "b1"))
         # Learned before the restart: five purchases, and phone and case go together.
         assert offer.model_versions["segments"] == "kmeans-1@6"

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from streams.devstack.stack import LocalStack
 from streams.settings import Settings
-from streams.stack import LocalStack
-from tests.integration.conftest import RedisServer, Worker, free_port, isolated, report_fault, wait_for
+from tests.integration.conftest import RedisServer, Worker, changed, free_port, isolated, report_fault, wait_for
 from tests.integration.scenario import (
     build_log,
     combined,
@@ -94,7 +94,7 @@ def test_one_of_two_workers_dies_and_the_other_takes_over(stack: Settings, tmp_p
         second.kill()
         assert worker_stat(settings, "accepted") < sent, "the replay finished before the worker died"
         finish_after_fault(settings, feeder, expected, first, "one of two workers SIGKILLed mid-stream")
-        wait_for(lambda: worker_stat(settings, "assigned_partitions", pid=first.pid) == 2 * settings.partitions,
+        wait_for(lambda: worker_stat(settings, "assigned_partitions", pid=first.pid) == 2 * settings.kafka.partitions,
                  30, "the survivor to own every partition", first)
     finally:
         feeder.kill()
@@ -105,8 +105,8 @@ def test_one_of_two_workers_dies_and_the_other_takes_over(stack: Settings, tmp_p
 @pytest.mark.faults
 def test_broker_restart_the_worker_reconnects_and_goes_on(stack: Settings, tmp_path: Path) -> None:
     # A broker of this test's own: restarting the session's broker would pull it from under other tests.
-    settings = stack.model_copy(update={"broker_url": f"kafka://127.0.0.1:{free_port()}", "state_dir": tmp_path,
-                                        "app_id": "restart", "redis_url": stack.redis_url.rsplit("/", 1)[0] + "/10"})
+    settings = changed(stack, broker_url=f"kafka://127.0.0.1:{free_port()}", state_dir=tmp_path,
+                       app_id="restart", redis_url=stack.redis.redis_url.rsplit("/", 1)[0] + "/10")
     broker = LocalStack(settings)
     broker.up()
     after = tmp_path / "after.jsonl"

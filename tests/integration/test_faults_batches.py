@@ -17,10 +17,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import redis
 
 from streams.settings import Settings
+from tests.helpers import click, now_iso
 from tests.integration.conftest import (
     ROOT,
     RedisServer,
@@ -165,7 +167,7 @@ def test_lua_scripts_flushed_mid_stream(stack: Settings, tmp_path: Path) -> None
     log = tmp_path / "events.jsonl"
     expected = build_log(log, customers=30, per_customer=40)
     worker = start_ready(settings, tmp_path / "worker.log")
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis.Redis.from_url(settings.redis.redis_url)
     feeder = replay_in_background(settings, log, tmp_path, rate=400)
     try:
         for _ in range(5):
@@ -223,7 +225,7 @@ def test_offers_refused_as_too_large_go_to_dead_letters(stack: Settings, tmp_pat
     try:
         replay(settings, log, tmp_path)
         wait_until_profiles_match(settings, expected, worker)
-        letters = read_topic(settings, settings.dead_letter_topic,
+        letters = read_topic(settings, settings.kafka.dead_letter_topic,
                              lambda rs: any(r["reason"] == "offer_too_large" for r in rs), 30)
         refused = [r for r in letters if r["reason"] == "offer_too_large"]
         assert refused and all("refused by the broker" in r["detail"] for r in refused)
@@ -231,5 +233,33 @@ def test_offers_refused_as_too_large_go_to_dead_letters(stack: Settings, tmp_pat
         report_fault("offers refused by the producer as too large", total_events(expected),
                      reflected(settings, expected))
         assert matches(settings, expected)
+    finally:
+        worker.stop()
+
+
+@pytest.mark.faults
+def test_a_poison_event_that_makes_a_model_raise_is_dead_lettered(stack: Settings, tmp_path: Path) -> None:
+    """A learner with a bug some events trigger (tests/plugins/poison.py), configured like any plug-in."""
+    settings = isolated(stack, "poison", redis_db=13, plugins=["tests.plugins.poison"],
+                        learners=["cooccurrence", "segments", "propensity", "poison"])
+    log = tmp_path / "events.jsonl"
+    expected = build_log(log, customers=20, per_customer=12)
+    poisoned = [click(customer=f"r{n:03d}", item="poison", at=now_iso(60)) for n in range(0, 20, 4)]
+    with log.open("ab") as out:
+        out.write(b"".join(orjson.dumps(body) + b"\n" for body in poisoned))
+    worker = start_ready(settings, tmp_path / "worker.log")
+    try:
+        replay(settings, log, tmp_path)
+        wait_until_profiles_match(settings, expected, worker)
+        letters = read_topic(settings, settings.kafka.dead_letter_topic,
+                             lambda rs: sum(r["reason"] == "processing_error" for r in rs) >= len(poisoned), 30)
+        errors = [r for r in letters if r["reason"] == "processing_error"]
+        assert sorted(orjson.loads(r["payload"])["event_id"] for r in errors) == \
+            sorted(body["event_id"] for body in poisoned)
+        assert all(r["detail"] == "ZeroDivisionError: float division by zero" for r in errors)
+        worker.assert_alive()
+        report_fault("an event that makes a model raise (5 of them)", total_events(expected),
+                     reflected(settings, expected))
+        assert matches(settings, expected)  # the poisoned events are undone: not in the counters
     finally:
         worker.stop()

@@ -51,7 +51,7 @@ def test_operating_a_pseudonymising_worker(stack: Settings, tmp_path: Path) -> N
     alias = Pseudonymiser(KEY.encode()).apply("alice@example.com")
     worker = Worker(settings, tmp_path / "worker.log")
     worker.start()
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis.Redis.from_url(settings.redis.redis_url)
     try:
         events = [("clickstream", click(customer="bob", item=f"ele-{n}", at=now_iso(5))) for n in range(3)]
         events += [("clickstream", click(customer="alice@example.com", item="ele-phone", at=now_iso(2))),
@@ -63,7 +63,7 @@ def test_operating_a_pseudonymising_worker(stack: Settings, tmp_path: Path) -> N
         # Pseudonymised before Redis and offers: the raw id appears in neither.
         keys = {k.decode() for k in client.scan_iter()}
         assert not any("alice" in k for k in keys), keys
-        offers = read_topic(settings, settings.offers_topic,
+        offers = read_topic(settings, settings.kafka.offers_topic,
                             lambda rs: any(o["customer_id"] == alias for o in rs))
         assert offers and all("alice" not in o["customer_id"] and o["customer_id"].startswith("p_") for o in offers)
         # Retention: everything about a customer expires after PERSO_PROFILE_TTL_DAYS without events.

@@ -41,7 +41,7 @@ def test_events_become_offers_and_a_profile(stack: Settings, worker: Worker) -> 
     produce(stack, [("purchases", customer, orjson.dumps(order))])
     saved = wait_for(lambda: (p := profile(stack, customer)) and p["events"] == "4" and p, 30, "the purchase", worker)
 
-    offers = read_topic(stack, stack.offers_topic, lambda rs: any(
+    offers = read_topic(stack, stack.kafka.offers_topic, lambda rs: any(
         r["customer_id"] == customer and r["item_id"] == saved["last_offer_item"] for r in rs), 30)
     mine = [Offer.model_validate(r) for r in offers if r["customer_id"] == customer]
     assert mine, f"no offer for {customer}; worker log:\n{worker.log_tail()}"
@@ -74,13 +74,13 @@ def test_invalid_events_go_to_the_dead_letter_topic_and_the_worker_goes_on(stack
     produce(stack, [("clickstream", customer, payload) for payload in bad.values()]
             + [("clickstream", customer, orjson.dumps(good))])
 
-    letters = read_topic(stack, stack.dead_letter_topic,
+    letters = read_topic(stack, stack.kafka.dead_letter_topic,
                          lambda rs: sum(r.get("key") == customer for r in rs) >= len(bad), 60)
     mine = [DeadLetter.model_validate(r) for r in letters if r.get("key") == customer]
     assert sorted(letter.reason for letter in mine) == sorted(bad)
     by_reason = {letter.reason: letter for letter in mine}
     assert by_reason["malformed_json"].payload == bad["malformed_json"].decode()  # original bytes kept
-    assert by_reason["ts_in_future"].source_topic == stack.clickstream_topic
+    assert by_reason["ts_in_future"].source_topic == stack.kafka.clickstream_topic
     assert "coupon" in by_reason["unknown_field"].detail
 
     saved = wait_for(lambda: profile(stack, customer), 30, "the valid event's profile", worker)
@@ -126,12 +126,12 @@ def test_the_sample_feed_loses_nothing(stack: Settings, worker: Worker) -> None:
     sent, invalid = (int(word) for word in re.findall(r"sent (\d+) events.*?(\d+) invalid", done.stdout)[0])
     assert sent == 600 and invalid > 0
 
-    letters = read_topic(stack, stack.dead_letter_topic,
+    letters = read_topic(stack, stack.kafka.dead_letter_topic,
                          lambda rs: sum(str(r.get("key", "")).startswith(prefix) for r in rs) >= invalid, 60)
     assert sum(str(r.get("key", "")).startswith(prefix) for r in letters) == invalid
 
     def reflected() -> int:
-        client = redis.Redis.from_url(stack.redis_url, decode_responses=True)
+        client = redis.Redis.from_url(stack.redis.redis_url, decode_responses=True)
         try:
             return sum(int(client.hget(key, "events") or 0) for key in client.scan_iter(f"profile:{prefix}*"))
         finally:

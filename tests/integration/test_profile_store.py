@@ -1,31 +1,33 @@
-"""ProfileStore against a real Redis: what one batch script writes, the other reads back exactly."""
+"""RedisCustomerStore against a real Redis: what one batch script writes, the other reads back exactly."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
 
-from models.features import CustomerState
 from models.personalizer import Personalizer
+from models.state import CustomerState
 from schemas.events import parse_event
-from streams.pipeline import BatchPipeline
-from streams.profile_store import ProfileStore, customer_keys, profile_key
 from streams.security import redis_async
 from streams.settings import Settings
+from streams.storage.customer_store import RedisCustomerStore
+from streams.storage.keys import customer_keys, profile_key
+from streams.worker.contracts import profile_from
 from tests.helpers import T0, click, raw
+from tests.integration.conftest import changed
 
 
 def test_a_busy_customer_round_trips_through_the_batch_scripts(stack: Settings) -> None:
-    settings = stack.model_copy(update={"redis_url": stack.redis_url.rsplit("/", 1)[0] + "/8"})
+    settings = changed(stack, redis_url=stack.redis.redis_url.rsplit("/", 1)[0] + "/8")
     # 1,500 events of one customer in one save: more than the script's 1,000-pair ZADD chunks, and
     # more than the 1,200-id window it must trim to. Non-ASCII text must survive the JSON argument.
     events = [parse_event("clickstream", raw(click(customer="client-1", category="café & thé",
                                                    at=T0 + timedelta(seconds=n)))) for n in range(1_500)]
 
     async def scenario() -> None:
-        client = redis_async(settings)
+        client = redis_async(settings.redis)
         await client.flushdb()
-        store = ProfileStore(client, ttl_s=3_600, dedup_window=1_200)
+        store = RedisCustomerStore(client, ttl_s=3_600, dedup_window=1_200)
         try:
             state = CustomerState("client-1")
             outcome = None
@@ -33,7 +35,7 @@ def test_a_busy_customer_round_trips_through_the_batch_scripts(stack: Settings) 
             for event in events:
                 outcome = personalizer.process(state, event)
             assert outcome is not None
-            profile = BatchPipeline._profile(state, outcome, T0 + timedelta(hours=1))
+            profile = profile_from(state, outcome, T0 + timedelta(hours=1))
             await store.save([(state, profile, events)])
 
             ids = [e.event_id for e in events[:5] + events[-5:]]

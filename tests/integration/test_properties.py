@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
 from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaProducer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -20,41 +18,43 @@ from hypothesis import strategies as st
 from models.personalizer import Personalizer
 from schemas.dead_letter import DeadLetter
 from schemas.events import EventRejected, parse_event
-from schemas.offers import Offer
-from streams.pipeline import BatchPipeline, RawRecord
-from streams.profile_store import ProfileStore
 from streams.security import kafka_options, redis_async
 from streams.settings import Settings
+from streams.storage.customer_store import RedisCustomerStore
+from streams.worker.contracts import RawRecord
+from streams.worker.pipeline import BatchPipeline
+from streams.worker.publisher import KafkaPublisher
+from streams.worker.sensors import BatchCounters
+from tests.integration.conftest import changed
 from tests.strategies import MUTATIONS, record
 
 KNOWN_REASONS = {r for r in MUTATIONS.values() if r}
 
 
 async def run_batch_twice(stack: Settings, records: list[RawRecord]) -> dict[str, Any]:
-    settings = stack.model_copy(update={"redis_url": stack.redis_url.rsplit("/", 1)[0] + "/9"})
-    client = redis_async(settings)
-    producer = AIOKafkaProducer(**kafka_options(settings), acks="all")
+    settings = changed(stack, redis_url=stack.redis.redis_url.rsplit("/", 1)[0] + "/9")
+    client = redis_async(settings.redis)
+    producer = AIOKafkaProducer(**kafka_options(settings.kafka), acks="all")
     await producer.start()
     dead_seen: list[DeadLetter] = []
 
-    async def publish(offers: Sequence[Offer], dead: Sequence[DeadLetter]) -> list[Any]:
-        futures = [await producer.send(settings.offers_topic, orjson.dumps(o.model_dump(mode="json")))
-                   for o in offers]
-        futures += [await producer.send(settings.dead_letter_topic, orjson.dumps(d.model_dump(mode="json")))
-                    for d in dead]
-        await asyncio.gather(*futures)
-        dead_seen.extend(dead)
-        return []
+    async def send(topic: str, key: bytes | None, value: bytes) -> Any:
+        if topic == settings.kafka.dead_letter_topic:
+            dead_seen.append(DeadLetter.model_validate_json(value))
+        return await producer.send(topic, value, key=key)
 
     try:
-        pipeline = BatchPipeline(Personalizer(), ProfileStore(client), publish, settings.topic_kind)
+        counters = BatchCounters()
+        publisher = KafkaPublisher(send, settings.kafka.offers_topic, settings.kafka.dead_letter_topic)
+        pipeline = BatchPipeline(Personalizer(), RedisCustomerStore(client), publisher, settings.kafka.kind_of_topic,
+                                 sensors=[counters])
         await pipeline.handle(records)
-        first = {"accepted": pipeline.stats.accepted, "duplicates": pipeline.stats.duplicates,
-                 "dead": pipeline.stats.dead_letters, "records": pipeline.stats.records}
+        first = {"accepted": counters.accepted, "duplicates": counters.duplicates,
+                 "dead": counters.dead_letters, "records": counters.records}
         await pipeline.handle(records)
         customers = {r.key.decode() for r in records if r.key}
         profiles = {c: await client.hgetall(f"profile:{c}") for c in customers}
-        return {"first": first, "stats": pipeline.stats, "dead": dead_seen, "profiles": profiles}
+        return {"first": first, "stats": counters, "dead": dead_seen, "profiles": profiles}
     finally:
         await producer.stop()
         await client.aclose()
@@ -68,7 +68,7 @@ def test_any_batch_is_fully_accounted_for_and_applied_once(stack: Settings, batc
     records: list[RawRecord] = []
     for n, (kind, raw, body, _) in enumerate(batch):
         raw = raw.replace(body["customer_id"].encode(), f"{run}-{body['customer_id']}".encode())
-        topic = stack.purchases_topic if kind == "purchases" else stack.clickstream_topic
+        topic = stack.kafka.purchases_topic if kind == "purchases" else stack.kafka.clickstream_topic
         records.append(RawRecord(topic, 0, n, f"{run}-{body['customer_id']}".encode(), raw))
     records += [records[i] for i in repeats if i < len(records)]  # redelivered copies
 
@@ -77,7 +77,7 @@ def test_any_batch_is_fully_accounted_for_and_applied_once(stack: Settings, batc
     invalid = 0
     for r in records:
         try:
-            event = parse_event(stack.topic_kind(r.topic), r.value or b"", r.key)
+            event = parse_event(stack.kafka.kind_of_topic(r.topic), r.value or b"", r.key)
         except EventRejected:
             invalid += 1
             continue

@@ -17,8 +17,8 @@ from typing import Any, NamedTuple
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from streams.log_sources import LogRecord, read_file, read_topic
-from streams.replayer import replay
+from streams.ops.log_sources import LogRecord, read_file, read_topic
+from streams.ops.replay import replay
 from streams.settings import Settings
 from tests.helpers import click, now_iso, purchase
 from tests.integration.conftest import isolated
@@ -35,7 +35,7 @@ def landed(settings: Settings, topic: str, expected: int, timeout_s: float = 20)
     """Every record of `topic` in (partition, offset) order, once `expected` have arrived (or the timeout)."""
 
     async def read() -> list[Landed]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None,
+        consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, group_id=None,
                                     enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=50)
         await consumer.start()
         try:
@@ -89,7 +89,7 @@ def test_replay_publishes_valid_records_in_customer_order_and_writes_the_rejects
     log_path.write_bytes(b"\n".join(lines) + b"\n")
     rejects = tmp_path / "rejects.jsonl"
 
-    summary = asyncio.run(replay(settings, read_file(log_path), rejects_path=rejects, total=len(lines),
+    summary = asyncio.run(replay(settings.kafka, read_file(log_path), rejects_path=rejects, total=len(lines),
                                  progress=False))
 
     assert (summary.read, summary.published, summary.rejected) == (len(lines), len(good), len(bad))
@@ -107,7 +107,7 @@ def test_replay_publishes_valid_records_in_customer_order_and_writes_the_rejects
 
     clicks = [b for b in good if b["type"] != "purchase"]
     orders = [b for b in good if b["type"] == "purchase"]
-    for topic, bodies in ((settings.clickstream_topic, clicks), (settings.purchases_topic, orders)):
+    for topic, bodies in ((settings.kafka.clickstream_topic, clicks), (settings.kafka.purchases_topic, orders)):
         records = landed(settings, topic, len(bodies))
         # The original bytes, keyed by customer, each customer on one partition, in log order.
         assert sorted(r.value for r in records) == sorted(orjson.dumps(b) for b in bodies)
@@ -120,7 +120,7 @@ def test_replay_publishes_valid_records_in_customer_order_and_writes_the_rejects
         for body in bodies:
             expected[body["customer_id"]].append(body["event_id"])
         assert per_customer(records) == expected
-    assert len({r.partition for r in landed(settings, settings.clickstream_topic, len(clicks))}) > 1
+    assert len({r.partition for r in landed(settings, settings.kafka.clickstream_topic, len(clicks))}) > 1
 
 
 def test_a_paced_replay_takes_at_least_records_over_rate(stack: Settings) -> None:
@@ -128,11 +128,11 @@ def test_a_paced_replay_takes_at_least_records_over_rate(stack: Settings) -> Non
     records = [LogRecord(f"mem:{n}", orjson.dumps(click(customer="p1", at=now_iso(5))), "clickstream")
                for n in range(30)]
 
-    summary = asyncio.run(replay(settings, records, rate=40.0, rejects_path=None, progress=False))
+    summary = asyncio.run(replay(settings.kafka, records, rate=40.0, rejects_path=None, progress=False))
 
     assert summary.published == 30
     assert summary.seconds >= 29 / 40.0  # the 30th record is not sent before 0.725 s
-    assert [orjson.loads(r.value)["event_id"] for r in landed(settings, settings.clickstream_topic, 30)] == [
+    assert [orjson.loads(r.value)["event_id"] for r in landed(settings, settings.kafka.clickstream_topic, 30)] == [
         orjson.loads(r.value)["event_id"] for r in records]
 
 
@@ -140,7 +140,7 @@ def _produce_timed(settings: Settings, topic: str, payloads: list[bytes], first_
     """One key (one partition), record n stamped first_ms + n seconds."""
 
     async def send() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all")
         await producer.start()
         try:
             for n, payload in enumerate(payloads):
@@ -153,7 +153,7 @@ def _produce_timed(settings: Settings, topic: str, payloads: list[bytes], first_
 
 def _collect(settings: Settings, topic: str, **bounds: Any) -> list[LogRecord]:
     async def collect() -> list[LogRecord]:
-        return [record async for record in read_topic(settings, topic, **bounds)]
+        return [record async for record in read_topic(settings.kafka, topic, **bounds)]
 
     return asyncio.run(collect())
 
@@ -164,7 +164,7 @@ def _timed_topic(stack: Settings, name: str, count: int) -> tuple[Settings, list
     bodies = [purchase(customer="k1", at=now_iso(30 - n)) if n % 3 == 2 else click(customer="k1", at=now_iso(30 - n))
               for n in range(count)]
     first = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
-    _produce_timed(settings, settings.clickstream_topic, [orjson.dumps(b) for b in bodies],
+    _produce_timed(settings, settings.kafka.clickstream_topic, [orjson.dumps(b) for b in bodies],
                    int(first.timestamp() * 1000))
     return settings, [b["event_id"] for b in bodies], first
 
@@ -175,7 +175,7 @@ def _event_ids(records: list[LogRecord]) -> list[str]:
 
 def test_read_topic_between_offsets(stack: Settings) -> None:
     settings, ids, _ = _timed_topic(stack, "offsets", 10)
-    topic = settings.clickstream_topic
+    topic = settings.kafka.clickstream_topic
 
     everything = _collect(settings, topic)
     assert _event_ids(everything) == ids
@@ -193,7 +193,7 @@ def test_read_topic_between_offsets(stack: Settings) -> None:
 # answer only as a starting hint and cuts on the records' own timestamps.
 def test_read_topic_between_times(stack: Settings) -> None:
     settings, ids, first = _timed_topic(stack, "times", 10)
-    topic = settings.clickstream_topic
+    topic = settings.kafka.clickstream_topic
 
     def at(seconds: float) -> datetime:
         return first + timedelta(seconds=seconds)
@@ -206,13 +206,13 @@ def test_read_topic_between_times(stack: Settings) -> None:
 def test_read_topic_reads_the_tail_when_the_end_time_is_after_the_last_record(stack: Settings) -> None:
     settings, ids, first = _timed_topic(stack, "tail", 6)
 
-    records = _collect(settings, settings.clickstream_topic, start_time=first, end_time=first + timedelta(days=1))
+    records = _collect(settings, settings.kafka.clickstream_topic, start_time=first, end_time=first + timedelta(days=1))
     assert _event_ids(records) == ids
 
 
 def test_read_topic_of_a_non_input_topic_takes_the_kind_from_the_payload(stack: Settings) -> None:
     settings = isolated(stack, "archive", redis_db=8)
-    archive = settings.offers_topic  # any topic that is neither input topic
+    archive = settings.kafka.offers_topic  # any topic that is neither input topic
     payloads = [orjson.dumps(click(customer="k1", at=now_iso(3))), orjson.dumps(purchase(customer="k1", at=now_iso(2))),
                 orjson.dumps({"customer_id": "k1", "lines": []}), b"not json", b'"a string"']
     _produce_timed(settings, archive, payloads, int(time.time() * 1000) - 10_000)

@@ -19,12 +19,12 @@ def test_replay_from_a_topic_between_offsets_keeps_order(stack: Settings, tmp_pa
     bodies = [click(customer="t1", item=f"i{n}", at=now_iso(10 - n)) for n in range(10)]
     produce(archive, [("clickstream", "t1", orjson.dumps(b)) for b in bodies])  # one key: one partition, offsets 0-9
 
-    result = subprocess.run([sys.executable, "-m", "streams.cli", "replay", "--topic", archive.clickstream_topic,
+    result = subprocess.run([sys.executable, "-m", "streams.cli", "replay", "--topic", archive.kafka.clickstream_topic,
                              "--start-offset", "2", "--end-offset", "7", "--no-progress",
                              "--rejects", str(tmp_path / "rejects.jsonl")],
                             cwd=ROOT, env=settings_env(target), capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "read 5, published 5, rejected 0" in result.stdout, result.stdout
 
-    copied = read_topic(target, target.clickstream_topic, lambda rs: len(rs) >= 5, timeout_s=20)
+    copied = read_topic(target, target.kafka.clickstream_topic, lambda rs: len(rs) >= 5, timeout_s=20)
     assert [r["event_id"] for r in copied] == [b["event_id"] for b in bodies[2:7]]

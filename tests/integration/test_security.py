@@ -24,7 +24,7 @@ def test_worker_authenticates_to_redis_and_keeps_the_password_out_of_its_log(sta
         settings = isolated(stack, "auth", redis_db=0, redis_url=server.url, redis_password=SecretStr(PASSWORD))
         with pytest.raises(redis.AuthenticationError):
             redis.Redis.from_url(server.url).set("x", "1")  # the server really demands the password
-        client = redis_sync(settings, decode_responses=True)
+        client = redis_sync(settings.redis, decode_responses=True)
         worker = Worker(settings, tmp_path / "worker.log")
         worker.start()
         try:

@@ -9,20 +9,19 @@ from pathlib import Path
 import orjson
 import redis
 
+from streams.devstack.stack import create_topics
 from streams.settings import Settings
-from streams.stack import create_topics
 from tests.helpers import click, now_iso
-from tests.integration.conftest import Worker, produce, wait_for
+from tests.integration.conftest import Worker, changed, produce, wait_for
 
 
 def test_two_workers_split_the_partitions_and_count_each_event_once(stack: Settings, tmp_path: Path) -> None:
     run = uuid.uuid4().hex[:6]
-    settings = stack.model_copy(update={
-        "app_id": f"pair-{run}", "clickstream_topic": f"pair-{run}-clicks", "purchases_topic": f"pair-{run}-orders",
-        "offers_topic": f"pair-{run}-offers", "dead_letter_topic": f"pair-{run}-dead",
-        "redis_url": stack.redis_url.rsplit("/", 1)[0] + "/4"})
-    asyncio.run(create_topics(settings))
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    settings = changed(stack, app_id=f"pair-{run}", clickstream_topic=f"pair-{run}-clicks",
+                       purchases_topic=f"pair-{run}-orders", offers_topic=f"pair-{run}-offers",
+                       dead_letter_topic=f"pair-{run}-dead", redis_url=stack.redis.redis_url.rsplit("/", 1)[0] + "/4")
+    asyncio.run(create_topics(settings.kafka))
+    client = redis.Redis.from_url(settings.redis.redis_url, decode_responses=True)
     workers = [Worker(settings, tmp_path / f"worker{n}.log") for n in range(2)]
     for worker in workers:
         worker.start()

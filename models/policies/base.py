@@ -1,0 +1,76 @@
+"""The OfferPolicy base: candidates in, one choice with its reason out.
+
+A policy sees an `OfferRequest` (the customer's state, the moment, what the learners concluded for this
+event, and the items the guardrails exclude) and returns a `Decision` or None. Whether an offer may go out
+at all (frequency caps), what may never be offered (exclusions) and what is a resend (refresh) are the
+Guardrails' job (models/policies/guardrails.py), not the policy's, so every policy is held to the same rules.
+
+A new policy is one module: a subclass with `name`, `version` and `decide`, decorated with
+`@register_policy`, and the module's name added to the import line in `models/policies/__init__.py`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from models.registry import Registry
+from models.state import CustomerState
+
+if TYPE_CHECKING:
+    from models.learners.base import Learner
+    from models.settings import ModelSettings
+
+P = TypeVar("P", bound="OfferPolicy")
+
+
+@dataclass(frozen=True)
+class Decision:
+    item_id: str
+    category: str | None
+    score: float
+    reason: str
+
+
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs more, and this is built per event
+class OfferRequest:
+    state: CustomerState
+    now_ts: float
+    outputs: Mapping[str, Any]  # the learners' conclusions: segment, segment_label, propensity, ...
+    excluded: set[str]  # never offer these now (the guardrails say)
+
+
+class OfferPolicy(ABC):
+    name: ClassVar[str]
+    version: ClassVar[str]
+
+    @classmethod
+    def from_settings(cls: type[P], settings: ModelSettings, learners: Mapping[str, Learner]) -> P:
+        """Build from the models' settings and the configured learners (by name) the policy reads."""
+        return cls()
+
+    @abstractmethod
+    def decide(self, request: OfferRequest) -> Decision | None:
+        """The best offer for this customer now, or None."""
+
+
+def required_learner(learners: Mapping[str, Learner], name: str, policy: str) -> Any:
+    """A learner a policy cannot work without, or a configuration error that says so."""
+    learner = learners.get(name)
+    if learner is None:
+        raise ValueError(f"the {policy!r} policy needs the {name!r} learner: add it to PERSO_LEARNERS")
+    return learner
+
+
+POLICIES: Registry[OfferPolicy] = Registry("offer policy", "PERSO_POLICY")
+
+
+def register_policy(cls: type[P]) -> type[P]:
+    """Make a policy available by its name to the configuration (`PERSO_POLICY`)."""
+    return POLICIES.register(cls)
+
+
+def build_policy(name: str, settings: ModelSettings, learners: Mapping[str, Learner]) -> OfferPolicy:
+    return POLICIES.lookup(name).from_settings(settings, learners)

@@ -1,0 +1,72 @@
+"""The rules every offer policy is held to: how often a customer may get an offer, what is never offered, and
+when the same offer again is a resend rather than news.
+
+Checks never change the state; `record` is the one place an offer is written to it.
+
+>>> from models.state import CustomerState
+>>> rails = Guardrails(cap_per_hour=1, refresh_s=600, exclude_days=30)
+>>> state = CustomerState("c1")
+>>> rails.permits(state, now_ts=1000.0)
+True
+>>> rails.record(state, Decision("tea", "grocery", 1.0, "popular right now"), now_ts=1000.0)
+>>> rails.permits(state, now_ts=1060.0), rails.permits(state, now_ts=4700.0)
+(False, True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from models.policies.base import Decision, OfferPolicy, OfferRequest
+from models.settings import ModelSettings
+from models.state import CustomerState
+
+CAP_WINDOW_S = 3600.0
+
+
+class Guardrails:
+    def __init__(self, cap_per_hour: int = 4, refresh_s: float = 600.0, exclude_days: float = 30.0) -> None:
+        self.cap_per_hour = cap_per_hour
+        self.refresh_s = refresh_s
+        self.exclude_days = exclude_days
+
+    @classmethod
+    def from_settings(cls, settings: ModelSettings) -> Guardrails:
+        return cls(cap_per_hour=settings.offer_cap_per_hour, refresh_s=settings.offer_refresh_s,
+                   exclude_days=settings.exclude_bought_days)
+
+    def decide(self, policy: OfferPolicy, state: CustomerState, now_ts: float, outputs: Mapping[str, Any]
+               ) -> Decision | None:
+        """The policy's choice held to these rules, recorded on the state when it goes out."""
+        if not self.permits(state, now_ts):
+            return None
+        decision = policy.decide(OfferRequest(state, now_ts, outputs, self.excluded(state, now_ts)))
+        if decision is None or self.repeats(state, decision, now_ts):
+            return None
+        self.record(state, decision, now_ts)
+        return decision
+
+    def permits(self, state: CustomerState, now_ts: float) -> bool:
+        """Below the frequency cap: fewer than `cap_per_hour` offers in the last hour of event time."""
+        recent = sum(1 for t in state.offer_times if now_ts - t < CAP_WINDOW_S)
+        return recent < self.cap_per_hour
+
+    def excluded(self, state: CustomerState, now_ts: float) -> set[str]:
+        """Never offered now: what the customer bought within `exclude_days`, and the item they just looked at."""
+        excluded = state.bought_within(now_ts, self.exclude_days)
+        excluded.update(state.recent_items[-1:])
+        return excluded
+
+    def repeats(self, state: CustomerState, decision: Decision, now_ts: float) -> bool:
+        """The same item as the last offer, sooner than `refresh_s`: nothing relevant changed, send nothing."""
+        last = state.last_offer
+        if not last or last.get("item_id") != decision.item_id:
+            return False
+        return now_ts - float(last.get("ts", 0)) < self.refresh_s
+
+    def record(self, state: CustomerState, decision: Decision, now_ts: float) -> None:
+        """The offer goes out: remember it as the customer's last, and count it against the cap."""
+        state.last_offer = {"item_id": decision.item_id, "score": decision.score, "reason": decision.reason,
+                            "ts": now_ts}
+        state.offer_times = [t for t in state.offer_times if now_ts - t < CAP_WINDOW_S] + [now_ts]

@@ -1,0 +1,50 @@
+"""The models' section of the configuration, read from PERSO_* environment variables (or `.env`).
+
+The worker's `Settings` nests it as `settings.models`; the Personalizer, its learners and its policy take
+it directly, so a model setting is declared once, here.
+
+>>> ModelSettings(n_segments=3).learners
+['cooccurrence', 'segments', 'propensity']
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# The order they see each event in; the policy runs after every learner.
+DEFAULT_LEARNERS = ["cooccurrence", "segments", "propensity"]
+
+
+class ModelSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PERSO_", env_file=".env", extra="ignore")
+
+    learners: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_LEARNERS),
+        description="the learners, in the order they see each event (comma-separated names)")
+    policy: str = Field("nbo", description="the offer policy (a registered name)")
+    plugins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="modules imported first, whose import registers more learners or policies")
+
+    n_segments: int = Field(4, ge=1)
+    # 0: k-means learns and re-assigns the segment on every event. Above 0, only on a purchase, a new
+    # session or once this much event time has passed: faster, but with too few updates the centres settle
+    # badly (docs/model-quality.md).
+    resegment_every_s: float = Field(0.0, ge=0, description="0: re-assign segments on every event; above: only "
+                                     "on purchases, new sessions and this often (faster, worse segments)")
+    propensity_horizon_days: float = Field(7.0, gt=0)
+    cooc_half_life_days: float = Field(30.0, gt=0)
+    cooc_max_neighbours: int = Field(30, ge=1)
+    cooc_max_items: int = Field(50_000, ge=10)
+    offer_cap_per_hour: int = Field(4, ge=1, description="offers per customer per hour of event time")
+    offer_refresh_s: float = Field(600.0, ge=0, description="do not resend the same item sooner than this")
+    exclude_bought_days: float = Field(30.0, ge=0, description="never offer what the customer bought within this")
+
+    @field_validator("learners", "plugins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value

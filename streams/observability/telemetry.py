@@ -1,0 +1,182 @@
+"""What a worker reports about itself: one snapshot feeds the Redis stats hash (read by `perso status`),
+the Prometheus `/metrics` endpoint and `/health`.
+
+Fed by hooks, as Faust's sensors are: the batch counters and the health record are pipeline sensors, and the
+models' figures come from `Personalizer.metrics()` (each learner's own, by name), so nothing here knows
+which models run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+
+import orjson
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from streams.observability.health import BatchHealth
+from streams.worker.failures import classify, describe
+from streams.worker.sensors import STAGES, BatchCounters
+
+# Events/s is averaged over this many seconds of ticks.
+RATE_WINDOW_S = 10.0
+COUNTERS = ("records", "accepted", "duplicates", "dead_letters", "offers", "batches", "undeliverable")
+
+
+ModelMetrics = Callable[[], dict[str, dict[str, float]]]
+
+
+class WorkerTelemetry:
+    def __init__(self, counters: BatchCounters, health: BatchHealth, model_metrics: ModelMetrics = dict,
+                 cached_customers: Callable[[], int] = lambda: 0, events_waiting: Callable[[], int] = lambda: 0,
+                 web_url: str | None = None) -> None:
+        self.counters = counters
+        self.health = health
+        self.model_metrics = model_metrics
+        self.cached_customers = cached_customers
+        self.events_waiting = events_waiting
+        # Where `perso status` can ask this worker directly when Redis refuses its stats writes.
+        self.web_url = web_url
+        self.started_at = time.time()
+        self.checkpoint_saved_at: float | None = None
+        self.assigned_partitions = 0
+        # Set by the stats publisher: None while its writes succeed, else why the last one failed.
+        self.stats_error: str | None = None
+        self._stats_unreachable = False
+        self._samples: deque[tuple[float, int]] = deque()
+
+    def tick(self) -> None:
+        """Called every second: keeps the samples the event rate is computed from."""
+        now = time.monotonic()
+        self._samples.append((now, self.counters.accepted))
+        while self._samples and now - self._samples[0][0] > RATE_WINDOW_S:
+            self._samples.popleft()
+
+    def stats_written(self, error: BaseException | None) -> None:
+        """The stats publisher's last write: it is also a Redis probe when no batch is running."""
+        self.stats_error = describe(error) if error is not None else None
+        self._stats_unreachable = error is not None and classify(error).cause == "redis_unreachable"
+
+    @property
+    def events_per_s(self) -> float:
+        if len(self._samples) < 2:
+            return 0.0
+        (t0, n0), (t1, n1) = self._samples[0], self._samples[-1]
+        return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
+
+    @property
+    def redis_up(self) -> bool:
+        current = self.health.current
+        return not self._stats_unreachable and (current is None or current.failure.cause != "redis_unreachable")
+
+    @property
+    def healthy(self) -> bool:
+        return self.health.ok and self.redis_up
+
+    def health_report(self) -> dict[str, object]:
+        """What `/health` answers: ok, or degraded with the failing batch's cause, error, since and waiting."""
+        report: dict[str, object] = dict(self.health.report())
+        if not self.redis_up:
+            report["status"] = "degraded"
+        report["redis"] = "up" if self.redis_up else "unreachable"
+        report["events_waiting"] = self.events_waiting()
+        return report
+
+    def model_figures(self) -> dict[str, float]:
+        """Each learner's figures as `{learner}_{figure}` (e.g. propensity_roc_auc)."""
+        return {f"{learner}_{name}": float(value) for learner, figures in self.model_metrics().items()
+                for name, value in figures.items()}
+
+    def snapshot(self) -> dict[str, float]:
+        stats = self.counters
+        values: dict[str, float] = {name: float(getattr(stats, name)) for name in COUNTERS}
+        current = self.health.current
+        values.update(
+            events_per_s=round(self.events_per_s, 1),
+            cached_customers=float(self.cached_customers()),
+            assigned_partitions=float(self.assigned_partitions),
+            redis_up=float(self.redis_up),
+            healthy=float(self.healthy),
+            failing_since=current.since if current is not None else 0.0,
+            events_waiting=float(self.events_waiting()),
+            last_offer_latency_s=stats.last_offer_latency_s,
+            started_at=self.started_at,
+            updated_at=time.time(),
+        )
+        values.update(self.model_figures())
+        for stage in STAGES:
+            values[f"{stage}_seconds"] = round(stats.stage_seconds[stage], 6)
+        if self.checkpoint_saved_at is not None:
+            values["checkpoint_saved_at"] = self.checkpoint_saved_at
+        return values
+
+    def stats_hash(self) -> dict[str, float | bytes]:
+        """The snapshot plus the JSON fields, as written to the worker's stats hash in Redis."""
+        fields: dict[str, float | bytes] = dict(self.snapshot())
+        fields["dead_letter_reasons"] = orjson.dumps(self.counters.dead_letter_reasons)
+        fields["batch_failures"] = orjson.dumps(self.health.failures_by_cause)
+        fields["health"] = orjson.dumps(self.health_report())
+        if self.web_url:
+            fields["web_url"] = self.web_url.encode()
+        return fields
+
+    def prometheus(self) -> bytes:
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_SnapshotCollector(self))
+        return generate_latest(registry)
+
+
+class _SnapshotCollector(Collector):
+    def __init__(self, telemetry: WorkerTelemetry) -> None:
+        self.telemetry = telemetry
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        snap = self.telemetry.snapshot()
+        help_for = {
+            "records": "Input records consumed", "accepted": "Events applied to profiles (exactly once)",
+            "duplicates": "Events skipped because their event_id was already applied",
+            "offers": "Offers published", "batches": "Micro-batches handled",
+            "undeliverable": "Dead letters the broker refused even without their payload (logged, not published)",
+        }
+        for name, text in help_for.items():
+            yield CounterMetricFamily(f"perso_{name}", text, value=snap[name])
+        dead = CounterMetricFamily("perso_dead_letters", "Records sent to the dead-letter topic", labels=["reason"])
+        for reason, count in sorted(self.telemetry.counters.dead_letter_reasons.items()):
+            dead.add_metric([reason], count)
+        yield dead
+        failures = CounterMetricFamily("perso_batch_failures", "Failed attempts at a batch stage, by cause "
+                                       "(retried while the cause can heal)", labels=["cause"])
+        for cause, count in sorted(self.telemetry.health.failures_by_cause.items()):
+            failures.add_metric([cause], count)
+        yield failures
+        stages = CounterMetricFamily("perso_batch_stage_seconds", "Time spent in each stage of the micro-batches "
+                                     "(load: validate and read Redis; publish: until the broker acks)",
+                                     labels=["stage"])
+        for stage in STAGES:
+            stages.add_metric([stage], snap[f"{stage}_seconds"])
+        yield stages
+        current = self.telemetry.health.current
+        yield GaugeMetricFamily("perso_batch_failing_seconds", "Seconds the current batch has been failing "
+                                "(0 while batches complete): alert when above a minute",
+                                value=snap["updated_at"] - current.since if current is not None else 0.0)
+        gauges = {
+            "healthy": ("healthy", "1 when batches complete and Redis answers, 0 while degraded"),
+            "events_waiting": ("events_waiting", "Input events on this worker's partitions not yet committed"),
+            "events_per_second": ("events_per_s", f"Events applied per second over the last {RATE_WINDOW_S:.0f}s"),
+            "cached_customers": ("cached_customers", "Customer states held in worker memory"),
+            "assigned_partitions": ("assigned_partitions", "Input partitions assigned to this worker"),
+            "redis_up": ("redis_up", "1 when the last Redis operation succeeded"),
+            "last_offer_latency_seconds": ("last_offer_latency_s", "Event time to offer decision, last batch"),
+        }
+        for metric, (key, text) in gauges.items():
+            yield GaugeMetricFamily(f"perso_{metric}", text, value=snap[key])
+        for name, value in self.telemetry.model_figures().items():
+            learner = name.split("_", 1)[0]
+            yield GaugeMetricFamily(f"perso_{name}", f"A figure the {learner} learner reports about itself "
+                                    "(see docs/model-quality.md for what is measured honestly)", value=value)
+        if "checkpoint_saved_at" in snap:
+            yield GaugeMetricFamily("perso_checkpoint_age_seconds", "Seconds since the last model checkpoint",
+                                    value=snap["updated_at"] - snap["checkpoint_saved_at"])

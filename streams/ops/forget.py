@@ -1,0 +1,24 @@
+"""`perso forget`: delete what is kept about one customer, and tell running workers to drop their copy."""
+
+from __future__ import annotations
+
+from streams.privacy import Pseudonymiser
+from streams.security import redis_async
+from streams.settings import Settings
+from streams.storage import keys
+
+
+async def forget_customer(settings: Settings, customer_id: str) -> tuple[str, int, int]:
+    """Delete a customer's profile, state and remembered event ids; tell running workers to drop their copy.
+
+    Returns (id as stored, keys deleted, workers notified). Input topics still hold the raw events until
+    their retention expires: a rebuild within that time brings the customer back.
+    """
+    stored_id = Pseudonymiser(settings.worker.pseudonymise_key_bytes).apply(customer_id)
+    client = redis_async(settings.redis)
+    try:
+        deleted = int(await client.delete(*keys.customer_keys(stored_id)))
+        notified = int(await client.publish(keys.forget_channel(settings.app_id), stored_id))
+    finally:
+        await client.aclose()
+    return stored_id, deleted, notified

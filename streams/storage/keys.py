@@ -1,0 +1,55 @@
+"""Every Redis key and channel the engine uses, in one place.
+
+Per customer: `state:{id}` (the worker's full state, JSON), `profile:{id}` (the hash websites read),
+`seen:{id}` (applied event ids, for exactly-once). Per app: model checkpoints, worker stats, the forget
+channel. The Redis database is assumed to belong to the engine.
+
+>>> customer_keys("c1")
+['state:c1', 'profile:c1', 'seen:c1']
+"""
+
+from __future__ import annotations
+
+
+def state_key(customer_id: str) -> str:
+    return f"state:{customer_id}"
+
+
+def profile_key(customer_id: str) -> str:
+    return f"profile:{customer_id}"
+
+
+def seen_key(customer_id: str) -> str:
+    return f"seen:{customer_id}"
+
+
+def customer_keys(customer_id: str) -> list[str]:
+    """Every key that holds something about one customer (what `forget` deletes)."""
+    return [state_key(customer_id), profile_key(customer_id), seen_key(customer_id)]
+
+
+# What `rebuild` deletes: everything derived from the input topics, per customer.
+DERIVED_KEY_PATTERNS = ("state:*", "profile:*", "seen:*")
+
+
+def checkpoint_key(app_id: str) -> str:
+    return f"perso:checkpoint:{app_id}"
+
+
+def checkpoint_meta_key(app_id: str) -> str:
+    """A small hash beside the checkpoint: its age, without loading the models."""
+    return f"{checkpoint_key(app_id)}:meta"
+
+
+def stats_prefix(app_id: str) -> str:
+    return f"perso:stats:{app_id}:"
+
+
+def stats_key(app_id: str, host: str, pid: int) -> str:
+    """One worker's stats hash, refreshed every second (read by `perso status`)."""
+    return f"{stats_prefix(app_id)}{host}:{pid}"
+
+
+def forget_channel(app_id: str) -> str:
+    """Pub/sub channel on which `perso forget` tells running workers to drop a cached customer."""
+    return f"perso:{app_id}:forget"

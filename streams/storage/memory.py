@@ -1,0 +1,48 @@
+"""Customer storage in process memory, with the Redis store's semantics (states, profiles, a bounded window of
+applied event ids per customer): for in-process tests of the pipeline and for simulations without services.
+
+>>> import asyncio
+>>> store = InMemoryCustomerStore(dedup_window=2)
+>>> asyncio.run(store.load([], {"c1": ["e1"]}))
+({}, {'c1': SeenWindow(seen=frozenset(), size=0, oldest_ts=None)})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from models.state import CustomerState
+from streams.storage.repository import CustomerUpdate, SeenWindow
+
+
+class InMemoryCustomerStore:
+    def __init__(self, dedup_window: int = 10_000) -> None:
+        self.dedup_window = dedup_window
+        self.states: dict[str, dict[str, object]] = {}
+        self.profiles: dict[str, dict[str, str]] = {}
+        self.seen: dict[str, dict[str, float]] = {}
+
+    async def load(self, customer_ids: Sequence[str], event_ids: dict[str, list[str]]
+                   ) -> tuple[dict[str, CustomerState], dict[str, SeenWindow]]:
+        states = {c: CustomerState.from_dict(dict(self.states[c])) for c in customer_ids if c in self.states}
+        windows = {}
+        for customer, ids in event_ids.items():
+            remembered = self.seen.get(customer, {})
+            windows[customer] = SeenWindow(frozenset(i for i in ids if i in remembered), len(remembered),
+                                           min(remembered.values()) if remembered else None)
+        return states, windows
+
+    async def save(self, updates: Sequence[CustomerUpdate]) -> None:
+        for state, profile, applied in updates:
+            # A copy, as Redis would hold: later changes to the worker's object must not leak in.
+            self.states[state.customer_id] = state.copy().to_dict()
+            self.profiles.setdefault(state.customer_id, {}).update(profile.to_redis_hash())
+            seen = self.seen.setdefault(state.customer_id, {})
+            seen.update({event.event_id: event.epoch for event in applied})
+            if len(seen) > self.dedup_window:
+                newest = sorted(seen.items(), key=lambda pair: (pair[1], pair[0]))[-self.dedup_window:]
+                self.seen[state.customer_id] = dict(newest)
+
+    async def forget(self, customer_id: str) -> int:
+        found = [store.pop(customer_id, None) is not None for store in (self.states, self.profiles, self.seen)]
+        return sum(found)

@@ -1,0 +1,140 @@
+"""The Faust app, wired: one agent consumes both input topics keyed by customer and runs the batch pipeline;
+the jobs of streams/worker/lifecycle.py run beside it.
+
+Why no `group_by`: Faust's repartitioning keeps each source event un-acked until its repartitioned copy
+has been processed. On a rebalance or a shutdown the consumer stops fetching first and then waits
+(`stream_wait_empty`) for in-flight events, which now can never complete: the worker hangs in
+`wait_empty: Waiting for tasks ... offset=N` (reproduced on tansu, see docs/design.md). Producers key events
+by customer instead, so per-customer state needs no repartition at all.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+import faust
+
+from models.personalizer import Personalizer
+from streams.observability.health import BatchHealth
+from streams.observability.telemetry import WorkerTelemetry
+from streams.observability.web import register_views
+from streams.privacy import Pseudonymiser
+from streams.security import faust_credentials, redis_async
+from streams.settings import Settings
+from streams.storage import keys
+from streams.storage.checkpoints import CheckpointStore
+from streams.storage.customer_store import RedisCustomerStore
+from streams.storage.state_cache import StateCache
+from streams.worker import kafka_transport
+from streams.worker.contracts import RawRecord
+from streams.worker.lifecycle import (
+    ForgetListener,
+    ModelCheckpoints,
+    Partitions,
+    StatsPublisher,
+    stop_without_committing,
+)
+from streams.worker.pipeline import BatchPipeline
+from streams.worker.publisher import KafkaPublisher
+from streams.worker.sensors import BatchCounters
+
+STATS_PUBLISH_S = 1.0
+
+
+def create_app(settings: Settings) -> faust.App:
+    kafka, worker = settings.kafka, settings.worker
+    kafka_transport.install(kafka.fetch_max_wait_ms)
+    app = faust.App(
+        settings.app_id,
+        broker=kafka.broker_url,
+        broker_credentials=faust_credentials(kafka),
+        store="memory://",
+        autodiscover=False,
+        topic_partitions=kafka.partitions,
+        topic_replication_factor=kafka.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        broker_session_timeout=kafka.session_timeout_s,
+        broker_heartbeat_interval=kafka.heartbeat_interval_s,
+        # A member that died without leaving holds the group until this passes; keep restarts quick.
+        broker_rebalance_timeout=max(2 * kafka.session_timeout_s, 20.0),
+        stream_buffer_maxsize=worker.stream_buffer_maxsize,
+        web_enabled=worker.web_enabled,
+        web_host=worker.web_host,
+        web_bind=worker.web_host,
+        web_port=worker.web_port,
+        producer_max_request_size=kafka.producer_max_request_bytes,
+    )
+    # Raw bytes in: validation is ours (pydantic), and dead letters keep the original bytes.
+    inputs = app.topic(*kafka.input_topics, partitions=kafka.partitions, key_serializer="raw",
+                       value_serializer="raw")
+
+    redis_client = redis_async(settings.redis)
+    store = RedisCustomerStore(redis_client, ttl_s=settings.redis.profile_ttl_days * 86_400,
+                               dedup_window=settings.redis.dedup_window)
+    pseudonymiser = Pseudonymiser(worker.pseudonymise_key_bytes)
+    counters, health = BatchCounters(), BatchHealth()
+    async def send(topic: str, key: bytes | None, value: bytes) -> Any:
+        return await app.producer.send(topic, key, value, None, None, None)
+
+    pipeline = BatchPipeline(
+        Personalizer(settings.models), store, KafkaPublisher(send, kafka.offers_topic, kafka.dead_letter_topic),
+        kafka.kind_of_topic, cache=StateCache(capacity=max(worker.state_cache_capacity, worker.state_cache_hot),
+                                              hot=worker.state_cache_hot),
+        pseudonymiser=pseudonymiser, sensors=[counters, health], retry_max_s=worker.redis_retry_max_s,
+        stopping=lambda: bool(app.should_stop))
+    advertised = socket.gethostname() if worker.web_host in ("0.0.0.0", "::") else worker.web_host
+    telemetry = WorkerTelemetry(counters, health, pipeline.personalizer.metrics, lambda: len(pipeline.cache),
+                                lambda: partitions.events_waiting(app),
+                                web_url=f"http://{advertised}:{worker.web_port}" if worker.web_enabled else None)
+    partitions = Partitions(kafka.input_topics, telemetry)
+    register_views(app, telemetry, store, pseudonymiser)
+    checkpoints = ModelCheckpoints(CheckpointStore(redis_client, settings.app_id), pipeline, telemetry,
+                                   lambda: counters.accepted)
+    stats = StatsPublisher(redis_client, keys.stats_key(settings.app_id, socket.gethostname(), os.getpid()),
+                           telemetry)
+    forget = ForgetListener(redis_client, keys.forget_channel(settings.app_id), pipeline)
+
+    @app.agent(inputs, name="personalize")
+    async def personalize(stream: Any) -> None:
+        await checkpoints.restore_once()
+        async for events in stream.take_events(worker.batch_size, within=worker.batch_window_s):
+            records = [RawRecord(e.message.topic, e.message.partition, e.message.offset,
+                                 e.message.key, e.message.value) for e in events]
+            partitions.read(events)
+            try:
+                await pipeline.handle(records)
+            except BaseException as error:  # cancellation too: see stop_without_committing
+                stop_without_committing(error, records)
+
+    @app.timer(worker.checkpoint_interval_s)
+    async def periodic_checkpoint() -> None:
+        await checkpoints.save("periodic")
+
+    @app.timer(STATS_PUBLISH_S)
+    async def publish_stats() -> None:
+        await stats.publish()
+
+    @app.task
+    async def listen_for_forget() -> None:
+        await forget.run()
+
+    async def on_shutdown(sender: Any, *args: Any, **kwargs: Any) -> None:
+        # Sent by Faust after the consumer has stopped: the models hold everything processed.
+        await checkpoints.save("shutdown")
+        await stats.remove()
+
+    async def on_revoked(sender: Any, revoked: Any = (), **kwargs: Any) -> None:
+        # Another worker may own these customers now: re-read them from Redis when they come back.
+        pipeline.cache.clear()
+        partitions.revoked()
+
+    async def on_assigned(sender: Any, assigned: Any = (), **kwargs: Any) -> None:
+        partitions.assigned(assigned)
+
+    app.on_before_shutdown.connect(on_shutdown)  # type: ignore[arg-type]
+    app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
+    app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
+    return app

@@ -1,0 +1,76 @@
+"""From what the models produced to the contracts the worker publishes: offers, profiles, dead letters.
+
+>>> record = RawRecord("clickstream", 0, 42, b"c1", b"{not json")
+>>> letter = dead_letter_from(record, EventRejected("malformed_json", "expected value"), received_at=NOW)
+>>> letter.reason, letter.offset, letter.payload
+('malformed_json', 42, '{not json')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from models.personalizer import Outcome
+from models.state import CustomerState
+from schemas.dead_letter import DeadLetter, encode_payload
+from schemas.events import CustomerEvent, EventRejected
+from schemas.offers import Offer
+from schemas.profile import ProfileUpdate
+
+NOW = datetime(2026, 1, 5, 12, tzinfo=UTC)  # for the examples
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """One input record as consumed: where it came from and its raw bytes."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+def offer_from(event: CustomerEvent, outcome: Outcome, model_versions: dict[str, str]) -> Offer:
+    decision = outcome.decision
+    assert decision is not None
+    propensity = outcome.propensity
+    return Offer(
+        offer_id=Offer.make_id(event.customer_id, event.event_id),
+        customer_id=event.customer_id, item_id=decision.item_id, category=decision.category,
+        score=round(decision.score, 6), reason=decision.reason, segment=outcome.segment,
+        segment_label=outcome.segment_label, propensity=round(propensity, 6) if propensity is not None else None,
+        model_versions=model_versions, trigger_event_id=event.event_id, event_ts=event.ts,
+        decided_at=datetime.now(UTC),
+    )
+
+
+def profile_from(state: CustomerState, outcome: Outcome, now: datetime) -> ProfileUpdate:
+    last = state.last_offer or {}
+    share = state.affinity_share()
+    propensity = outcome.propensity
+    return ProfileUpdate(
+        customer_id=state.customer_id, updated_at=now,
+        last_event_ts=datetime.fromtimestamp(state.last_event_ts, UTC), events=state.events,
+        recency_days=round(state.recency_days(state.last_event_ts), 4), frequency=state.purchases,
+        monetary=round(state.monetary, 2), sessions=state.sessions, views=state.views,
+        clicks=state.clicks, carts=state.carts, searches=state.searches,
+        top_categories=state.top_categories(3),
+        category_affinity={k: round(v, 4) for k, v in share.items()},
+        segment=outcome.segment, segment_label=outcome.segment_label,
+        propensity=round(propensity, 6) if propensity is not None else None,
+        last_offer_item=last.get("item_id"), last_offer_reason=last.get("reason"),
+        last_offer_score=last.get("score"),
+        last_offer_at=datetime.fromtimestamp(last["ts"], UTC) if "ts" in last else None,
+    )
+
+
+def dead_letter_from(record: RawRecord, rejected: EventRejected, received_at: datetime) -> DeadLetter:
+    payload, encoding = encode_payload(record.value or b"")
+    return DeadLetter(
+        reason=rejected.reason, detail=rejected.detail[:500], source_topic=record.topic,
+        partition=record.partition, offset=record.offset,
+        key=record.key.decode("utf-8", "replace") if record.key is not None else None,
+        payload=payload, payload_encoding=encoding, received_at=received_at,
+    )

@@ -1,0 +1,42 @@
+"""Faust's aiokafka transport with a configurable fetch wait.
+
+Faust 0.15 hard-codes `fetch_max_wait_ms=1500` for its consumer. A broker that holds a fetch until that
+wait expires even when records arrive (tansu 0.6 does; docs/benchmarks.md has the figures) turns it into
+most of the event-to-offer latency. With fetch_min_bytes=1 a Kafka
+broker answers as soon as data is there, so a short wait costs only a few empty fetches while idle.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from faust.transport import drivers
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+# Set from Settings.fetch_max_wait_ms by streams.app before the worker starts.
+FETCH_MAX_WAIT_MS = 100
+
+
+class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # Read by AIOKafkaConsumer.start() when it builds its fetcher.
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        return consumer
+
+
+class Consumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class Transport(faust_aiokafka.Transport):
+    Consumer: ClassVar[Any] = Consumer
+
+
+def install(fetch_max_wait_ms: int) -> None:
+    """Make kafka:// (and aiokafka://) URLs use this transport in this process."""
+    global FETCH_MAX_WAIT_MS
+    FETCH_MAX_WAIT_MS = fetch_max_wait_ms
+    for scheme in ("kafka", "aiokafka"):
+        drivers.TRANSPORTS.aliases[scheme] = f"{__name__}:Transport"

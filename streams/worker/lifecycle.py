@@ -1,0 +1,201 @@
+"""The worker's jobs besides the batches: model checkpoints, the stats it publishes, `perso forget` requests,
+what it tracks of its partitions, and how it stops when a batch cannot complete. streams/worker/app.py wires
+each to Faust (a timer, a task, a signal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import os
+import time
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import redis.asyncio as aioredis
+
+from streams.observability.telemetry import WorkerTelemetry
+from streams.storage.checkpoints import CheckpointStore
+from streams.worker.contracts import RawRecord
+from streams.worker.failures import describe
+from streams.worker.pipeline import BatchFailed, BatchPipeline, StoppedDuringRetry
+
+log = logging.getLogger(__name__)
+
+# Exit status of a worker that stopped because a batch could not complete (sysexits' EX_TEMPFAIL):
+# a supervisor (Docker, systemd, Kubernetes) restarts it and the group re-delivers the batch.
+EXIT_BATCH_FAILED = 75
+STATS_LOG_S = 10.0
+# A stopped worker's stats hash disappears after this; `status` shows stale ones with their age.
+STATS_TTL_S = 120
+
+
+def stop_without_committing(error: BaseException, records: Sequence[RawRecord]) -> NoReturn:
+    """Leave the process now, with the batch's offsets uncommitted.
+
+    Faust's `take_events` acks a batch whenever the loop body leaves it, by any route: returning, raising or
+    being cancelled. An exception would also make Faust's supervisor restart the agent in this process,
+    with the batch's partial effects still in the worker's memory, and commit the unapplied offsets: that
+    is how a Redis that ran out of memory once lost 55% of the events. Exiting without running any more of
+    the loop commits nothing; the consumer group re-delivers the batch from the committed offset.
+    """
+    partitions = sorted({f"{r.topic}/{r.partition}" for r in records})
+    if isinstance(error, StoppedDuringRetry | asyncio.CancelledError):
+        log.warning("stopping while a batch of %d records could not complete (%s); its offsets are not "
+                    "committed, the next worker re-reads it (%s)", len(records), describe(error),
+                    ", ".join(partitions))
+    else:
+        log.critical("a batch of %d records cannot complete: %s. Stopping without committing its offsets so "
+                     "the consumer group re-delivers it (%s); exit status %d", len(records), describe(error),
+                     ", ".join(partitions), EXIT_BATCH_FAILED, exc_info=not isinstance(error, BatchFailed))
+    logging.shutdown()
+    os._exit(EXIT_BATCH_FAILED)
+
+
+class ModelCheckpoints:
+    """Restores the models once per process, then saves them periodically and at shutdown, between batches."""
+
+    def __init__(self, store: CheckpointStore, pipeline: BatchPipeline, telemetry: WorkerTelemetry,
+                 accepted: Any) -> None:
+        self.store = store
+        self.pipeline = pipeline
+        self.telemetry = telemetry
+        self.accepted = accepted  # callable: events accepted so far (nothing new learned: no save)
+        self.restored = asyncio.Event()
+        self._saved_at_accepted = -1
+
+    async def restore_once(self) -> None:
+        """An agent restarted after a crash keeps what it has learned since."""
+        if self.restored.is_set():
+            return
+        await self.store.restore(self.pipeline.personalizer)
+        self.restored.set()
+        # Modules, Faust's machinery and the restored models live as long as the process: keep their
+        # objects out of every full garbage collection (see docs/benchmarks.md: the pauses showed in p99).
+        gc.collect()
+        gc.freeze()
+
+    async def save(self, why: str) -> None:
+        if not self.restored.is_set() or self.accepted() == self._saved_at_accepted:
+            return  # not started, or nothing learned since the last save
+        try:
+            # Between batches only: a checkpoint must never hold a batch that has not completed (it would be
+            # learned again when the batch is re-delivered).
+            async with self.pipeline.lock:
+                accepted = self.accepted()
+                blob = self.store.serialise(self.pipeline.personalizer)
+            size = await self.store.save_blob(blob)
+        except Exception as error:  # a failed save must not stop the stream; the next one retries
+            log.warning("model checkpoint (%s) failed: %s", why, error)
+            return
+        self._saved_at_accepted = accepted
+        self.telemetry.checkpoint_saved_at = time.time()
+        log.info("model checkpoint saved (%s): %d bytes", why, size)
+
+
+class StatsPublisher:
+    """Every second: the worker's figures to its stats hash in Redis (for `perso status`); a log line every
+    STATS_LOG_S, and a warning while degraded."""
+
+    def __init__(self, client: aioredis.Redis, key: str, telemetry: WorkerTelemetry) -> None:
+        self.client = client
+        self.key = key
+        self.telemetry = telemetry
+        self._last_logged = 0.0
+
+    async def publish(self) -> None:
+        telemetry = self.telemetry
+        telemetry.tick()
+        try:  # stats must never stop the worker
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.hset(self.key, mapping=telemetry.stats_hash())  # type: ignore[arg-type]
+                pipe.expire(self.key, STATS_TTL_S)
+                await pipe.execute()
+            telemetry.stats_written(None)
+        except Exception as error:
+            telemetry.stats_written(error)
+        if time.monotonic() - self._last_logged >= STATS_LOG_S:
+            self._last_logged = time.monotonic()
+            self._log()
+
+    async def remove(self) -> None:
+        """A stopped worker must not look alive to `status` and `rebuild`."""
+        with contextlib.suppress(Exception):
+            await self.client.delete(self.key)
+
+    def _log(self) -> None:
+        t, s = self.telemetry, self.telemetry.counters
+        log.info("processed records=%d accepted=%d (%.0f/s) offers=%d dead_letters=%d duplicates=%d cached=%d "
+                 "last_offer_latency_ms=%.1f", s.records, s.accepted, t.events_per_s, s.offers, s.dead_letters,
+                 s.duplicates, t.cached_customers(), s.last_offer_latency_s * 1000)
+        if not t.health.ok:
+            report = t.health.report()
+            log.warning("degraded for %.0fs: %s failing (%s: %s), %d attempts; %d events waiting",
+                        report["failing_for_s"], report["stage"], report["cause"], report["error"],
+                        report["attempts"], t.events_waiting())
+
+
+class ForgetListener:
+    """`perso forget` deletes the keys itself; this drops the worker's cached copy so it is not written back."""
+
+    def __init__(self, client: aioredis.Redis, channel: str, pipeline: BatchPipeline) -> None:
+        self.client = client
+        self.channel = channel
+        self.pipeline = pipeline
+
+    async def run(self) -> None:
+        while True:
+            try:
+                async with self.client.pubsub() as pubsub:
+                    await pubsub.subscribe(self.channel)
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            customer_id = message["data"].decode()
+                            removed = await self.pipeline.forget(customer_id)
+                            log.info("forgot customer %s (%d keys deleted)", customer_id, removed)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # Redis down: the keys are deleted by the CLI; retry the subscription
+                log.warning("forget listener: %s; resubscribing in 1s", error)
+                await asyncio.sleep(1.0)
+
+
+class Partitions:
+    """What the worker knows of its input partitions: how many it owns, where it started reading each, and
+    how many events wait on them (from Faust's Monitor sensor, fed at every fetch and commit)."""
+
+    def __init__(self, input_topics: Sequence[str], telemetry: WorkerTelemetry) -> None:
+        self.input_topics = tuple(input_topics)
+        self.telemetry = telemetry
+        # Where this worker started reading each partition: what it waits on before its first commit there.
+        self.first_offsets: dict[Any, int] = {}
+
+    def read(self, events: Sequence[Any]) -> None:
+        for event in events:
+            self.first_offsets.setdefault(event.message.tp, event.message.offset)
+
+    def revoked(self) -> None:
+        self.first_offsets.clear()
+
+    def assigned(self, assigned: Any) -> None:
+        self.telemetry.assigned_partitions = sum(1 for tp in assigned if tp.topic in self.input_topics)
+
+    def events_waiting(self, app: Any) -> int:
+        """Input events not yet committed on this worker's partitions: the end offset minus the committed one
+        (before this worker's first commit on a partition, minus where it started reading)."""
+        monitor = app.monitor
+        committed, ends = monitor.tp_committed_offsets, monitor.tp_end_offsets
+        try:
+            assigned = app.consumer.assignment()
+        except Exception:  # not started yet
+            return 0
+        waiting = 0
+        for tp in assigned:
+            if tp.topic not in self.input_topics or tp not in ends:
+                continue
+            start = committed.get(tp, self.first_offsets.get(tp))
+            if start is not None:
+                waiting += max(0, ends[tp] - start)
+        return waiting

@@ -1,0 +1,321 @@
+"""The worker's unit of work: a micro-batch of raw input records in, offers, dead letters and profiles out.
+
+Order of effects per batch (the stream acks the batch's offsets only after `handle` returns):
+1. validate every record (rejects become dead letters) and pseudonymise customer ids if configured;
+2. in one Redis round trip, load missing customer states and which event ids were already applied;
+   drop duplicates, dead-letter events too old for the de-duplication window (streams/worker/dedup.py);
+3. apply the new events in order; an event that makes a model, a feature or the policy raise is undone
+   and dead-lettered as `processing_error`, and the batch goes on;
+4. publish offers and dead letters and wait for the broker to acknowledge them;
+5. write states, profiles and applied event ids to Redis in one atomic script.
+A stage that fails is retried with the same data while the failure can heal (streams/worker/failures.py), so the
+in-memory states and models always hold exactly what the batch will write. A failure that cannot heal
+raises BatchFailed: the caller must then stop without acking (streams/worker/lifecycle.py), so the batch is
+re-delivered.
+A crash before 5 replays the batch: Redis does not remember those event ids, so nothing is counted twice,
+and offers are re-sent with the same offer_id (at-least-once, de-duplicable downstream). A crash after 5
+replays events Redis remembers: they are dropped as duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from models.personalizer import Outcome, Personalizer
+from models.state import CustomerState
+from schemas.dead_letter import DeadLetter
+from schemas.events import CustomerEvent, EventRejected, parse_event
+from schemas.offers import Offer
+from streams.privacy import Pseudonymiser
+from streams.storage.repository import CustomerRepository, CustomerUpdate, SeenWindow
+from streams.storage.state_cache import StateCache
+from streams.worker.contracts import RawRecord, dead_letter_from, offer_from, profile_from
+from streams.worker.dedup import OUTSIDE_WINDOW, triage
+from streams.worker.failures import Failure, classify, describe, is_record_too_large, root_cause
+from streams.worker.publisher import Outgoing, Publisher
+from streams.worker.sensors import BatchReport, PipelineSensor
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+PROCESSING_ERROR = "processing_error"
+OFFER_TOO_LARGE = "offer_too_large"
+RETRY_FIRST_S = 0.1
+
+
+class BatchFailed(Exception):
+    """A batch cannot complete and retrying cannot help: stop without committing its offsets."""
+
+    def __init__(self, stage: str, failure: Failure) -> None:
+        super().__init__(f"{stage} failed ({failure.cause}): {failure.detail}")
+        self.stage = stage
+        self.failure = failure
+
+
+class StoppedDuringRetry(Exception):
+    """The worker is shutting down while a batch is being retried: the batch stays uncommitted."""
+
+
+class BatchPipeline:
+    """Applies micro-batches of raw input records; see the module's docstring for the order of effects.
+
+    `kind_of_topic` maps an input topic to its event kind; `sensors` hear about every completed batch and
+    failed attempt; `stopping` tells a retry loop that the worker is shutting down.
+
+    >>> import asyncio
+    >>> from streams.storage.memory import InMemoryCustomerStore
+    >>> from streams.worker.publisher import InMemoryPublisher
+    >>> from streams.worker.sensors import BatchCounters
+    >>> published, counters = InMemoryPublisher(), BatchCounters()
+    >>> pipeline = BatchPipeline(Personalizer(), InMemoryCustomerStore(), published, lambda topic: topic,
+    ...                          sensors=[counters])
+    >>> good = b'{"event_id": "e1", "type": "search", "customer_id": "c1", "session_id": "s1", ' \\
+    ...        b'"ts": "2026-01-05T12:00:00+00:00", "query": "tea"}'
+    >>> asyncio.run(pipeline.handle([RawRecord("clickstream", 0, 0, b"c1", good),
+    ...                              RawRecord("clickstream", 0, 1, b"c1", b"{oops")]))
+    >>> counters.accepted, [letter.reason for letter in published.dead]
+    (1, ['malformed_json'])
+    """
+
+    def __init__(self, personalizer: Personalizer, store: CustomerRepository, publisher: Publisher,
+                 kind_of_topic: Callable[[str], str | None], cache: StateCache | None = None,
+                 pseudonymiser: Pseudonymiser | None = None, sensors: Sequence[PipelineSensor] = (),
+                 retry_max_s: float = 5.0, stopping: Callable[[], bool] = lambda: False) -> None:
+        self.personalizer = personalizer
+        self.store = store
+        self.publisher = publisher
+        self.kind_of_topic = kind_of_topic
+        self.cache = cache if cache is not None else StateCache()
+        self.pseudonymiser = pseudonymiser or Pseudonymiser(None)
+        self.sensors = list(sensors)
+        self.retry_max_s = retry_max_s
+        self.stopping = stopping
+        # Held for a whole batch: `forget` must not interleave with a batch that holds the customer's state,
+        # and a model checkpoint must not catch a batch half-applied.
+        self.lock = asyncio.Lock()
+
+    async def handle(self, records: Sequence[RawRecord]) -> None:
+        """Apply one batch completely, or raise (BatchFailed, StoppedDuringRetry) without completing it."""
+        async with self.lock:
+            await self._handle(records)
+
+    async def forget(self, customer_id: str) -> int:
+        """Delete a customer's state, profile and remembered events (customer_id as stored: pseudonymised)."""
+        async with self.lock:
+            self.cache.discard(customer_id)
+            return await self._until_done("forget", lambda: self.store.forget(customer_id), waiting=0,
+                                          outside_a_batch=True)
+
+    async def _handle(self, records: Sequence[RawRecord]) -> None:
+        started = time.perf_counter()
+        received_at = datetime.now(UTC)
+        validated, dead = self._validate(records, received_at)
+        windows = await self._until_done("load", lambda: self._load(validated), waiting=len(records))
+        sorted_out = triage(validated, windows, self.store.dedup_window)
+        for record, event in sorted_out.outside_window:
+            detail = (f"event {event.event_id} at {event.ts.isoformat()} is older than the last "
+                      f"{self.store.dedup_window} events remembered for its customer; it may have been applied")
+            dead.append(dead_letter_from(record, EventRejected(OUTSIDE_WINDOW, detail), received_at))
+        loaded = time.perf_counter()
+
+        applied = self._apply(sorted_out.fresh, dead, received_at)
+        updates = self._profiles(applied, dead, received_at)
+
+        processed = time.perf_counter()
+        undeliverable = await self._publish(applied.offers, dead, applied.trigger_of, waiting=len(records))
+        published = time.perf_counter()
+        await self._until_done("save", lambda: self.store.save(updates), waiting=len(records))
+        saved = time.perf_counter()
+
+        reasons: dict[str, int] = {}
+        for letter in dead:
+            reasons[letter.reason] = reasons.get(letter.reason, 0) + 1
+        latency = (datetime.now(UTC) - applied.offers[-1].event_ts).total_seconds() if applied.offers else None
+        report = BatchReport(
+            records=len(records), accepted=applied.accepted, duplicates=sorted_out.duplicates,
+            offers=len(applied.offers), dead_letter_reasons=reasons, undeliverable=undeliverable,
+            stage_seconds={"load": loaded - started, "process": processed - loaded, "publish": published - processed,
+                           "save": saved - published},
+            last_offer_latency_s=latency)
+        for sensor in self.sensors:
+            sensor.on_batch_completed(report)
+
+    # --- stage 3: the models, one event at a time -------------------------------------------------
+    def _apply(self, fresh: Sequence[tuple[RawRecord, CustomerEvent]], dead: list[DeadLetter],
+               received_at: datetime) -> _Applied:
+        applied = _Applied()
+        for record, event in fresh:
+            state = self.cache.get(event.customer_id) or CustomerState(event.customer_id)
+            self.cache.put(state)
+            before = state.copy()
+            applied.before_batch.setdefault(event.customer_id, before)
+            try:
+                outcome = self.personalizer.process(state, event)
+                offer = (offer_from(event, outcome, self.personalizer.model_versions())
+                         if outcome.decision is not None else None)
+            except Exception as error:
+                # One bad event is not a failed batch: undo it on the customer's state and dead-letter it. The
+                # shared models may keep part of what it taught them (they cannot be rolled back cheaply).
+                state.restore(before)
+                log.warning("event %s of customer %s could not be applied: %s", event.event_id,
+                            event.customer_id, describe(error), exc_info=log.isEnabledFor(logging.DEBUG))
+                dead.append(dead_letter_from(record, EventRejected(PROCESSING_ERROR, describe(error)), received_at))
+                continue
+            applied.changed[event.customer_id] = (state, outcome)
+            applied.events.setdefault(event.customer_id, []).append((record, event))
+            applied.accepted += 1
+            if offer is not None:
+                applied.offers.append(offer)
+                applied.trigger_of[offer.offer_id] = record
+        return applied
+
+    def _profiles(self, applied: _Applied, dead: list[DeadLetter], received_at: datetime) -> list[CustomerUpdate]:
+        """Each changed customer's profile. A customer whose profile cannot be built (a bug, not bad input)
+        gets this batch's events undone and dead-lettered, rather than failing every redelivery of it."""
+        now = datetime.now(UTC)
+        updates: list[CustomerUpdate] = []
+        for customer_id, (state, outcome) in list(applied.changed.items()):
+            try:
+                profile = profile_from(state, outcome, now)
+            except Exception as error:
+                log.error("profile of customer %s could not be built: %s", customer_id, describe(error))
+                state.restore(applied.before_batch[customer_id])
+                del applied.changed[customer_id]
+                undone = applied.events.pop(customer_id)
+                applied.accepted -= len(undone)
+                for record, _ in undone:
+                    dead.append(dead_letter_from(record, EventRejected(PROCESSING_ERROR, describe(error)), received_at))
+                applied.offers = [o for o in applied.offers if o.customer_id != customer_id]
+                continue
+            updates.append((state, profile, [event for _, event in applied.events[customer_id]]))
+        return updates
+
+    # --- stage 4: publish, record by record ----------------------------------------------------
+    async def _publish(self, offers: list[Offer], dead: list[DeadLetter], trigger_of: dict[str, RawRecord],
+                       waiting: int) -> int:
+        """Publish until every record is acknowledged. A record the broker refuses as too large cannot be
+        sent by retrying: an offer becomes an `offer_too_large` dead letter, a dead letter is resent without
+        its payload, and one still refused is logged and counted as undeliverable (the count is returned)."""
+        pending_offers, pending_dead = list(offers), list(dead)
+        delay = RETRY_FIRST_S
+        undeliverable = 0
+        while pending_offers or pending_dead:
+            refused = await self.publisher.publish(pending_offers, pending_dead)
+            pending_offers, pending_dead = [], []
+            transient: BaseException | None = None
+            for record, error in refused:
+                if is_record_too_large(error):
+                    replacement = self._shrunk(record, error, trigger_of)
+                    undeliverable += replacement is None
+                    if replacement is not None:
+                        pending_dead.append(replacement)
+                        if isinstance(record, Offer):
+                            dead.append(replacement)
+                        else:  # the same dead letter, smaller: counted once
+                            dead[next(i for i, d in enumerate(dead) if d is record)] = replacement
+                    continue
+                transient = transient or error
+                (pending_offers if isinstance(record, Offer) else pending_dead).append(record)  # type: ignore[arg-type]
+            if transient is not None:
+                await self._failed_attempt("publish", transient, waiting, delay)
+                delay = min(delay * 2, self.retry_max_s)
+        return undeliverable
+
+    def _shrunk(self, record: Outgoing, error: BaseException, trigger_of: dict[str, RawRecord]
+                ) -> DeadLetter | None:
+        if isinstance(record, Offer):
+            trigger = trigger_of[record.offer_id]
+            detail = f"offer for item {record.item_id} refused by the broker: {describe(root_cause(error))[:160]}"
+            log.error("%s", detail)
+            letter = dead_letter_from(trigger, EventRejected(OFFER_TOO_LARGE, detail), datetime.now(UTC))
+            return letter.model_copy(update={"payload": record.model_dump_json(), "payload_encoding": "utf-8"})
+        if record.payload:
+            size = len(record.payload)
+            return record.model_copy(update={
+                "payload": "", "detail": f"{record.detail} [payload of {size} characters dropped: the broker "
+                                         f"refused the dead letter as too large]"[:1000]})
+        log.error("dead letter refused by the broker even without its payload, not published: %s (%s)",
+                  record.model_dump_json(), describe(error))
+        return None
+
+    # --- retries --------------------------------------------------------------------------------
+    async def _until_done(self, stage: str, operation: Callable[[], Awaitable[T]], waiting: int,
+                          outside_a_batch: bool = False) -> T:
+        """Run `operation` until it succeeds, retrying the same work while its failure can heal. Outside a batch
+        (no batch completion will follow), a success after failures is reported to the sensors at once."""
+        delay = RETRY_FIRST_S
+        failed = False
+        while True:
+            try:
+                result = await operation()
+            except Exception as error:
+                await self._failed_attempt(stage, error, waiting, delay)
+                delay = min(delay * 2, self.retry_max_s)
+                failed = True
+                continue
+            if failed and outside_a_batch:
+                for sensor in self.sensors:
+                    sensor.on_recovered()
+            return result
+
+    async def _failed_attempt(self, stage: str, error: BaseException, waiting: int, delay: float) -> None:
+        """Record a failed attempt; raise if it cannot heal or the worker is stopping, else wait `delay`."""
+        failure = classify(error)
+        for sensor in self.sensors:
+            sensor.on_attempt_failed(stage, failure, waiting)
+        if not failure.healable:
+            raise BatchFailed(stage, failure) from error
+        if self.stopping():
+            raise StoppedDuringRetry(f"stopping while {stage} fails ({failure.cause})") from error
+        log.warning("batch %s failed (%s: %s); retrying the same batch in %.1fs", stage, failure.cause,
+                    failure.detail, delay)
+        await asyncio.sleep(delay)
+
+    # --- stages 1-2 -------------------------------------------------------------------------------
+    def _validate(self, records: Sequence[RawRecord], received_at: datetime
+                  ) -> tuple[list[tuple[RawRecord, CustomerEvent]], list[DeadLetter]]:
+        events: list[tuple[RawRecord, CustomerEvent]] = []
+        dead: list[DeadLetter] = []
+        pseudonymise = self.pseudonymiser.enabled
+        for record in records:
+            try:
+                event = parse_event(self.kind_of_topic(record.topic) or "clickstream", record.value or b"", record.key)
+            except EventRejected as rejected:
+                dead.append(dead_letter_from(record, rejected, received_at))
+                continue
+            except Exception as error:  # a bug in validation must not take the batch down with it
+                dead.append(dead_letter_from(record, EventRejected(PROCESSING_ERROR, describe(error)), received_at))
+                continue
+            if pseudonymise:
+                event = event.model_copy(update={"customer_id": self.pseudonymiser.apply(event.customer_id)})
+            events.append((record, event))
+        return events, dead
+
+    async def _load(self, validated: Sequence[tuple[RawRecord, CustomerEvent]]) -> dict[str, SeenWindow]:
+        """Fill the cache with missing states; return what Redis remembers of this batch's event ids."""
+        event_ids: dict[str, list[str]] = {}
+        for _, event in validated:
+            event_ids.setdefault(event.customer_id, []).append(event.event_id)
+        missing = [c for c in event_ids if self.cache.get(c) is None]
+        states, windows = await self.store.load(missing, event_ids)
+        for state in states.values():
+            self.cache.put(state)
+        return windows
+
+
+@dataclass
+class _Applied:
+    """What stage 3 produced: each changed customer's state and last outcome, the events applied, the offers."""
+
+    changed: dict[str, tuple[CustomerState, Outcome]] = field(default_factory=dict)
+    events: dict[str, list[tuple[RawRecord, CustomerEvent]]] = field(default_factory=dict)
+    before_batch: dict[str, CustomerState] = field(default_factory=dict)  # each customer as the batch found it
+    offers: list[Offer] = field(default_factory=list)
+    trigger_of: dict[str, RawRecord] = field(default_factory=dict)  # offer_id -> the record that triggered it
+    accepted: int = 0
