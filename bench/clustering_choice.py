@@ -39,7 +39,7 @@ def main(which: str) -> None:
         segments.kmeans = cluster.CluStream(n_macro_clusters=4, max_micro_clusters=40, seed=42)
     segments.describe = lambda segment: ""  # type: ignore[method-assign]  # labels need centres
     started = time.monotonic()
-    report = evaluate(personalizer, events, planted, 7.0)
+    report = evaluate(personalizer, events, planted)
     rate = len(events) / (time.monotonic() - started)
     print(f"{which}: ARI {report.segments_ari:.3f}, segment changes on {report.segment_change_rate:.1%} of events, "
           f"{rate:,.0f} events/s")

@@ -16,7 +16,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from models.state import CustomerState
+from models.state import DAY, CustomerState
 from schemas.events import ClickEvent, PurchaseEvent
 
 MAX_CATEGORIES = 20
@@ -49,6 +49,68 @@ def customer_features(state: CustomerState, now_ts: float, categories: Iterable[
 
 
 BASE_FEATURES = tuple(customer_features(CustomerState(""), 0.0))
+
+LAST_EVENT_TYPES = ("view", "click", "add_to_cart", "search", "purchase")
+RECENT_ORDERS_DAYS = 30.0
+ACTIVITY_HALF_LIFE_DAYS = 14.0
+
+
+def behaviour_features(state: CustomerState, now_ts: float) -> dict[str, float]:
+    """How a customer has behaved, as of `now_ts` (any moment, not only an event's): what models of
+    "will they buy / are they slipping away" learn from. Times are in days, counts and money on log scales.
+
+    At an event the state already holds that event, so `days_since_event` is 0 there; between events (a
+    timer's visit) it grows, which is how the learners see silence.
+
+    >>> from models.state import DAY
+    >>> state = CustomerState("c1", first_event_ts=0.0, last_event_ts=10 * DAY, last_event_type="purchase",
+    ...                       first_purchase_ts=0.0, last_purchase_ts=10 * DAY, purchases=3, monetary=90.0,
+    ...                       recent_orders=[0.0, 5 * DAY, 10 * DAY], events=3)
+    >>> x = behaviour_features(state, now_ts=16 * DAY)
+    >>> x["days_since_purchase"], x["order_interval_days"], x["overdue"], x["orders_30d"], x["last_purchase"]
+    (6.0, 5.0, 1.2, 3.0, 1.0)
+    """
+    day = DAY
+    tenure = max(0.0, now_ts - state.first_event_ts) / day if state.events else 0.0
+    since_event = max(0.0, now_ts - state.last_event_ts) / day if state.events else 0.0
+    orders = state.purchases
+    if orders and state.last_purchase_ts is not None:
+        since_purchase = max(0.0, now_ts - state.last_purchase_ts) / day
+    else:
+        since_purchase = tenure
+    interval = 0.0
+    if orders >= 2 and state.first_purchase_ts is not None and state.last_purchase_ts is not None:
+        interval = (state.last_purchase_ts - state.first_purchase_ts) / day / (orders - 1)
+    activity = sum(state.affinity.values())
+    if activity and now_ts > state.affinity_ts:
+        activity *= 0.5 ** ((now_ts - state.affinity_ts) / (ACTIVITY_HALF_LIFE_DAYS * day))
+    interactions = max(1, state.views + state.clicks + state.carts)
+    x = {
+        "days_since_event": since_event,
+        "log_days_since_event": math.log1p(since_event),
+        "days_since_purchase": since_purchase,
+        "log_days_since_purchase": math.log1p(since_purchase),
+        "never_bought": float(orders == 0),
+        "one_order": float(orders == 1),
+        "log_tenure": math.log1p(tenure),
+        "log_orders": math.log1p(orders),
+        "log_orders_per_month": math.log1p(30.0 * orders / max(tenure, 1.0)),
+        "log_spend": math.log1p(state.monetary),
+        "log_avg_order": math.log1p(state.monetary / orders) if orders else 0.0,
+        "order_interval_days": interval,
+        "log_order_interval": math.log1p(interval),
+        # How far past their usual interval: above 1 they are late for their next order.
+        "overdue": min(since_purchase / interval, 10.0) if interval > 0 else 0.0,
+        "orders_30d": float(sum(1 for t in state.recent_orders if now_ts - t <= RECENT_ORDERS_DAYS * day)),
+        "log_events": math.log1p(state.events),
+        "log_activity": math.log1p(activity),
+        "cart_rate": state.carts / interactions,
+        "click_rate": state.clicks / interactions,
+        "session_events": math.log1p(state.session_events) if since_event < 1 / 48 else 0.0,
+    }
+    for kind in LAST_EVENT_TYPES:
+        x[f"last_{kind}"] = float(state.last_event_type == kind)
+    return x
 
 
 class FeatureSpace:
@@ -92,3 +154,6 @@ def expand_features(stored: Any, categories: Iterable[str]) -> dict[str, float]:
     for category in categories:
         x[AFFINITY_PREFIX + category] = shares.get(category, 0.0)
     return x
+
+
+BEHAVIOUR_FEATURES = tuple(behaviour_features(CustomerState(""), 0.0))

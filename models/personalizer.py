@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from models.features import FeatureSpace
-from models.learners import EventContext, Learner, build_learners
+from models.learners import EventContext, Learner, TimeContext, build_learners
 from models.policies import Decision, Guardrails, OfferPolicy, build_policy
 from models.settings import ModelSettings
 from models.state import CustomerState
@@ -79,20 +79,53 @@ class Personalizer:
         self._refresh_hooks()
 
     def _refresh_hooks(self) -> None:
-        # Only learners that override observe_before are called before the update (a call per event saved).
+        # Only learners that override a hook are called for it (calls per event saved).
         self._before = [learner for learner in self.learners
                         if type(learner).observe_before is not Learner.observe_before]
+        self._waking = [learner for learner in self.learners if type(learner).next_wake is not Learner.next_wake]
 
     def process(self, state: CustomerState, event: ClickEvent | PurchaseEvent) -> Outcome:
         """Apply one new event to `state` (mutated in place); the caller has removed duplicates."""
-        ctx = EventContext(event, event.epoch, state, self.space)
+        ctx = EventContext(ts=event.epoch, state=state, space=self.space, event=event)
         for learner in self._before:
             learner.observe_before(ctx)
         state.update(event)
         self.space.note(event)
         for learner in self.learners:
             learner.learn_one(ctx)
-        return Outcome(ctx.outputs, self.guardrails.decide(self.policy, state, ctx.ts, ctx.outputs))
+        decision = self.guardrails.decide(self.policy, state, ctx.ts, ctx.outputs)
+        self._schedule(state, max(ctx.ts, state.scored_ts))
+        return Outcome(ctx.outputs, decision)
+
+    def tick(self, state: CustomerState, now_ts: float) -> Outcome:
+        """A timer's visit to a customer at stream time `now_ts`, without an event: learners settle what time has
+        settled and the scores are re-computed as of now. Never called with now_ts before the customer's last
+        event (the stream's clock only moves forward)."""
+        ctx = TimeContext(ts=now_ts, state=state, space=self.space)
+        for learner in self.learners:
+            learner.learn_time(ctx)
+        self._schedule(state, now_ts)
+        return Outcome(ctx.outputs, None)
+
+    def scores(self, state: CustomerState, now_ts: float) -> dict[str, Any]:
+        """What every learner says of the customer as of `now_ts`, learning nothing (how a campaign scores its
+        customer base on a given day)."""
+        outputs: dict[str, Any] = {}
+        for learner in self.learners:
+            outputs.update(learner.predict(state, now_ts))
+        return outputs
+
+    def _schedule(self, state: CustomerState, now_ts: float) -> None:
+        """When the customer is next due a visit: re-scored after a while (longer as their silence grows) or
+        sooner if a learner needs it (a label whose horizon passes)."""
+        state.scored_ts = now_ts
+        silence = max(0.0, now_ts - state.last_event_ts)
+        wake = now_ts + max(self.settings.rescore_min_s, self.settings.rescore_silence_fraction * silence)
+        for learner in self._waking:
+            due = learner.next_wake(state)
+            if due is not None and due < wake:
+                wake = max(due, now_ts)
+        state.wake_ts = wake
 
     def model_versions(self) -> dict[str, str]:
         versions = {learner.name: learner.version_tag for learner in self.learners}

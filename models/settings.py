@@ -4,18 +4,18 @@ The worker's `Settings` nests it as `settings.models`; the Personalizer, its lea
 it directly, so a model setting is declared once, here.
 
 >>> ModelSettings(n_segments=3).learners
-['cooccurrence', 'segments', 'propensity']
+['cooccurrence', 'segments', 'propensity', 'churn', 'rfm']
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The order they see each event in; the policy runs after every learner.
-DEFAULT_LEARNERS = ["cooccurrence", "segments", "propensity"]
+DEFAULT_LEARNERS = ["cooccurrence", "segments", "propensity", "churn", "rfm"]
 
 
 class ModelSettings(BaseSettings):
@@ -34,7 +34,15 @@ class ModelSettings(BaseSettings):
     # badly (docs/model-quality.md).
     resegment_every_s: float = Field(0.0, ge=0, description="0: re-assign segments on every event; above: only "
                                      "on purchases, new sessions and this often (faster, worse segments)")
-    propensity_horizon_days: float = Field(7.0, gt=0)
+    propensity_horizon_days: float = Field(7.0, gt=0, description="propensity: P(a purchase within this)")
+    churn_horizon_days: float = Field(30.0, gt=0, description="churn risk: P(no purchase within this)")
+    score_model: Literal["logistic", "tree"] = Field(
+        "logistic", description="the classifier behind propensity and churn risk: logistic regression, or a "
+        "Hoeffding tree whose path explains each score in words")
+    rescore_min_s: float = Field(21_600.0, gt=0, description="profiles of silent customers are re-scored at "
+                                 "most this often in stream time ...")
+    rescore_silence_fraction: float = Field(0.5, gt=0, description="... and then after this fraction of their "
+                                            "silence again (a customer silent 10 days: after 5 more)")
     cooc_half_life_days: float = Field(30.0, gt=0)
     cooc_max_neighbours: int = Field(30, ge=1)
     cooc_max_items: int = Field(50_000, ge=10)

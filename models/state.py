@@ -27,6 +27,7 @@ INTERACTION_WEIGHT = {"view": 1.0, "click": 2.0, "add_to_cart": 4.0, "search": 0
 AFFINITY_HALF_LIFE_DAYS = 14.0
 RECENT_ITEMS = 10
 RECENT_PURCHASES = 20
+RECENT_ORDERS = 20
 # Categories a customer's affinity keeps (the weakest is dropped beyond).
 MAX_AFFINITIES = 20
 # A session with no event for this long is over, even if the producer reuses its id.
@@ -40,6 +41,8 @@ class CustomerState:
     customer_id: str
     first_event_ts: float = 0.0
     last_event_ts: float = 0.0
+    last_event_type: str | None = None
+    first_purchase_ts: float | None = None
     last_purchase_ts: float | None = None
     events: int = 0
     views: int = 0
@@ -54,18 +57,25 @@ class CustomerState:
     affinity: dict[str, float] = field(default_factory=dict)
     affinity_ts: float = 0.0
     recent_items: list[str] = field(default_factory=list)
-    recent_purchases: list[tuple[str, float]] = field(default_factory=list)  # (item_id, ts)
-    # Propensity predictions awaiting their delayed label: (ts, stored features), see compact_features.
-    pending_labels: list[tuple[float, Any]] = field(default_factory=list)
+    recent_purchases: list[tuple[str, float]] = field(default_factory=list)  # (item_id, ts) per order line
+    recent_orders: list[float] = field(default_factory=list)  # times of the last RECENT_ORDERS orders
     last_offer: dict[str, Any] | None = None
     offer_times: list[float] = field(default_factory=list)
     segment: int | None = None
     segment_ts: float = 0.0  # event time of the last segment assignment
+    # What learners keep per customer, by learner name (e.g. snapshots awaiting their delayed label). Values
+    # are immutable (tuples of plain values), replaced rather than changed: copies share them.
+    learner_data: dict[str, Any] = field(default_factory=dict)
+    # Customer timers: when the customer is due a visit without an event (re-scoring, labels to settle),
+    # and the stream time the profile's scores were last computed at.
+    wake_ts: float | None = None
+    scored_ts: float = 0.0
 
     def __post_init__(self) -> None:
         # JSON gives lists back; keep the untracked tuples (and accept states built by hand with lists).
         self.recent_purchases = [(item, ts) for item, ts in self.recent_purchases]
-        self.pending_labels = [(ts, _untracked(stored)) for ts, stored in self.pending_labels]
+        if self.learner_data:
+            self.learner_data = {name: _frozen(value) for name, value in self.learner_data.items()}
 
     # --- updates -----------------------------------------------------------------------------
     def update(self, event: ClickEvent | PurchaseEvent) -> None:
@@ -75,7 +85,9 @@ class CustomerState:
         if self.events == 0:
             self.first_event_ts = ts
         self.events += 1
-        self.last_event_ts = max(self.last_event_ts, ts)
+        if ts >= self.last_event_ts:
+            self.last_event_ts = ts
+            self.last_event_type = event.type
         self._track_session(event.session_id, ts, previous_ts)
         if isinstance(event, PurchaseEvent):
             self._add_purchase(event, ts)
@@ -109,7 +121,10 @@ class CustomerState:
     def _add_purchase(self, event: PurchaseEvent, ts: float) -> None:
         self.purchases += 1
         self.monetary += event.total
+        self.first_purchase_ts = min(self.first_purchase_ts or ts, ts)
         self.last_purchase_ts = max(self.last_purchase_ts or ts, ts)
+        self.recent_orders.append(ts)
+        del self.recent_orders[:-RECENT_ORDERS]
         for line in event.lines:
             self._add_affinity(line.category, INTERACTION_WEIGHT["purchase"], ts)
             self._push_recent_item(line.item_id)
@@ -203,7 +218,10 @@ def _generate_copy() -> Callable[[CustomerState], CustomerState]:
 _copy_state = _generate_copy()
 
 
-def _untracked(stored: Any) -> Any:
-    """Stored features as nested tuples (JSON gives lists back): tuples of plain values are not tracked by the GC."""
-    values, affinity = stored
-    return (tuple(values), tuple((category, share) for category, share in affinity))
+def _frozen(value: Any) -> Any:
+    """JSON's lists back as tuples, all the way down (immutable, and not tracked by the garbage collector)."""
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _frozen(v) for k, v in value.items()}
+    return value

@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -40,12 +41,15 @@ class _Event(BaseModel):
 
     @field_validator("ts")
     @classmethod
-    def _plausible_time(cls, ts: datetime) -> datetime:
+    def _plausible_time(cls, ts: datetime, info: ValidationInfo) -> datetime:
         now = datetime.now(UTC)
         if ts > now + MAX_FUTURE_SKEW:
             raise ValueError(f"ts_in_future: {ts.isoformat()} is more than {MAX_FUTURE_SKEW} ahead of now")
-        if ts < OLDEST_ACCEPTED:
-            raise ValueError(f"ts_too_old: {ts.isoformat()} is before {OLDEST_ACCEPTED.date()}")
+        # A historical replay (parse_event's `oldest=None`) accepts any past time.
+        oldest = info.context.get("oldest", OLDEST_ACCEPTED) if info.context else OLDEST_ACCEPTED
+        if oldest is not None and ts < oldest:
+            raise ValueError(f"ts_too_old: {ts.isoformat()} is before {oldest.date()} (a log of history: "
+                             f"perso replay --historical)")
         return ts.astimezone(UTC)
 
     @property
@@ -151,10 +155,12 @@ def _reason_from(error: ValidationError) -> EventRejected:
     return EventRejected("invalid_field", f"{where}: {message}")
 
 
-def parse_event(kind: str, raw: bytes, key: bytes | None = None) -> ClickEvent | PurchaseEvent:
+def parse_event(kind: str, raw: bytes, key: bytes | None = None,
+                oldest: datetime | None = OLDEST_ACCEPTED) -> ClickEvent | PurchaseEvent:
     """Validate one record of topic kind `kind` ("clickstream" or "purchases").
 
-    Raises EventRejected with a reason code; never anything else for bad input.
+    Raises EventRejected with a reason code; never anything else for bad input. Events before `oldest` are
+    `ts_too_old` (None: history of any age is accepted, as a historical replay asks).
 
     >>> parse_event("purchases", b'{"event_id": "e1", "customer_id": "c1", "ts": "2026-01-05T12:00:00+00:00", '
     ...             b'"lines": [{"item_id": "tea", "category": "grocery", "quantity": 2, "unit_price": 3.5}], '
@@ -166,6 +172,10 @@ def parse_event(kind: str, raw: bytes, key: bytes | None = None) -> ClickEvent |
     ... except EventRejected as rejected:
     ...     print(rejected.reason, "-", rejected.detail)
     unknown_field - field 'coupon' is not part of the schema
+    >>> old = (b'{"event_id": "e3", "customer_id": "c1", "ts": "1998-03-01T10:00:00+00:00", "lines": [{"item_id": '
+    ...        b'"tea", "category": "grocery", "quantity": 1, "unit_price": 3.5}], "total": 3.5}')
+    >>> parse_event("purchases", old, oldest=None).ts.year
+    1998
     """
     model = _MODEL_FOR_KIND.get(kind)
     if model is None:
@@ -175,7 +185,7 @@ def parse_event(kind: str, raw: bytes, key: bytes | None = None) -> ClickEvent |
     if len(raw) > MAX_EVENT_BYTES:
         raise EventRejected("payload_too_large", f"{len(raw)} bytes exceeds the {MAX_EVENT_BYTES} byte limit")
     try:
-        event = model.model_validate_json(raw)
+        event = model.model_validate_json(raw, context={"oldest": oldest})
     except ValidationError as error:
         raise _reason_from(error) from None
     if key is not None and key.decode("utf-8", "replace") != event.customer_id:

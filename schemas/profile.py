@@ -29,8 +29,21 @@ class ProfileUpdate(BaseModel):
     top_categories: list[str]
     category_affinity: dict[str, float]
     segment: int | None = None
-    segment_label: str | None = None
-    propensity: float | None = Field(None, ge=0, le=1, description="absent when no propensity learner runs")
+    segment_label: str | None = Field(None, description="the segment's centre in real values, e.g. '~3 orders, "
+                                      "~120 spent, ~40 events, mostly electronics (62%)'")
+    scored_at: AwareDatetime | None = Field(None, description="the stream time the scores below are true at: "
+                                            "the customer's last event, or a later re-scoring while they are silent")
+    propensity: float | None = Field(None, ge=0, le=1, description="P(a purchase within the propensity horizon), "
+                                     "calibrated; absent when no propensity learner runs")
+    churn_risk: float | None = Field(None, ge=0, le=1, description="P(no purchase within the churn horizon)")
+    rfm_recency: int | None = Field(None, ge=1, le=5, description="R score: the customer's fifth of the base by "
+                                    "last purchase (5: most recent); absent for customers who never bought")
+    rfm_frequency: int | None = Field(None, ge=1, le=5, description="F score: fifth of the base by orders")
+    rfm_monetary: int | None = Field(None, ge=1, le=5, description="M score: fifth of the base by spend")
+    rfm_code: str | None = Field(None, pattern=r"^[1-5]{3}$", description="R, F and M together, e.g. '545'")
+    rfm_group: str | None = Field(None, description="champions, loyal customers, potential loyalists, new customers, "
+                                  "promising, need attention, about to sleep, at risk, can't lose them, "
+                                  "hibernating, lost; prospects: never bought")
     last_offer_item: str | None = None
     last_offer_reason: str | None = None
     last_offer_score: float | None = None

@@ -106,7 +106,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     rejects = Path(args.rejects)
     try:
         summary = asyncio.run(replay(settings, records, rate=args.rate, rejects_path=rejects, total=total,
-                                     progress=args.progress))
+                                     progress=args.progress, historical=args.historical))
     except (ReplayFailed, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -203,11 +203,19 @@ def cmd_status(args: argparse.Namespace) -> int:
         if w.batch_failures:
             print(f"  failed batch attempts by cause: {w.batch_failures}")
         labelled = v.get("propensity_labelled", 0)
-        quality = (f"ROC AUC {v.get('propensity_roc_auc', 0):.3f}, log loss {v.get('propensity_log_loss', 0):.3f}"
-                   if labelled else "not measured yet")
-        print(f"  models: propensity {quality} over {labelled:.0f} labels; "
+        # The learner's own progressive figure over the labels it learned: not the quality against what
+        # customers did (that is `perso evaluate`), and named as such.
+        quality = (f"self-measured ROC AUC {v.get('propensity_self_measured_roc_auc', 0):.3f}" if labelled
+                   else "not measured yet")
+        print(f"  models: propensity {quality} over {labelled:.0f} settled labels; "
               f"{v.get('cooccurrence_items_known', 0):.0f} items known; "
               f"{v.get('cached_customers', 0):.0f} customers cached")
+        groups = {k[len("rfm_group_"):].replace("_", " "): n for k, n in v.items() if k.startswith("rfm_group_")}
+        if groups:
+            print("  RFM groups (customers as of their last visit): "
+                  + ", ".join(f"{name} {n:.0f}" for name, n in sorted(groups.items(), key=lambda kv: -kv[1])))
+        if v.get("rescored"):
+            print(f"  re-scored without an event: {v['rescored']:.0f} customer visits")
         batches = v.get("batches", 0)
         if batches:
             stages = ", ".join(f"{stage} {v.get(f'{stage}_seconds', 0) / batches * 1000:.1f}"
@@ -302,13 +310,41 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     run = run_evaluation(_settings().models, log=args.log, days=args.days, customers=args.customers, seed=args.seed)
     report = run.report
     print(json.dumps(report.as_dict(), indent=2))
-    print(f"{report.events} events in {run.seconds:.1f}s ({report.events / run.seconds:.0f}/s): "
-          f"ARI {report.segments_ari or 0:.3f} (segment changes on {report.segment_change_rate:.1%} of events), "
-          f"propensity ROC AUC {report.propensity.get('roc_auc', 0):.3f} "
-          f"(calibration error {report.propensity.get('expected_calibration_error', 0):.3f}), "
-          f"offer hit rate {report.offer_hit_rate:.3%} vs popularity {report.baseline_hit_rate:.3%} "
-          f"({report.lift_over_baseline:.1f}x)")
+    print(f"{report.events} events, {report.customers} customers, {report.timer_visits} timer visits in "
+          f"{run.seconds:.1f}s")
+    for line in _evaluation_summary(report):
+        print(line)
     return 0
+
+
+def _evaluation_summary(report: Any) -> list[str]:
+    """The figures a marketer reads, each beside its baselines (full detail in the JSON above)."""
+    lines = []
+    if report.segments_ari is not None:
+        lines.append(f"segments: ARI {report.segments_ari:.3f} against the planted ones; a customer's segment changes "
+                     f"on {report.segment_change_rate:.1%} of their events")
+
+    def figure(m: dict[str, Any]) -> str:
+        if m.get("roc_auc") is None:
+            return "n/a"
+        return f"AUC {m['roc_auc']:.3f} ECE {m['ece']:.3f}"
+
+    for output, sections in report.scores.items():
+        for where in ("fixed_dates", "event_moments"):
+            section = sections.get(where, {})
+            engine = section.get("engine", {})
+            others = ", ".join(f"{name} {figure(m)}" for name, m in section.items() if name != "engine")
+            lines.append(f"{output} at {where.replace('_', ' ')} ({engine.get('n', 0)} scored, base rate "
+                         f"{engine.get('base_rate', 0):.3f}): engine {figure(engine)}; {others}")
+    for output, stability in report.stability.items():
+        if stability:
+            lines.append(f"{output} stability: models of {stability['days']} consecutive days on the same customers, "
+                         f"largest day-to-day AUC change {stability['largest_day_to_day_change']:.4f}")
+    offers = report.offers
+    if offers.get("offers"):
+        lines.append(f"offers: hit rate {offers['hit_rate']:.3%} vs popularity {offers['popularity_hit_rate']:.3%} "
+                     f"over {offers['offers']} offers")
+    return lines
 
 
 # --- parser -----------------------------------------------------------------------------------------
@@ -351,6 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=None, help="records per second (default: full speed)")
     p.add_argument("--rejects", default="replay-rejects.jsonl", help="where rejected records and reasons go")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="log lines instead of a bar")
+    p.add_argument("--historical", action="store_true",
+                   help="a log of history: events of any age are accepted (the live bound is 2000-01-01), and the "
+                        "records are marked so the workers accept them too (PERSO_HISTORICAL_REPLAYS)")
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("generate-log", help="write a synthetic event log (JSON Lines, .gz to compress)")

@@ -99,6 +99,13 @@ class WorkerSettings(BaseSettings):
                                      "fails for a reason that can heal (Redis unreachable, out of memory, "
                                      "read-only, busy; the broker not acknowledging)")
     checkpoint_interval_s: float = Field(60.0, gt=0, description="save model checkpoints this often")
+    rescore_interval_s: float = Field(1.0, gt=0, description="look this often for customers due a re-scoring in "
+                                      "their partition's stream time (silent customers' scores kept true)")
+    rescore_batch: int = Field(500, ge=1, description="customers re-scored per Redis round trip")
+    rescore_budget_s: float = Field(0.8, gt=0, description="longest re-scoring goes on per interval; it lets "
+                                    "batches in between its round trips")
+    historical_replays: bool = Field(True, description="accept events of any age on records that `perso replay "
+                                     "--historical` marked; live records keep the bound (2000-01-01)")
     web_enabled: bool = True
     web_host: str = "127.0.0.1"
     web_port: int = 6066

@@ -6,6 +6,10 @@ concludes for this customer that others need (a segment, a propensity) it writes
 offer policy and the profile read it there. Its checkpoint is its pickled self (derived caches left out by
 `__getstate__`), restored only into a learner of the same name and version.
 
+Time passes for customers without events too: a learner can ask for a visit (`next_wake`), learns at it and
+writes its outputs as of then (`learn_time`, e.g. a label that settles because its horizon passed), and says
+what it concludes about a customer at any moment (`predict`, pure: the profile's scores as of a given time).
+
 A new learner is one module: a subclass with `name`, `version` and `learn_one`, decorated with
 `@register_learner`, and the module's name added to the import line in `models/learners/__init__.py`.
 
@@ -26,7 +30,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from models.features import FeatureSpace
+from models.features import FeatureSpace, behaviour_features
 from models.registry import Registry
 from models.state import CustomerState
 from schemas.events import ClickEvent, PurchaseEvent
@@ -38,27 +42,45 @@ L = TypeVar("L", bound="Learner")
 
 
 @dataclass(slots=True)
-class EventContext:
-    """One event on its way through the learners: the customer's state, the feature space, and the outputs
-    learners conclude for it (`segment`, `segment_label`, `propensity`, ...)."""
+class TimeContext:
+    """A customer at a moment: the state, the feature space, and the outputs learners conclude for it
+    (`segment`, `segment_label`, `propensity`, ...). Without an event: a timer's visit."""
 
-    event: ClickEvent | PurchaseEvent
     ts: float
     state: CustomerState
     space: FeatureSpace
     outputs: dict[str, Any] = field(default_factory=dict)
     _x: dict[str, float] | None = None
+    _behaviour: dict[str, float] | None = None
+
+    @property
+    def is_purchase(self) -> bool:
+        return False
+
+    @property
+    def x(self) -> dict[str, float]:
+        """The customer's features (the segment space) at this moment, computed once, on first use."""
+        if self._x is None:
+            self._x = self.space.features(self.state, self.ts)
+        return self._x
+
+    @property
+    def behaviour(self) -> dict[str, float]:
+        """The customer's behaviour features at this moment (models/features.py), computed once."""
+        if self._behaviour is None:
+            self._behaviour = behaviour_features(self.state, self.ts)
+        return self._behaviour
+
+
+@dataclass(slots=True)
+class EventContext(TimeContext):
+    """One event on its way through the learners."""
+
+    event: ClickEvent | PurchaseEvent = field(default=None)  # type: ignore[assignment]  # always given
 
     @property
     def is_purchase(self) -> bool:
         return isinstance(self.event, PurchaseEvent)
-
-    @property
-    def x(self) -> dict[str, float]:
-        """The customer's features with this event applied (computed once, on first use)."""
-        if self._x is None:
-            self._x = self.space.features(self.state, self.ts)
-        return self._x
 
 
 class Learner(ABC):
@@ -77,6 +99,19 @@ class Learner(ABC):
     @abstractmethod
     def learn_one(self, ctx: EventContext) -> None:
         """Learn from one event already folded into `ctx.state`; write conclusions into `ctx.outputs`."""
+
+    def learn_time(self, ctx: TimeContext) -> None:
+        """A timer's visit to the customer (no event): learn what the passing of time settled, and write what
+        this learner says of the customer as of `ctx.ts` into `ctx.outputs` (by default: `predict`)."""
+        ctx.outputs.update(self.predict(ctx.state, ctx.ts))
+
+    def predict(self, state: CustomerState, now_ts: float) -> dict[str, Any]:
+        """What this learner says of the customer as of `now_ts`, without learning (the profile's view)."""
+        return {}
+
+    def next_wake(self, state: CustomerState) -> float | None:
+        """When this learner needs the customer visited without an event (None: it does not)."""
+        return None
 
     def metrics(self) -> dict[str, float]:
         """Figures the worker publishes about this learner (in `/metrics` and `perso status`)."""

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
+from typing import Any
 
 from river import cluster, preprocessing
 
 from models.learners.base import EventContext, Learner, register_learner
 from models.settings import ModelSettings
+from models.state import CustomerState
 from schemas.events import PurchaseEvent
 
-# Scaled-centre thresholds above/below which a feature is worth naming in a segment's label.
-_NOTABLE = 0.5
 LABEL_STALE_AFTER = 100
-_FEATURE_WORDS = {
-    "frequency": ("frequent buyers", "rare buyers"),
-    "monetary": ("high spend", "low spend"),
-    "recency_days": ("lapsed", "recent"),
-    "events": ("very active", "quiet"),
-    "cart_rate": ("cart-happy", None),
-    "search_share": ("searchers", None),
-}
+# A category named in a label holds at least this share of the segment's interest.
+CATEGORY_SHARE = 0.3
 
 
 @register_learner
@@ -94,36 +89,67 @@ class SegmentModel(Learner):
         return int(self.kmeans.predict_one(self._scaled(x)))
 
     def describe(self, segment: int) -> str:
-        """A readable label derived from the segment's centre in scaled feature space.
+        """The segment in absolute terms, from its centre's real values (unscaled): "~3 orders, ~120 spent,
+        ~40 events, mostly electronics (62%)". Numbers only, never an adjective that the values could contradict.
 
         Asked on every event; centres move slowly, so a label is re-derived every LABEL_STALE_AFTER learns.
         """
         cached = self._labels.get(segment)
         if cached is None or self.n_learned - cached[0] >= LABEL_STALE_AFTER:
-            cached = self._labels[segment] = (self.n_learned, self._derive_label(segment))
+            cached = self._labels[segment] = (self.n_learned, label_from(self.centre_values(segment)))
         return cached[1]
 
-    def _derive_label(self, segment: int) -> str:
+    def centre_values(self, segment: int) -> dict[str, float]:
+        """The segment's centre in the features' own units: the scaling undone (affinity weight included)."""
         centre = self.kmeans.centers[segment]
-        words: list[str] = []
-        for feature, (high, low) in _FEATURE_WORDS.items():
-            value = centre.get(feature, 0.0)
-            if value > _NOTABLE and high:
-                words.append(high)
-            elif value < -_NOTABLE and low:
-                words.append(low)
-        affinities = {k[4:]: v / self.affinity_weight for k, v in centre.items() if k.startswith("aff_")}
-        if affinities:
-            top = max(affinities, key=affinities.__getitem__)
-            if affinities[top] > _NOTABLE:
-                words.append(top)
-        return ", ".join(words) if words else "average"
+        means, variances = self.scaler.means, self.scaler.vars
+        values = {}
+        for feature, z in centre.items():
+            if feature.startswith("aff_"):
+                z /= self.affinity_weight
+            values[feature] = z * variances.get(feature, 0.0) ** 0.5 + means.get(feature, 0.0)
+        return values
+
+    def predict(self, state: CustomerState, now_ts: float) -> dict[str, Any]:
+        if state.segment is None:
+            return {}
+        return {"segment": state.segment, "segment_label": self.describe(state.segment)}
 
     def metrics(self) -> dict[str, float]:
         return {"segments": float(self.n_segments)}
 
     def drop_caches(self) -> None:
         self.favourites.drop_caches()
+
+
+def label_from(values: dict[str, float]) -> str:
+    """Words for a centre's real values (models/features.py: counts and money are on log1p scales).
+
+    >>> label_from({"frequency": 1.386, "monetary": 4.796, "events": 3.714, "aff_books": 0.62, "aff_home": 0.2})
+    '~3 orders, ~120 spent, ~40 events, mostly books (62%)'
+    >>> label_from({"frequency": 0.0, "monetary": 0.0, "events": 1.1, "aff_books": 0.25, "aff_home": 0.25})
+    'no orders, ~2 events, no main category'
+    """
+    orders = max(0.0, math.expm1(values.get("frequency", 0.0)))
+    words = ["no orders" if orders < 0.5 else f"~{_rounded(orders)} orders"]
+    if orders >= 0.5:
+        words.append(f"~{_rounded(max(0.0, math.expm1(values.get('monetary', 0.0))))} spent")
+    words.append(f"~{_rounded(max(0.0, math.expm1(values.get('events', 0.0))))} events")
+    shares = {k[4:]: v for k, v in values.items() if k.startswith("aff_")}
+    top = max(shares, key=shares.__getitem__) if shares else None
+    if top is not None and shares[top] >= CATEGORY_SHARE:
+        words.append(f"mostly {top} ({shares[top]:.0%})")
+    else:
+        words.append("no main category")
+    return ", ".join(words)
+
+
+def _rounded(value: float) -> str:
+    """Two significant figures: ~3, ~40, ~120, ~1,200."""
+    if value < 10:
+        return f"{value:.0f}"
+    digits = 10 ** (int(math.log10(value)) - 1)
+    return f"{round(value / digits) * digits:,.0f}"
 
 
 class SegmentFavourites:

@@ -62,6 +62,9 @@ class BatchHealth:
     def on_recovered(self) -> None:
         self.completed()
 
+    def on_rescored(self, visited: int, gone: int) -> None:
+        pass
+
     def completed(self) -> None:
         """A batch completed: whatever was failing has healed."""
         current = self.current

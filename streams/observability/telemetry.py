@@ -23,7 +23,7 @@ from streams.worker.sensors import STAGES, BatchCounters
 
 # Events/s is averaged over this many seconds of ticks.
 RATE_WINDOW_S = 10.0
-COUNTERS = ("records", "accepted", "duplicates", "dead_letters", "offers", "batches", "undeliverable")
+COUNTERS = ("records", "accepted", "duplicates", "dead_letters", "offers", "batches", "undeliverable", "rescored")
 
 
 ModelMetrics = Callable[[], dict[str, dict[str, float]]]
@@ -140,6 +140,7 @@ class _SnapshotCollector(Collector):
             "duplicates": "Events skipped because their event_id was already applied",
             "offers": "Offers published", "batches": "Micro-batches handled",
             "undeliverable": "Dead letters the broker refused even without their payload (logged, not published)",
+            "rescored": "Customers re-scored without an event, as their wake time passed in stream time",
         }
         for name, text in help_for.items():
             yield CounterMetricFamily(f"perso_{name}", text, value=snap[name])

@@ -1,5 +1,5 @@
 """`perso evaluate`: a labelled log (synthetic, or a real one shipped in a package) through the models, in
-event-time order and without Kafka; the figures come from models/evaluation.py."""
+event-time order and without Kafka; the figures come from models/evaluation/."""
 
 from __future__ import annotations
 
@@ -35,5 +35,5 @@ def run_evaluation(settings: ModelSettings, log: str = "synthetic", days: float 
         events = [parse_event(kind, orjson.dumps(body)) for kind, body in log_events]
         planted = {c.customer_id: c.segment for c in shop.customers}
     began = time.monotonic()
-    report = evaluate(Personalizer(settings), events, planted, settings.propensity_horizon_days)
+    report = evaluate(Personalizer(settings), events, planted)
     return EvaluationRun(report, time.monotonic() - began)

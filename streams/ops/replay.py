@@ -24,10 +24,11 @@ from aiokafka import AIOKafkaProducer
 from tqdm import tqdm
 
 from schemas.dead_letter import encode_payload
-from schemas.events import EventRejected, parse_event
+from schemas.events import OLDEST_ACCEPTED, EventRejected, parse_event
 from streams.ops.log_sources import LogRecord
 from streams.security import kafka_options, start_or_close
 from streams.settings import KafkaSettings
+from streams.worker.contracts import HISTORICAL_HEADER
 
 log = logging.getLogger(__name__)
 # Await acknowledgements every this many sends: bounds memory and how far a failure can be from its cause.
@@ -67,13 +68,16 @@ class ReplaySummary:
 
 async def replay(settings: KafkaSettings, records: Iterable[LogRecord] | AsyncIterable[LogRecord], *,
                  rate: float | None = None, rejects_path: Path | None = None, total: int | None = None,
-                 progress: bool = True) -> ReplaySummary:
+                 progress: bool = True, historical: bool = False) -> ReplaySummary:
+    """Validate and publish `records`. `historical`: events of any age are accepted, and each record is marked
+    (header HISTORICAL_HEADER) so the workers accept it too."""
     summary = ReplaySummary(rejects_path=rejects_path)
     producer = AIOKafkaProducer(**kafka_options(settings), acks="all", linger_ms=10,
                                 max_batch_size=256 * 1024, enable_idempotence=False)
     await start_or_close(producer)
     started = time.monotonic()
     pending: list[asyncio.Future[Any]] = []
+    headers = [(HISTORICAL_HEADER, b"1")] if historical else None
     with ExitStack() as stack:
         rejects = stack.enter_context(open(rejects_path, "wb")) if rejects_path is not None else None
         bar = stack.enter_context(tqdm(total=total, unit="ev", unit_scale=True, smoothing=0.1, file=sys.stderr,
@@ -86,13 +90,13 @@ async def replay(settings: KafkaSettings, records: Iterable[LogRecord] | AsyncIt
                 # A record of unknown kind is not a JSON object: validation says precisely why.
                 kind = record.kind or "clickstream"
                 try:
-                    event = parse_event(kind, record.value)
+                    event = parse_event(kind, record.value, oldest=None if historical else OLDEST_ACCEPTED)
                 except EventRejected as rejected:
                     _write_reject(rejects, record, rejected)
                     summary.rejected_by_reason[rejected.reason] = summary.rejected_by_reason.get(rejected.reason, 0) + 1
                     continue
                 pending.append(await producer.send(settings.topic_for(kind), record.value,
-                                                   key=event.customer_id.encode()))
+                                                   key=event.customer_id.encode(), headers=headers))
                 if len(pending) >= ACK_WINDOW:
                     summary.published += await _acknowledged(pending, summary.published)
                 if rate:

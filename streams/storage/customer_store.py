@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 import orjson
 import redis.asyncio as aioredis
 
 from models.state import CustomerState
-from streams.storage.keys import customer_keys, profile_key, seen_key, state_key
+from streams.storage.keys import customer_keys, profile_key, seen_key, state_key, wake_key
 from streams.storage.repository import CustomerUpdate, SeenWindow
 
 # Both scripts replace a pipeline of 3-7 commands per customer with one command per batch, its data in one
@@ -36,12 +36,12 @@ for k = #asked + 1, #KEYS do states[#states + 1] = redis.call('GET', KEYS[k]) en
 return {windows, states}
 """
 
-# KEYS: state:{c}, profile:{c}, seen:{c} per customer. ARGV: dedup window, TTL seconds (0: none), and JSON
-# [[state JSON, {profile field: value}, [score, event id, score, event id, ...]] per customer].
+# KEYS: state:{c}, profile:{c}, seen:{c}, wake:{partition of c} per customer. ARGV: dedup window, TTL seconds
+# (0: none), and JSON [[state JSON, {profile field: value}, [score, event id, ...], wake ts or false] per customer].
 _SAVE_LUA = """#!lua
 local window, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
 for c, update in ipairs(cjson.decode(ARGV[3])) do
-  local k = 3 * c - 2
+  local k = 4 * c - 3
   redis.call('SET', KEYS[k], update[1])
   local hash = {}
   for field, value in pairs(update[2]) do
@@ -53,8 +53,9 @@ for c, update in ipairs(cjson.decode(ARGV[3])) do
   for i = 1, #seen, 1000 do redis.call('ZADD', KEYS[k + 2], unpack(seen, i, math.min(i + 999, #seen))) end
   redis.call('ZREMRANGEBYRANK', KEYS[k + 2], 0, -window - 1)
   if ttl > 0 then for j = 0, 2 do redis.call('EXPIRE', KEYS[k + j], ttl) end end
+  if update[4] then redis.call('ZADD', KEYS[k + 3], update[4], update[5]) end
 end
-return #KEYS / 3
+return #KEYS / 4
 """
 
 
@@ -93,20 +94,36 @@ class RedisCustomerStore:
             windows[customer] = SeenWindow(seen, int(size), float(oldest) if oldest else None)
         return states, windows
 
-    async def save(self, updates: Sequence[CustomerUpdate]) -> None:
-        """Write each changed customer's state and profile and remember the events that changed them."""
+    async def save(self, updates: Sequence[CustomerUpdate], partitions: Mapping[str, int] | None = None) -> None:
+        """Write each changed customer's state and profile, remember the events that changed them, and file the
+        customer under its partition's wake index (`partitions`: customer -> input partition)."""
         keys: list[str] = []
         batch: list[Any] = []
+        partitions = partitions or {}
         for state, profile, applied in updates:
-            keys.extend(customer_keys(state.customer_id))
+            customer = state.customer_id
+            partition = partitions.get(customer)
+            keys.extend(customer_keys(customer))
+            keys.append(wake_key(partition if partition is not None else -1))
             seen: list[Any] = []
             for event in applied:
                 seen.append(event.epoch)
                 seen.append(event.event_id)
-            batch.append([orjson.dumps(state.to_dict()).decode(), profile.to_redis_hash(), seen])
+            wake = state.wake_ts if partition is not None and state.wake_ts is not None else False
+            fields = profile.to_redis_hash() if profile is not None else {}
+            batch.append([orjson.dumps(state.to_dict()).decode(), fields, seen, wake, customer])
         if keys:
             args: list[int | bytes] = [self.dedup_window, self.ttl_s, orjson.dumps(batch)]
             await self._save_script(keys=keys, args=args)
+
+    async def due(self, partition: int, until_ts: float, limit: int) -> list[str]:
+        """Customers of `partition` due a visit at or before stream time `until_ts`, the longest-waiting first."""
+        found = await self.client.zrangebyscore(wake_key(partition), "-inf", until_ts, start=0, num=limit)
+        return [_text(cast(bytes | str, customer)) for customer in found]
+
+    async def drop_wakes(self, partition: int, customer_ids: Sequence[str]) -> None:
+        if customer_ids:
+            await self.client.zrem(wake_key(partition), *customer_ids)
 
     async def forget(self, customer_id: str) -> int:
         """Delete everything kept about one customer; returns how many keys existed."""

@@ -1,7 +1,8 @@
 """Every Redis key and channel the engine uses, in one place.
 
 Per customer: `state:{id}` (the worker's full state, JSON), `profile:{id}` (the hash websites read),
-`seen:{id}` (applied event ids, for exactly-once). Per app: model checkpoints, worker stats, the forget
+`seen:{id}` (applied event ids, for exactly-once). Per input partition: `wake:{partition}` (its customers by
+the stream time they are next due a re-scoring visit). Per app: model checkpoints, worker stats, the forget
 channel. The Redis database is assumed to belong to the engine.
 
 >>> customer_keys("c1")
@@ -23,13 +24,18 @@ def seen_key(customer_id: str) -> str:
     return f"seen:{customer_id}"
 
 
+def wake_key(partition: int) -> str:
+    """Sorted set of the customers of one input partition by the stream time they are next due a visit."""
+    return f"wake:{partition}"
+
+
 def customer_keys(customer_id: str) -> list[str]:
     """Every key that holds something about one customer (what `forget` deletes)."""
     return [state_key(customer_id), profile_key(customer_id), seen_key(customer_id)]
 
 
 # What `rebuild` deletes: everything derived from the input topics, per customer.
-DERIVED_KEY_PATTERNS = ("state:*", "profile:*", "seen:*")
+DERIVED_KEY_PATTERNS = ("state:*", "profile:*", "seen:*", "wake:*")
 
 
 def checkpoint_key(app_id: str) -> str:

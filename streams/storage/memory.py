@@ -9,7 +9,7 @@ applied event ids per customer): for in-process tests of the pipeline and for si
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from models.state import CustomerState
 from streams.storage.repository import CustomerUpdate, SeenWindow
@@ -21,6 +21,7 @@ class InMemoryCustomerStore:
         self.states: dict[str, dict[str, object]] = {}
         self.profiles: dict[str, dict[str, str]] = {}
         self.seen: dict[str, dict[str, float]] = {}
+        self.wakes: dict[int, dict[str, float]] = {}
 
     async def load(self, customer_ids: Sequence[str], event_ids: dict[str, list[str]]
                    ) -> tuple[dict[str, CustomerState], dict[str, SeenWindow]]:
@@ -32,16 +33,29 @@ class InMemoryCustomerStore:
                                            min(remembered.values()) if remembered else None)
         return states, windows
 
-    async def save(self, updates: Sequence[CustomerUpdate]) -> None:
+    async def save(self, updates: Sequence[CustomerUpdate], partitions: Mapping[str, int] | None = None) -> None:
         for state, profile, applied in updates:
+            partition = (partitions or {}).get(state.customer_id)
+            if partition is not None and state.wake_ts is not None:
+                self.wakes.setdefault(partition, {})[state.customer_id] = state.wake_ts
             # A copy, as Redis would hold: later changes to the worker's object must not leak in.
             self.states[state.customer_id] = state.copy().to_dict()
-            self.profiles.setdefault(state.customer_id, {}).update(profile.to_redis_hash())
+            if profile is not None:
+                self.profiles.setdefault(state.customer_id, {}).update(profile.to_redis_hash())
             seen = self.seen.setdefault(state.customer_id, {})
             seen.update({event.event_id: event.epoch for event in applied})
             if len(seen) > self.dedup_window:
                 newest = sorted(seen.items(), key=lambda pair: (pair[1], pair[0]))[-self.dedup_window:]
                 self.seen[state.customer_id] = dict(newest)
+
+    async def due(self, partition: int, until_ts: float, limit: int) -> list[str]:
+        wakes = self.wakes.get(partition, {})
+        ready = sorted((ts, c) for c, ts in wakes.items() if ts <= until_ts)
+        return [c for _, c in ready[:limit]]
+
+    async def drop_wakes(self, partition: int, customer_ids: Sequence[str]) -> None:
+        for customer in customer_ids:
+            self.wakes.get(partition, {}).pop(customer, None)
 
     async def forget(self, customer_id: str) -> int:
         found = [store.pop(customer_id, None) is not None for store in (self.states, self.profiles, self.seen)]

@@ -2,12 +2,15 @@
 in tests and the simulator).
 
 `load` returns the states asked for and, per customer, which of the batch's event ids were already applied
-(`SeenWindow`); `save` writes each changed customer's state, profile and newly applied event ids atomically.
+(`SeenWindow`); `save` writes each changed customer's state, profile and newly applied event ids atomically,
+and files the customer under its input partition's wake index at `state.wake_ts`; `due` lists the customers of
+a partition whose wake time has passed (the re-scoring sweep's work); `drop_wakes` removes entries whose
+customer is gone (forgotten or expired).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -15,8 +18,9 @@ from models.state import CustomerState
 from schemas.events import CustomerEvent
 from schemas.profile import ProfileUpdate
 
-# One changed customer: its state, its readable profile, and the events applied to it in this batch.
-CustomerUpdate = tuple[CustomerState, ProfileUpdate, Sequence[CustomerEvent]]
+# One changed customer: its state, its readable profile (None: unchanged), and the events applied to it in
+# this batch.
+CustomerUpdate = tuple[CustomerState, ProfileUpdate | None, Sequence[CustomerEvent]]
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,10 @@ class CustomerRepository(Protocol):
     async def load(self, customer_ids: Sequence[str], event_ids: dict[str, list[str]]
                    ) -> tuple[dict[str, CustomerState], dict[str, SeenWindow]]: ...
 
-    async def save(self, updates: Sequence[CustomerUpdate]) -> None: ...
+    async def save(self, updates: Sequence[CustomerUpdate], partitions: Mapping[str, int] | None = None) -> None: ...
+
+    async def due(self, partition: int, until_ts: float, limit: int) -> list[str]: ...
+
+    async def drop_wakes(self, partition: int, customer_ids: Sequence[str]) -> None: ...
 
     async def forget(self, customer_id: str) -> int: ...

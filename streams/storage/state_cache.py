@@ -21,7 +21,9 @@ from models.state import CustomerState
 _EXAMPLE = CustomerState(
     "", first_event_ts=1.7e9, last_event_ts=1.7e9, affinity={"electronics": 1.0, "books": 1.0, "home": 1.0},
     recent_items=["ele-001"], recent_purchases=[("ele-001", 1.7e9)],
-    pending_labels=[(1.7e9, ((0.1,) * 11, (("electronics", 0.5),)))],
+    recent_orders=[1.7e9], last_event_type="purchase", first_purchase_ts=1.7e9, wake_ts=1.7e9, scored_ts=1.7e9,
+    learner_data={"propensity": ((1.7e9, (0.1,) * 25, False, 1.7e9, 3),),
+                  "churn": ((1.7e9, (0.1,) * 25, True, 1.7e9, 1),)},
     last_offer={"item_id": "x", "score": 1.0, "ts": 1.7e9, "reason": sample_reasons()},
     offer_times=[1.7e9], segment=1)
 _ZDICT = orjson.dumps(_EXAMPLE.to_dict())

@@ -28,12 +28,13 @@ from streams.storage.checkpoints import CheckpointStore
 from streams.storage.customer_store import RedisCustomerStore
 from streams.storage.state_cache import StateCache
 from streams.worker import kafka_transport
-from streams.worker.contracts import RawRecord
+from streams.worker.contracts import RawRecord, is_historical
 from streams.worker.lifecycle import (
     ForgetListener,
     ModelCheckpoints,
     Partitions,
     StatsPublisher,
+    rescore_due,
     stop_without_committing,
 )
 from streams.worker.pipeline import BatchPipeline
@@ -84,7 +85,7 @@ def create_app(settings: Settings) -> faust.App:
         kafka.kind_of_topic, cache=StateCache(capacity=max(worker.state_cache_capacity, worker.state_cache_hot),
                                               hot=worker.state_cache_hot),
         pseudonymiser=pseudonymiser, sensors=[counters, health], retry_max_s=worker.redis_retry_max_s,
-        stopping=lambda: bool(app.should_stop))
+        stopping=lambda: bool(app.should_stop), rescore_batch=worker.rescore_batch)
     advertised = socket.gethostname() if worker.web_host in ("0.0.0.0", "::") else worker.web_host
     telemetry = WorkerTelemetry(counters, health, pipeline.personalizer.metrics, lambda: len(pipeline.cache),
                                 lambda: partitions.events_waiting(app),
@@ -101,8 +102,9 @@ def create_app(settings: Settings) -> faust.App:
     async def personalize(stream: Any) -> None:
         await checkpoints.restore_once()
         async for events in stream.take_events(worker.batch_size, within=worker.batch_window_s):
-            records = [RawRecord(e.message.topic, e.message.partition, e.message.offset,
-                                 e.message.key, e.message.value) for e in events]
+            records = [RawRecord(e.message.topic, e.message.partition, e.message.offset, e.message.key,
+                                 e.message.value, worker.historical_replays and is_historical(e.message.headers))
+                       for e in events]
             partitions.read(events)
             try:
                 await pipeline.handle(records)
@@ -112,6 +114,11 @@ def create_app(settings: Settings) -> faust.App:
     @app.timer(worker.checkpoint_interval_s)
     async def periodic_checkpoint() -> None:
         await checkpoints.save("periodic")
+
+    @app.timer(worker.rescore_interval_s)
+    async def rescore_silent_customers() -> None:
+        if checkpoints.restored.is_set():  # the models a visit learns into must be the restored ones
+            await rescore_due(pipeline, worker.rescore_budget_s)
 
     @app.timer(STATS_PUBLISH_S)
     async def publish_stats() -> None:
@@ -128,7 +135,7 @@ def create_app(settings: Settings) -> faust.App:
 
     async def on_revoked(sender: Any, revoked: Any = (), **kwargs: Any) -> None:
         # Another worker may own these customers now: re-read them from Redis when they come back.
-        pipeline.cache.clear()
+        pipeline.partitions_revoked()
         partitions.revoked()
 
     async def on_assigned(sender: Any, assigned: Any = (), **kwargs: Any) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from models.personalizer import Outcome
 from models.state import CustomerState
@@ -21,15 +22,33 @@ from schemas.profile import ProfileUpdate
 NOW = datetime(2026, 1, 5, 12, tzinfo=UTC)  # for the examples
 
 
+# Kafka header `perso replay --historical` puts on every record: its events may be of any age.
+HISTORICAL_HEADER = "perso-historical"
+
+
 @dataclass(frozen=True)
 class RawRecord:
-    """One input record as consumed: where it came from and its raw bytes."""
+    """One input record as consumed: where it came from and its raw bytes (`historical`: marked by a historical
+    replay, so its timestamp may be older than the live bound)."""
 
     topic: str
     partition: int
     offset: int
     key: bytes | None
     value: bytes | None
+    historical: bool = False
+
+
+def is_historical(headers: Any) -> bool:
+    """Whether a consumed record's headers (a list of (name, value) pairs or a mapping) carry the mark.
+
+    >>> is_historical([("perso-historical", b"1")]), is_historical({}), is_historical(None)
+    (True, False, False)
+    """
+    if not headers:
+        return False
+    pairs = headers.items() if isinstance(headers, dict) else headers
+    return any(name == HISTORICAL_HEADER and value == b"1" for name, value in pairs)
 
 
 def offer_from(event: CustomerEvent, outcome: Outcome, model_versions: dict[str, str]) -> Offer:
@@ -46,20 +65,33 @@ def offer_from(event: CustomerEvent, outcome: Outcome, model_versions: dict[str,
     )
 
 
+# Learner outputs copied to the profile as they are (the rest of the profile comes from the state).
+PROFILE_OUTPUTS = ("rfm_recency", "rfm_frequency", "rfm_monetary", "rfm_code", "rfm_group")
+
+
+def _probability(outputs: dict[str, object], name: str) -> float | None:
+    value = outputs.get(name)
+    return round(float(value), 6) if isinstance(value, int | float) else None
+
+
 def profile_from(state: CustomerState, outcome: Outcome, now: datetime) -> ProfileUpdate:
+    """The profile as of the stream time the outcome was computed at (`state.scored_ts`): its event, or a
+    re-scoring visit while the customer is silent."""
     last = state.last_offer or {}
     share = state.affinity_share()
-    propensity = outcome.propensity
+    outputs = outcome.outputs
+    scored_ts = max(state.scored_ts, state.last_event_ts)
     return ProfileUpdate(
         customer_id=state.customer_id, updated_at=now,
         last_event_ts=datetime.fromtimestamp(state.last_event_ts, UTC), events=state.events,
-        recency_days=round(state.recency_days(state.last_event_ts), 4), frequency=state.purchases,
+        recency_days=round(state.recency_days(scored_ts), 4), frequency=state.purchases,
         monetary=round(state.monetary, 2), sessions=state.sessions, views=state.views,
         clicks=state.clicks, carts=state.carts, searches=state.searches,
         top_categories=state.top_categories(3),
         category_affinity={k: round(v, 4) for k, v in share.items()},
         segment=outcome.segment, segment_label=outcome.segment_label,
-        propensity=round(propensity, 6) if propensity is not None else None,
+        scored_at=datetime.fromtimestamp(scored_ts, UTC), propensity=_probability(outputs, "propensity"),
+        churn_risk=_probability(outputs, "churn_risk"), **{name: outputs.get(name) for name in PROFILE_OUTPUTS},
         last_offer_item=last.get("item_id"), last_offer_reason=last.get("reason"),
         last_offer_score=last.get("score"),
         last_offer_at=datetime.fromtimestamp(last["ts"], UTC) if "ts" in last else None,

@@ -54,6 +54,14 @@ def stop_without_committing(error: BaseException, records: Sequence[RawRecord]) 
     os._exit(EXIT_BATCH_FAILED)
 
 
+async def rescore_due(pipeline: BatchPipeline, budget_s: float) -> None:
+    """One round of re-scoring silent customers; a failure waits for the next round (no offsets depend on it)."""
+    try:
+        await pipeline.rescore_due(budget_s)
+    except (BatchFailed, StoppedDuringRetry) as error:
+        log.warning("re-scoring silent customers paused: %s", describe(error))
+
+
 class ModelCheckpoints:
     """Restores the models once per process, then saves them periodically and at shutdown, between batches."""
 

@@ -7,7 +7,11 @@ Order of effects per batch (the stream acks the batch's offsets only after `hand
 3. apply the new events in order; an event that makes a model, a feature or the policy raise is undone
    and dead-lettered as `processing_error`, and the batch goes on;
 4. publish offers and dead letters and wait for the broker to acknowledge them;
-5. write states, profiles and applied event ids to Redis in one atomic script.
+5. write states, profiles and applied event ids to Redis in one atomic script, and file each customer under its
+   input partition's wake index (when it is next due a visit without an event).
+Beside the batches, `rescore_due` visits the customers whose wake time has passed in their partition's stream
+time (the newest event time read from it): labels settle as horizons pass and the profile's scores are
+re-computed as of that time, so a silent customer's propensity and churn risk are true when read.
 A stage that fails is retried with the same data while the failure can heal (streams/worker/failures.py), so the
 in-memory states and models always hold exactly what the batch will write. A failure that cannot heal
 raises BatchFailed: the caller must then stop without acking (streams/worker/lifecycle.py), so the batch is
@@ -30,7 +34,7 @@ from typing import TypeVar
 from models.personalizer import Outcome, Personalizer
 from models.state import CustomerState
 from schemas.dead_letter import DeadLetter
-from schemas.events import CustomerEvent, EventRejected, parse_event
+from schemas.events import OLDEST_ACCEPTED, CustomerEvent, EventRejected, parse_event
 from schemas.offers import Offer
 from streams.privacy import Pseudonymiser
 from streams.storage.repository import CustomerRepository, CustomerUpdate, SeenWindow
@@ -86,7 +90,8 @@ class BatchPipeline:
     def __init__(self, personalizer: Personalizer, store: CustomerRepository, publisher: Publisher,
                  kind_of_topic: Callable[[str], str | None], cache: StateCache | None = None,
                  pseudonymiser: Pseudonymiser | None = None, sensors: Sequence[PipelineSensor] = (),
-                 retry_max_s: float = 5.0, stopping: Callable[[], bool] = lambda: False) -> None:
+                 retry_max_s: float = 5.0, stopping: Callable[[], bool] = lambda: False,
+                 rescore_batch: int = 500) -> None:
         self.personalizer = personalizer
         self.store = store
         self.publisher = publisher
@@ -96,6 +101,9 @@ class BatchPipeline:
         self.sensors = list(sensors)
         self.retry_max_s = retry_max_s
         self.stopping = stopping
+        self.rescore_batch = rescore_batch
+        # Stream time per input partition: the newest event time read from it since it was assigned.
+        self.clocks: dict[int, float] = {}
         # Held for a whole batch: `forget` must not interleave with a batch that holds the customer's state,
         # and a model checkpoint must not catch a batch half-applied.
         self.lock = asyncio.Lock()
@@ -116,6 +124,9 @@ class BatchPipeline:
         started = time.perf_counter()
         received_at = datetime.now(UTC)
         validated, dead = self._validate(records, received_at)
+        for record, event in validated:
+            if event.epoch > self.clocks.get(record.partition, float("-inf")):
+                self.clocks[record.partition] = event.epoch
         windows = await self._until_done("load", lambda: self._load(validated), waiting=len(records))
         sorted_out = triage(validated, windows, self.store.dedup_window)
         for record, event in sorted_out.outside_window:
@@ -130,7 +141,8 @@ class BatchPipeline:
         processed = time.perf_counter()
         undeliverable = await self._publish(applied.offers, dead, applied.trigger_of, waiting=len(records))
         published = time.perf_counter()
-        await self._until_done("save", lambda: self.store.save(updates), waiting=len(records))
+        partitions = {customer: events[0][0].partition for customer, events in applied.events.items()}
+        await self._until_done("save", lambda: self.store.save(updates, partitions), waiting=len(records))
         saved = time.perf_counter()
 
         reasons: dict[str, int] = {}
@@ -145,6 +157,73 @@ class BatchPipeline:
             last_offer_latency_s=latency)
         for sensor in self.sensors:
             sensor.on_batch_completed(report)
+
+    def partitions_revoked(self) -> None:
+        """Another worker may own these partitions now: forget their cached customers and their clocks."""
+        self.cache.clear()
+        self.clocks.clear()
+
+    # --- customer timers --------------------------------------------------------------------------
+    async def rescore_due(self, time_budget_s: float = 0.8) -> int:
+        """Visit customers due a re-scoring in their partition's stream time, `rescore_batch` per round trip,
+        until none is due or `time_budget_s` has passed. The lock is taken per round trip: a batch waiting
+        for it goes next (asyncio's lock is fair).
+        Returns how many were visited."""
+        visited = 0
+        deadline = time.perf_counter() + time_budget_s
+        for partition, clock in list(self.clocks.items()):
+            while time.perf_counter() < deadline:
+                async with self.lock:
+                    done = await self._rescore_partition(partition, self.clocks.get(partition, clock))
+                visited += done
+                if done < self.rescore_batch:
+                    break
+        return visited
+
+    async def _rescore_partition(self, partition: int, clock: float) -> int:
+        due = await self._until_done("load", lambda: self.store.due(partition, clock, self.rescore_batch),
+                                     waiting=0, outside_a_batch=True)
+        if not due:
+            return 0
+        missing = [c for c in due if self.cache.get(c) is None]
+        if missing:
+            states, _ = await self._until_done("load", lambda: self.store.load(missing, {}), waiting=0,
+                                               outside_a_batch=True)
+            for state in states.values():
+                self.cache.put(state)
+        now = datetime.now(UTC)
+        updates: list[CustomerUpdate] = []
+        gone: list[str] = []
+        for customer in due:
+            cached = self.cache.get(customer)
+            if cached is None:
+                gone.append(customer)  # forgotten or expired since it was filed
+                continue
+            state = cached
+            if state.wake_ts is not None and state.wake_ts > clock:
+                updates.append((state, None, ()))  # filed at an older time: file it again at its own
+                continue
+            before = state.copy()
+            try:
+                outcome = self.personalizer.tick(state, max(clock, state.last_event_ts))
+                profile = profile_from(state, outcome, now)
+            except Exception as error:
+                # Like a poisoned event: undone, and not retried before the customer's next event or a later
+                # visit (else the sweep would meet it again at once, forever).
+                state.restore(before)
+                state.wake_ts = clock + self.personalizer.settings.rescore_min_s
+                log.warning("re-scoring customer %s failed: %s", customer, describe(error))
+                updates.append((state, None, ()))
+                continue
+            updates.append((state, profile, ()))
+        partitions = {state.customer_id: partition for state, _, _ in updates}
+        await self._until_done("save", lambda: self.store.save(updates, partitions), waiting=0, outside_a_batch=True)
+        if gone:
+            await self._until_done("save", lambda: self.store.drop_wakes(partition, gone), waiting=0,
+                                   outside_a_batch=True)
+        for sensor in self.sensors:
+            sensor.on_rescored(len(updates), len(gone))
+        return len(due)
 
     # --- stage 3: the models, one event at a time -------------------------------------------------
     def _apply(self, fresh: Sequence[tuple[RawRecord, CustomerEvent]], dead: list[DeadLetter],
@@ -285,7 +364,8 @@ class BatchPipeline:
         pseudonymise = self.pseudonymiser.enabled
         for record in records:
             try:
-                event = parse_event(self.kind_of_topic(record.topic) or "clickstream", record.value or b"", record.key)
+                event = parse_event(self.kind_of_topic(record.topic) or "clickstream", record.value or b"", record.key,
+                                    oldest=None if record.historical else OLDEST_ACCEPTED)
             except EventRejected as rejected:
                 dead.append(dead_letter_from(record, rejected, received_at))
                 continue

@@ -43,6 +43,9 @@ class PipelineSensor(Protocol):
     def on_recovered(self) -> None:
         """An operation outside a batch (forget) succeeded after failed attempts."""
 
+    def on_rescored(self, visited: int, gone: int) -> None:
+        """A re-scoring round visited customers due in stream time (`gone`: filed, but forgotten or expired)."""
+
 
 @dataclass
 class BatchCounters:
@@ -58,6 +61,8 @@ class BatchCounters:
     undeliverable: int = 0
     dead_letter_reasons: dict[str, int] = field(default_factory=dict)
     last_offer_latency_s: float = 0.0
+    # Customers re-scored without an event (their wake time passed in stream time).
+    rescored: int = 0
     # Seconds spent in each stage of a batch, summed: where a batch's time (and an event's latency) goes.
     stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
 
@@ -81,3 +86,6 @@ class BatchCounters:
 
     def on_recovered(self) -> None:
         pass
+
+    def on_rescored(self, visited: int, gone: int) -> None:
+        self.rescored += visited

@@ -50,14 +50,17 @@ def test_events_become_offers_and_a_profile(stack: Settings, worker: Worker) -> 
     # Looking at a phone: offer what goes with it, not the phone itself.
     assert first.item_id in {"ele-case", "ele-charger"}
     assert "together with ele-phone" in first.reason
-    assert set(first.model_versions) == {"segments", "propensity", "cooccurrence", "decision"}
+    assert set(first.model_versions) == {"segments", "propensity", "churn", "rfm", "cooccurrence", "decision"}
     assert all(o.item_id != "ele-phone" for o in mine)
 
     assert (saved["views"], saved["clicks"], saved["carts"], saved["frequency"]) == ("1", "1", "1", "1")
     assert float(saved["monetary"]) == 500.0
     assert json.loads(saved["top_categories"])[0] == "electronics"
     assert saved["segment"] != "" and saved["segment_label"] != ""
-    assert 0.0 <= float(saved["propensity"]) <= 1.0
+    assert 0.0 <= float(saved["propensity"]) <= 1.0 and 0.0 <= float(saved["churn_risk"]) <= 1.0
+    # A buyer has R, F and M scores (against the worker's other buyers) and a named group.
+    assert len(saved["rfm_code"]) == 3 and saved["rfm_group"] not in ("", "prospects")
+    assert saved["scored_at"] == saved["last_event_ts"]
     assert saved["last_offer_item"] == mine[-1].item_id
 
 

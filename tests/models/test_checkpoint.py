@@ -38,7 +38,11 @@ def test_a_restored_personalizer_predicts_and_versions_like_the_original() -> No
     restored_segments = cast(SegmentModel, restored.learner("segments"))
     assert restored_segments.predict_one(x) == segments.predict_one(x)
     propensity = cast(PropensityModel, original.learner("propensity"))
-    assert cast(PropensityModel, restored.learner("propensity")).predict_one(x) == propensity.predict_one(x)
+    customer = CustomerState("c1", first_event_ts=later(days=1).timestamp(), last_event_ts=later(days=9).timestamp(),
+                             events=3, purchases=2, monetary=30.0)
+    now = later(days=40).timestamp()
+    assert cast(PropensityModel, restored.learner("propensity")).predict(customer, now) == propensity.predict(
+        customer, now)
     items = cast(ItemCooccurrence, original.learner("cooccurrence"))
     assert cast(ItemCooccurrence, restored.learner("cooccurrence")).neighbours("i1") == items.neighbours("i1")
     # The policy reads the restored learners, and it goes on learning from where the original stopped.
@@ -59,7 +63,7 @@ def test_a_learner_the_checkpoint_lacks_starts_fresh_and_the_others_are_restored
     checkpoint.load_into(fewer, checkpoint.dump(original))
     more = Personalizer()
     info = checkpoint.load_into(more, checkpoint.dump(fewer))
-    assert info.restored == ["cooccurrence", "segments"] and info.fresh == ["propensity"]
+    assert info.restored == ["cooccurrence", "segments"] and info.fresh == ["propensity", "churn", "rfm"]
     assert more.learner("propensity").n_learned == 0
 
 

@@ -111,7 +111,7 @@ def test_the_same_results_whatever_the_interpreters_hash_seed(name: str) -> None
 
 
 def test_an_unknown_or_repeated_learner_is_a_clear_configuration_error() -> None:
-    with pytest.raises(ValueError, match=r"unknown learner .nope. in PERSO_LEARNERS; registered: cooccurrence"):
+    with pytest.raises(ValueError, match=r"unknown learner .nope. in PERSO_LEARNERS; registered: churn, cooccurrence"):
         Personalizer(ModelSettings(learners=["cooccurrence", "nope"]))
     with pytest.raises(ValueError, match="names a learner twice"):
         Personalizer(ModelSettings(learners=["segments", "segments"]))

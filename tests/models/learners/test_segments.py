@@ -1,6 +1,6 @@
 from datetime import timedelta
 
-from models.learners.segments import SegmentModel
+from models.learners.segments import SegmentModel, label_from
 from models.personalizer import Personalizer
 from models.settings import ModelSettings
 from models.state import CustomerState
@@ -16,7 +16,57 @@ def test_segments_separate_distinct_customers_and_describe_them() -> None:
         model.learn_features(big)
         model.learn_features(small)
     assert model.predict_one(big) != model.predict_one(small)
-    assert "high spend" in model.describe(model.predict_one(big))
+    assert model.describe(model.predict_one(big)).startswith("~19 orders, ~3,000 spent")  # e^3 - 1, e^8 - 1
+    assert model.describe(model.predict_one(small)).startswith("no orders")
+
+
+def numbers_in(label: str) -> dict[str, float]:
+    """'~3 orders, ~120 spent, ~40 events, mostly books (62%)' -> {'orders': 3, 'spent': 120, 'events': 40}"""
+    found = {}
+    for part in label.split(", "):
+        if part.startswith("~"):
+            value, word = part[1:].split(" ", 1)
+            found[word] = float(value.replace(",", ""))
+        elif part == "no orders":
+            found["orders"] = 0.0
+    return found
+
+
+def test_every_segment_label_says_what_its_centre_really_holds() -> None:
+    import math
+
+    import orjson
+
+    from models.state import DAY
+    from streams.datasets.synthetic import SyntheticShop, history
+
+    shop = SyntheticShop(n_customers=300, seed=4)
+    personalizer = Personalizer()
+    states: dict[str, CustomerState] = {}
+    for kind, body in history(shop, 20, T0.timestamp() - 20 * DAY):
+        event = parse_event(kind, orjson.dumps(body))
+        personalizer.process(states.setdefault(event.customer_id, CustomerState(event.customer_id)), event)
+    model = personalizer.learner("segments")
+    assert isinstance(model, SegmentModel)
+    labels = set()
+    for segment in model.kmeans.centers:
+        # describe() re-derives a label every 100 learns; label_from is what it derives it with.
+        values = model.centre_values(segment)
+        label = label_from(values)
+        labels.add(label)
+        said = numbers_in(label)
+        orders = math.expm1(values["frequency"])
+        # Each number is the centre's own value to two significant figures (and "no orders" means < 0.5).
+        assert said["orders"] == 0 if orders < 0.5 else abs(said["orders"] - orders) <= max(0.5, 0.05 * orders)
+        events = math.expm1(values["events"])
+        assert abs(said["events"] - events) <= max(0.5, 0.05 * events)
+        if "spent" in said:
+            spent = math.expm1(values["monetary"])
+            assert abs(said["spent"] - spent) <= max(0.5, 0.05 * spent)
+        shares = {k[4:]: v for k, v in values.items() if k.startswith("aff_")}
+        top = max(shares, key=shares.__getitem__)
+        assert (f"mostly {top} ({shares[top]:.0%})" in label) == (shares[top] >= 0.3)
+    assert len(labels) == len(model.kmeans.centers)  # segments that differ read differently
 
 
 def test_segment_is_reassigned_on_purchase_new_session_or_after_the_interval() -> None:

@@ -8,7 +8,7 @@ def busy_state(customer_id: str) -> CustomerState:
     return CustomerState(customer_id, events=40, views=30, affinity={"books": 3.5, "home": 1.25},
                          recent_items=[f"boo-{n:03d}" for n in range(10)],
                          recent_purchases=[("boo-001", 1.7e9 + n) for n in range(5)],
-                         pending_labels=[(1.7e9, ((0.5,) * 11, (("books", 0.7),)))], segment=2)
+                         learner_data={"propensity": ((1.7e9, (0.5,) * 25, False, 1.7e9, 1),)}, segment=2)
 
 
 def test_compressed_state_round_trips_and_is_small() -> None:
@@ -25,7 +25,7 @@ def test_a_state_is_a_handful_of_objects_for_the_garbage_collector() -> None:
     for _ in range(4):  # each pass untracks one more level of tuples holding only plain values
         gc.collect()
     tracked = [o for o in gc.get_objects() if o is state or any(o is getattr(state, f) for f in state.__slots__)]
-    nested = [p for p in state.pending_labels + state.recent_purchases if gc.is_tracked(p)]
+    nested = [p for p in [*state.learner_data["propensity"], *state.recent_purchases] if gc.is_tracked(p)]
     assert len(tracked) <= 7 and nested == []
 
 

@@ -107,3 +107,34 @@ def test_an_event_that_makes_a_learner_raise_is_undone_and_dead_lettered() -> No
     assert [d.reason for d in rig.published.dead] == ["processing_error"]
     assert rig.published.dead[0].detail == "ZeroDivisionError: float division by zero"
     assert rig.store.profiles["c1"]["events"] == "2" and rig.store.profiles["c1"]["views"] == "2"
+
+
+def test_silent_customers_are_rescored_in_stream_time_and_their_profile_says_when() -> None:
+    rig = Rig()
+    rig.handle(rig.records([purchase(customer="quiet", at=later(days=0)), click(customer="quiet", at=later(days=0))]))
+    first = dict(rig.store.profiles["quiet"])
+    assert first["scored_at"].startswith(later(days=0).date().isoformat())
+    assert first["rfm_group"] != "" and first["churn_risk"] != "" and first["rfm_code"] != ""
+    assert rig.store.wakes[0]["quiet"] > later(days=0).timestamp()
+    assert asyncio.run(rig.pipeline.rescore_due()) == 0  # the stream has not moved: nobody is due
+
+    # Other customers' events move partition 0's stream time 40 days on; "quiet" sends nothing.
+    rig.handle(rig.records([click(customer="busy", at=later(days=40))]))
+    visited = 0
+    for _ in range(20):  # each visit files the next, later as the silence grows
+        visited += asyncio.run(rig.pipeline.rescore_due())
+    profile = rig.store.profiles["quiet"]
+    assert visited >= 1 and rig.counters.rescored == visited
+    assert profile["scored_at"].startswith(later(days=40).date().isoformat())
+    assert float(profile["recency_days"]) > 39  # days since the purchase, as of the stream's time
+    assert profile["events"] == first["events"] and profile["customer_id"] == "quiet"  # nothing was counted
+    assert rig.store.wakes[0]["quiet"] > later(days=40).timestamp()
+
+
+def test_a_forgotten_customer_leaves_the_wake_index_at_the_next_sweep() -> None:
+    rig = Rig()
+    rig.handle(rig.records([click(customer="gone", at=later(days=0))]))
+    asyncio.run(rig.pipeline.forget("gone"))
+    rig.handle(rig.records([click(customer="other", at=later(days=30))]))
+    asyncio.run(rig.pipeline.rescore_due())
+    assert "gone" not in rig.store.wakes[0] and "gone" not in rig.store.profiles

@@ -1,0 +1,104 @@
+"""Online calibration of a classifier's scores: what fraction of customers scored p really do it.
+
+Labels are counted in bins of the raw score's logit (equal width, so the tails keep resolution), with a slow
+decay so the map follows drift; every `refit_every` labels the bins' observed rates are made monotonic with
+pool-adjacent-violators (isotonic regression) and the raw score is mapped by interpolating between bins.
+Until `min_labels` have been seen the raw score passes through.
+
+>>> import random
+>>> rng = random.Random(1)
+>>> calibrator = IsotonicBins(refit_every=100, min_labels=100)
+>>> for _ in range(20_000):  # a classifier that says 0.9 when the truth is 0.6, and 0.1 for 0.05
+...     raw = rng.choice([0.1, 0.9])
+...     calibrator.learn_one(raw, rng.random() < (0.6 if raw == 0.9 else 0.05))
+>>> round(calibrator.transform(0.9), 1), round(calibrator.transform(0.1), 2)
+(0.6, 0.05)
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+
+LOGIT_RANGE = 8.0  # raw scores beyond sigmoid(+-8) share the outermost bins
+# Pooled bins and the flat tails would give many customers the same score, and ties lose the raw score's
+# ranking: a slope this small keeps the order and moves no score by more than 0.0005.
+TIE_BREAK = 1e-3
+
+
+def logit(p: float) -> float:
+    p = min(max(p, 1e-9), 1 - 1e-9)
+    return math.log(p / (1 - p))
+
+
+class IsotonicBins:
+    def __init__(self, bins: int = 24, half_life_labels: float = 50_000, refit_every: int = 500,
+                 min_labels: int = 500) -> None:
+        self.bins = bins
+        self.decay = 0.5 ** (1 / half_life_labels)
+        self.refit_every = refit_every
+        self.min_labels = min_labels
+        self.positives = [0.0] * bins
+        self.totals = [0.0] * bins
+        self.logit_sums = [0.0] * bins  # where in its bin the scores fall: the bin's point for interpolation
+        self.n_learned = 0
+        self._fitted: list[tuple[float, float]] = []
+
+    def _bin(self, p: float) -> int:
+        z = min(max(logit(p), -LOGIT_RANGE), LOGIT_RANGE)
+        return min(self.bins - 1, int((z + LOGIT_RANGE) / (2 * LOGIT_RANGE) * self.bins))
+
+    def learn_one(self, raw: float, label: bool) -> None:
+        b = self._bin(raw)
+        if self.decay < 1.0:  # a few dozen multiplications per label: cheap, and every bin ages alike
+            decay = self.decay
+            for k in range(self.bins):
+                self.positives[k] *= decay
+                self.totals[k] *= decay
+                self.logit_sums[k] *= decay
+        self.positives[b] += float(label)
+        self.totals[b] += 1.0
+        self.logit_sums[b] += min(max(logit(raw), -LOGIT_RANGE), LOGIT_RANGE)
+        self.n_learned += 1
+        if self.n_learned % self.refit_every == 0 and self.n_learned >= self.min_labels:
+            self._fitted = self._isotonic()
+
+    def _isotonic(self) -> list[tuple[float, float]]:
+        """Pool adjacent violators over the bins' rates (weighted by counts): (bin centre logit, rate) of the
+        bins that hold labels, rates non-decreasing."""
+        blocks: list[list[float]] = []  # [positives, weight, first bin, last bin]
+        for b in range(self.bins):
+            weight = self.totals[b]
+            if weight <= 1e-9:
+                continue
+            blocks.append([self.positives[b], weight, b, b])
+            while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
+                merged = blocks.pop()
+                blocks[-1][0] += merged[0]
+                blocks[-1][1] += merged[1]
+                blocks[-1][3] = merged[3]
+        points = []
+        for positives, weight, first, last in blocks:
+            for b in range(int(first), int(last) + 1):
+                if self.totals[b] > 1e-9:
+                    points.append((self.logit_sums[b] / self.totals[b], positives / weight))
+        return points
+
+    def transform(self, raw: float) -> float:
+        points = self._fitted
+        if not points:
+            return raw
+        return min(1.0, max(0.0, self._mapped(raw, points) + TIE_BREAK * (raw - 0.5)))
+
+    @staticmethod
+    def _mapped(raw: float, points: list[tuple[float, float]]) -> float:
+        # Linear between the nearest bins that hold labels, in logit space; flat beyond the outermost.
+        z = min(max(logit(raw), -LOGIT_RANGE), LOGIT_RANGE)
+        at = bisect.bisect_left(points, (z, -1.0))
+        if at == 0:
+            return points[0][1]
+        if at == len(points):
+            return points[-1][1]
+        (z0, p0), (z1, p1) = points[at - 1], points[at]
+        share = (z - z0) / (z1 - z0) if z1 > z0 else 0.0
+        return p0 + (p1 - p0) * share

@@ -1,0 +1,151 @@
+"""`evaluate`: a labelled log through the Personalizer as the worker runs it (events and customer timers in
+event-time order, models/timeline.py), every figure measured against what the log shows customers did.
+
+- propensity and churn risk (models/evaluation/scores.py): at event moments and at fixed scoring dates,
+  beside recency-only, frequency-only and offline logistic-regression baselines fitted on the log's first half;
+- their stability: the propensity model as it stood at the end of each of the last days, all scoring the same
+  customers on the same date;
+- segments: adjusted Rand index against planted segments (synthetic logs), and how often a customer's
+  segment changes;
+- offers: the hit rate (the offered item bought within the horizon) against a popularity baseline at the
+  same moments.
+"""
+
+from __future__ import annotations
+
+import itertools
+import pickle
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import numpy as np
+from river import metrics
+from sklearn.metrics import roc_auc_score
+
+from models.evaluation.offers import OfferHits
+from models.evaluation.outcomes import PurchaseTimes
+from models.evaluation.scores import ScoreEvaluation
+from models.features import BEHAVIOUR_FEATURES, behaviour_features
+from models.learners.delayed import DelayedLabelLearner
+from models.learners.segments import SegmentModel
+from models.personalizer import Personalizer
+from models.state import DAY
+from models.timeline import Timeline
+from schemas.events import ClickEvent, PurchaseEvent
+
+Event = ClickEvent | PurchaseEvent
+
+
+@dataclass
+class EvaluationReport:
+    events: int = 0
+    customers: int = 0
+    timer_visits: int = 0
+    segments_ari: float | None = None
+    segment_change_rate: float = 0.0  # share of a customer's events that moved them to another segment
+    scores: dict[str, Any] = field(default_factory=dict)
+    stability: dict[str, Any] = field(default_factory=dict)
+    offers: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"events": self.events, "customers": self.customers, "timer_visits": self.timer_visits,
+                "segments_ari": self.segments_ari, "segment_change_rate": self.segment_change_rate,
+                "scores": self.scores, "stability": self.stability, "offers": self.offers}
+
+    def headline(self, output: str = "propensity", where: str = "fixed_dates") -> dict[str, Any]:
+        return cast(dict[str, Any], self.scores.get(output, {}).get(where, {}))
+
+
+def evaluate(personalizer: Personalizer, events: Iterable[Event], planted_segments: Mapping[str, int] | None = None,
+             date_every_days: float = 7.0, stability_days: int = 14) -> EvaluationReport:
+    log = sorted(events, key=lambda e: e.epoch)
+    report = EvaluationReport(events=len(log))
+    if not log:
+        return report
+    truth = PurchaseTimes.of(log)
+    start, end = log[0].epoch, log[-1].epoch
+    scored = [learner for learner in personalizer.learners if isinstance(learner, DelayedLabelLearner)]
+    evaluations = {learner.output: ScoreEvaluation(learner.output, learner.horizon_s, learner.purchase_is_positive,
+                                                   start, end) for learner in scored}
+    propensity = next((learner for learner in scored if learner.output == "propensity"), None)
+    step = date_every_days * DAY
+    dates = list(np.arange(start + max(step, 7 * DAY), end, step))
+    # The stability check: the propensity model at the end of each of the last days before the last scored date.
+    last_date = max((d for d in dates if propensity is None or d <= end - propensity.horizon_s), default=None)
+    day_ends = [last_date - k * DAY for k in range(stability_days, -1, -1)] if last_date is not None else []
+    model_copies: list[bytes] = []
+
+    timeline = Timeline(personalizer)
+    hits = OfferHits(personalizer, truth)
+    last_segment: dict[str, int | None] = {}
+    segment_changes = repeat_events = 0
+
+    def score_date(date: float) -> None:
+        timeline.advance(date)
+        for customer, state in timeline.states.items():
+            x = behaviour_features(state, date)
+            for learner in scored:
+                evaluations[learner.output].add_date(customer, date, learner.predict_proba(x), x)
+
+    for event in log:
+        while dates and dates[0] <= event.epoch:
+            score_date(dates.pop(0))
+        while day_ends and day_ends[0] <= event.epoch and propensity is not None:
+            timeline.advance(day_ends.pop(0))
+            model_copies.append(pickle.dumps(propensity))
+        outcome = timeline.process(event)
+        state = timeline.states[event.customer_id]
+        x = None
+        for learner in scored:
+            value = outcome.outputs.get(learner.output)
+            if value is not None and evaluations[learner.output].scorable(event.epoch):
+                x = x or behaviour_features(state, event.epoch)
+                evaluations[learner.output].add_event(event.customer_id, event.epoch, value, x)
+        previous = last_segment.get(event.customer_id)
+        if previous is not None:
+            repeat_events += 1
+            segment_changes += previous != outcome.segment
+        last_segment[event.customer_id] = outcome.segment
+        hits.add(event, state, outcome)
+
+    report.customers = len(timeline.states)
+    report.timer_visits = timeline.visits
+    report.segment_change_rate = segment_changes / repeat_events if repeat_events else 0.0
+    report.scores = {output: evaluation.report(truth) for output, evaluation in evaluations.items()}
+    if propensity is not None and model_copies:
+        report.stability = {"propensity": _stability(evaluations["propensity"], model_copies, last_date, truth)}
+    report.offers = hits.report(end)
+    if planted_segments:
+        report.segments_ari = _ari(personalizer, timeline, planted_segments)
+    return report
+
+
+def _stability(evaluation: ScoreEvaluation, copies: list[bytes], date: float | None, truth: PurchaseTimes
+               ) -> dict[str, Any]:
+    moments = evaluation.dates
+    rows = [i for i, t in enumerate(moments.times) if t == date]
+    if not rows:
+        return {}
+    y = evaluation.labels(moments, truth)[rows]
+    if y.min() == y.max():
+        return {}
+    features = [dict(zip(BEHAVIOUR_FEATURES, moments.features[i], strict=True)) for i in rows]
+    aucs = []
+    for blob in copies:
+        model: DelayedLabelLearner = pickle.loads(blob)
+        aucs.append(float(roc_auc_score(y, [model.predict_proba(x) for x in features])))
+    steps = [abs(b - a) for a, b in itertools.pairwise(aucs)]
+    return {"customers": len(rows), "days": len(aucs), "roc_auc_by_day": aucs,
+            "largest_day_to_day_change": max(steps) if steps else 0.0, "range": max(aucs) - min(aucs)}
+
+
+def _ari(personalizer: Personalizer, timeline: Timeline, planted: Mapping[str, int]) -> float:
+    ari = metrics.AdjustedRand()
+    segments = cast(SegmentModel, personalizer.learner("segments"))
+    # Every customer's segment under the final model, from their final features.
+    for customer, state in timeline.states.items():
+        if customer in planted:
+            x = personalizer.space.features(state, state.last_event_ts)
+            ari.update(planted[customer], segments.predict_one(x))
+    return float(ari.get())

@@ -1,0 +1,243 @@
+"""Scores whose truth is known only later: "will this customer buy within H days?" and its mirror, "will
+they not?". A subclass names the output and which way a purchase settles a label.
+
+How a score becomes honest:
+- It is asked at the moments the product shows it: at each event, and at timer visits between events (a
+  silent customer is scored as their silence grows), so the learner sees silence, not only activity.
+- Each of those moments may leave a snapshot of the customer's behaviour features (models/features.py) in
+  the customer's state. A purchase within the horizon marks its outcome; the snapshot is learned when the
+  horizon has passed in stream time (at a timer visit), whichever its outcome, whether or not the customer
+  ever comes back (otherwise only returning customers would ever be labelled). Learning a purchase at once
+  and a non-purchase only a horizon later would feed the model positives up to now and negatives up to a
+  horizon ago: it would over-predict (it did: 0.99 for a group of whom 30% bought).
+- Snapshots are thinned to one per `snapshot_every_s` (spread to span the horizon), each a uniform sample of
+  the moments of its window (reservoir sampling): learning from every session's first event only would
+  skew what the model knows towards session starts.
+- The classifier learns each label once it settles; its raw score is calibrated online (models/calibration.py)
+  so that of the customers scored p, a fraction p do it.
+
+The classifier is River's logistic regression on standardised features (AdaGrad steps, L2), or River's
+Hoeffding adaptive tree, whose path explains a score in words.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any, ClassVar
+
+from river import linear_model, metrics, optim, preprocessing, tree
+
+from models.calibration import IsotonicBins
+from models.features import BEHAVIOUR_FEATURES, behaviour_features
+from models.learners.base import EventContext, Learner, TimeContext
+from models.state import DAY, CustomerState
+
+PRIOR = 0.5  # before anything is learned: no opinion rather than a confident guess
+STORED_DECIMALS = 4
+# A customer silent this long leaves no more snapshots (the label visits stop with them).
+MAX_SILENCE_S = 365 * 86_400.0
+MODELS = ("logistic", "tree")
+
+# Words for the features a tree splits on, with how to show a threshold in the feature's own unit.
+_WORDS: dict[str, tuple[str, Any]] = {
+    "log_orders": ("orders", math.expm1), "days_since_purchase": ("days since the last order", None),
+    "log_days_since_purchase": ("days since the last order", math.expm1),
+    "days_since_event": ("days since the last visit", None),
+    "log_days_since_event": ("days since the last visit", math.expm1),
+    "log_spend": ("spent", math.expm1), "log_avg_order": ("average order", math.expm1),
+    "order_interval_days": ("days between orders", None), "log_order_interval": ("days between orders", math.expm1),
+    "overdue": ("times their usual interval since the last order", None), "orders_30d": ("orders in 30 days", None),
+    "log_tenure": ("days since first seen", math.expm1), "log_events": ("events", math.expm1),
+    "log_orders_per_month": ("orders a month", math.expm1), "log_activity": ("recent activity", math.expm1),
+}
+
+
+class AveragedLogistic:
+    """Logistic regression on standardised features, predicting with its weights averaged over the last
+    ~`window` labels (Polyak-Ruppert averaging): the learner keeps adapting, the scores it gives do not swing
+    with the last few examples."""
+
+    def __init__(self, learning_rate: float = 0.05, l2: float = 1e-4, window: int = 10_000) -> None:
+        self.scaler = preprocessing.StandardScaler()
+        self.regression = linear_model.LogisticRegression(optimizer=optim.AdaGrad(learning_rate), l2=l2,
+                                                          intercept_lr=0.01)
+        self.window = window
+        self.weights: dict[str, float] = {}
+        self.intercept = 0.0
+        self.n = 0
+
+    def learn_one(self, x: dict[str, float], y: bool) -> None:
+        self.scaler.learn_one(x)
+        self.regression.learn_one(self.scaler.transform_one(x), y)
+        self.n += 1
+        rate = max(1.0 / self.n, 1.0 / self.window)
+        weights = self.weights
+        for name, weight in self.regression.weights.items():
+            average = weights.get(name, 0.0)
+            weights[name] = average + rate * (weight - average)
+        self.intercept += rate * (self.regression.intercept - self.intercept)
+
+    def predict_proba_one(self, x: dict[str, float]) -> dict[bool, float]:
+        z = self.scaler.transform_one(x)
+        weights = self.weights
+        score = self.intercept + sum(weights.get(name, 0.0) * value for name, value in z.items())
+        p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, score))))
+        return {True: p, False: 1.0 - p}
+
+
+def make_classifier(kind: str) -> Any:
+    if kind == "logistic":
+        return AveragedLogistic()
+    if kind == "tree":
+        return tree.HoeffdingAdaptiveTreeClassifier(grace_period=400, delta=1e-5, leaf_prediction="mc",
+                                                    max_depth=6, seed=42)
+    raise ValueError(f"unknown classifier {kind!r}: one of {', '.join(MODELS)}")
+
+
+class DelayedLabelLearner(Learner):
+    """P(outcome within `horizon_days`), per customer; output under `output`."""
+
+    output: ClassVar[str]
+    # Does a purchase within the horizon make the label positive (propensity) or negative (churn)?
+    purchase_is_positive: ClassVar[bool]
+
+    def __init__(self, horizon_days: float, snapshot_every_s: float = 3600.0, max_pending: int = 24,
+                 model: str = "logistic") -> None:
+        self.horizon_s = horizon_days * DAY
+        # Pending snapshots must span the horizon, or the oldest are dropped before their label is known.
+        self.snapshot_every_s = max(snapshot_every_s, self.horizon_s / max(1, max_pending - 2))
+        self.max_pending = max_pending
+        self.model = model
+        self.classifier = make_classifier(model)
+        self.calibrator = IsotonicBins()
+        self.rng = random.Random(42)
+        # Progressive: each label scored before it is learned. Self-measured on the labelled snapshots, not
+        # the product's honest figure (that is models/evaluation): kept for /metrics, named for what it is.
+        self.auc = metrics.ROCAUC()
+        self.logloss = metrics.LogLoss()
+        self.n_learned = 0
+
+    # --- learning ----------------------------------------------------------------------------------
+    def observe_before(self, ctx: EventContext) -> None:
+        # Before the event changes the state: a purchase settles the snapshots taken before it.
+        self._settle(ctx.state, ctx.ts, purchased=ctx.is_purchase)
+
+    def learn_one(self, ctx: EventContext) -> None:
+        self._score(ctx)
+
+    def learn_time(self, ctx: TimeContext) -> None:
+        self._settle(ctx.state, ctx.ts, purchased=False)
+        self._score(ctx)
+
+    def _score(self, ctx: TimeContext) -> None:
+        x = ctx.behaviour
+        ctx.outputs[self.output] = self.predict_proba(x)
+        self._snapshot(ctx.state, ctx.ts, x)
+
+    def _pending(self, state: CustomerState) -> list[tuple[Any, ...]]:
+        # Snapshots are tuples, replaced rather than changed in place: `CustomerState.copy` copies containers one
+        # level deep, so undoing a failed event (its copy restored) must find nothing mutated inside them.
+        return list(state.learner_data.get(self.name, ()))
+
+    def _snapshot(self, state: CustomerState, now_ts: float, x: dict[str, float]) -> None:
+        if now_ts - state.last_event_ts > MAX_SILENCE_S:
+            return  # a year without a sign of life: no longer part of the base being scored
+        pending = self._pending(state)
+        values = tuple(round(x[name], STORED_DECIMALS) for name in BEHAVIOUR_FEATURES)
+        # (time, features, whether a purchase followed within the horizon so far, window start, moments seen)
+        if pending and now_ts - pending[-1][3] < self.snapshot_every_s:
+            ts, stored, outcome, window, seen = pending[-1]
+            seen += 1
+            if self.rng.random() * seen < 1.0:  # the k-th moment of the window replaces with probability 1/k
+                ts, stored, outcome = now_ts, values, False
+            pending[-1] = (ts, stored, outcome, window, seen)
+        else:
+            pending.append((now_ts, values, False, now_ts, 1))
+            del pending[:-self.max_pending]
+        state.learner_data[self.name] = tuple(pending)
+
+    def _settle(self, state: CustomerState, now_ts: float, purchased: bool) -> None:
+        """Mark the snapshots a purchase at `now_ts` follows within their horizon; learn those whose horizon
+        has passed (each once, with the outcome it had)."""
+        if not state.learner_data.get(self.name):
+            return
+        still: list[tuple[Any, ...]] = []
+        for snapshot in self._pending(state):
+            age = now_ts - snapshot[0]
+            if age > self.horizon_s:
+                self._learn(snapshot[1], snapshot[2] == self.purchase_is_positive)
+                continue
+            if purchased and age > 0 and not snapshot[2]:
+                snapshot = (snapshot[0], snapshot[1], True, snapshot[3], snapshot[4])
+            still.append(snapshot)
+        state.learner_data[self.name] = tuple(still)
+
+    def _learn(self, values: tuple[float, ...], label: bool) -> None:
+        if len(values) != len(BEHAVIOUR_FEATURES):
+            return  # written with another feature set (an older release): its label cannot be learned
+        x = dict(zip(BEHAVIOUR_FEATURES, values, strict=True))
+        if self.n_learned:
+            raw = self._raw(x)
+            self.auc.update(label, self.calibrator.transform(raw))
+            self.logloss.update(label, self.calibrator.transform(raw))
+            self.calibrator.learn_one(raw, label)
+        self.classifier.learn_one(x, label)
+        self.n_learned += 1
+
+    # --- predicting --------------------------------------------------------------------------------
+    def _raw(self, x: dict[str, float]) -> float:
+        return float(self.classifier.predict_proba_one(x).get(True, 0.0))
+
+    def predict_proba(self, x: dict[str, float]) -> float:
+        if self.n_learned == 0:
+            return PRIOR
+        return min(1.0, max(0.0, self.calibrator.transform(self._raw(x))))
+
+    def predict(self, state: CustomerState, now_ts: float) -> dict[str, Any]:
+        return {self.output: self.predict_proba(behaviour_features(state, now_ts))}
+
+    def next_wake(self, state: CustomerState) -> float | None:
+        """When the oldest snapshot's horizon has passed. Each visit leaves a snapshot of its own, so a silent
+        customer is visited about once a day: measured, learning from fewer silent moments (one visit per
+        horizon, or a daily grid learned in bursts at rarer visits) ranked worse and swung more from day to
+        day on Ta Feng (docs/model-quality.md)."""
+        pending = state.learner_data.get(self.name)
+        return pending[0][0] + self.horizon_s + 1.0 if pending else None
+
+    def explain(self, state: CustomerState, now_ts: float) -> str:
+        """Why the score is what it is, in words (a tree's path; a linear model's two strongest reasons)."""
+        x = behaviour_features(state, now_ts)
+        if self.n_learned == 0:
+            return "nothing learned yet"
+        if self.model == "tree":
+            return _tree_path_in_words(self.classifier.debug_one(x) or "")
+        z = self.classifier.scaler.transform_one(x)
+        contributions = sorted(((self.classifier.weights.get(k, 0.0) * v, k) for k, v in z.items()), reverse=True)
+        strongest = [k for c, k in contributions[:2] if c > 0]
+        return ", ".join(_feature_in_words(k, x[k]) for k in strongest) or "nothing stands out"
+
+    def metrics(self) -> dict[str, float]:
+        return {"self_measured_roc_auc": float(self.auc.get()), "self_measured_log_loss": float(self.logloss.get()),
+                "labelled": float(self.n_learned)}
+
+
+def _feature_in_words(name: str, value: float) -> str:
+    words, unscale = _WORDS.get(name, (name.replace("_", " "), None))
+    shown = unscale(value) if unscale else value
+    return f"{shown:.0f} {words}" if abs(shown) >= 1 or shown == 0 else f"{shown:.1f} {words}"
+
+
+def _tree_path_in_words(path: str) -> str:
+    """River's `debug_one` path ("log_orders ≤ 1.09...") in units a marketer reads ("orders ≤ 2")."""
+    steps = []
+    for line in path.splitlines():
+        for sign in ("≤", ">"):
+            if f" {sign} " in line:
+                name, threshold = line.split(f" {sign} ", 1)
+                words, unscale = _WORDS.get(name.strip(), (name.strip().replace("_", " "), None))
+                value = float(threshold.split()[0])
+                shown = unscale(value) if unscale else value
+                steps.append(f"{words} {sign} {shown:.1f}".replace(".0 ", " ").replace(".0", "") if shown >= 1
+                             else f"{words} {sign} {shown:.2f}")
+    return "; ".join(steps) or "too little learned to split"
