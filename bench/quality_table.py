@@ -38,6 +38,16 @@ def rows(name: str, report: Any) -> list[str]:
             engine = section["engine"]
             out.append(f"| {name} | {output} | {where.replace('_', ' ')} | {engine['n']:,} | "
                        f"{engine.get('base_rate', 0):.3f} | " + " | ".join(cell(section[s]) for s in SCORERS) + " |")
+        within = sections.get("within_dates", {})
+
+        def inside(m: dict[str, Any] | None) -> str:
+            if not m or m.get("mean_roc_auc") is None:
+                return "n/a"
+            return f"{m['mean_roc_auc']:.3f} / gap {m['mean_level_gap']:.3f}"
+
+        dates = within.get("engine", {}).get("dates", 0)
+        out.append(f"| {name} | {output} | within each date (mean) | {dates} dates | | "
+                   + " | ".join(inside(within.get(s)) for s in SCORERS) + " |")
     return out
 
 
@@ -45,10 +55,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", default="1,2,3,4,5")
     parser.add_argument("--tafeng", action="store_true")
+    parser.add_argument("--days", type=float, default=60.0)
+    parser.add_argument("--customers", type=int, default=2000)
     args = parser.parse_args()
     runs: list[tuple[str, Any]] = []
     for seed in [int(s) for s in args.seeds.split(",") if s]:
-        runs.append((f"synthetic seed {seed}", run_evaluation(ModelSettings(), seed=seed)))
+        runs.append((f"synthetic seed {seed}", run_evaluation(ModelSettings(), days=args.days, customers=args.customers,
+                                                               seed=seed)))
     if args.tafeng:
         runs.append(("Ta Feng", run_evaluation(ModelSettings(), log="tafeng")))
     print("| log | score | scored at | moments | base rate | engine AUC / ECE | recency-only | frequency-only "

@@ -107,6 +107,19 @@ class Personalizer:
         self._schedule(state, now_ts)
         return Outcome(ctx.outputs, None)
 
+    def catch_up(self, state: CustomerState, until_ts: float, max_visits: int = 64) -> Outcome | None:
+        """Every visit the customer is due up to stream time `until_ts`, each at its own time (as an offline
+        replay of the timeline would make them), then the scores as of `until_ts`: what the profile shows.
+        None when nothing was due. The worker calls this for the due customers of a partition."""
+        visits = 0
+        while state.wake_ts is not None and state.wake_ts <= until_ts and visits < max_visits:
+            self.tick(state, max(state.wake_ts, state.last_event_ts))
+            visits += 1
+        if not visits:
+            return None
+        state.scored_ts = max(state.scored_ts, until_ts)
+        return Outcome(self.scores(state, until_ts), None)
+
     def scores(self, state: CustomerState, now_ts: float) -> dict[str, Any]:
         """What every learner says of the customer as of `now_ts`, learning nothing (how a campaign scores its
         customer base on a given day)."""

@@ -336,6 +336,11 @@ def _evaluation_summary(report: Any) -> list[str]:
             others = ", ".join(f"{name} {figure(m)}" for name, m in section.items() if name != "engine")
             lines.append(f"{output} at {where.replace('_', ' ')} ({engine.get('n', 0)} scored, base rate "
                          f"{engine.get('base_rate', 0):.3f}): engine {figure(engine)}; {others}")
+        within = sections.get("within_dates", {})
+        if within.get("engine", {}).get("mean_roc_auc") is not None:
+            lines.append(f"{output} within each scoring date (mean AUC / mean level gap): " + ", ".join(
+                f"{name} {m['mean_roc_auc']:.3f} / {m['mean_level_gap']:.3f}" for name, m in within.items()
+                if m.get("mean_roc_auc") is not None))
     for output, stability in report.stability.items():
         if stability:
             lines.append(f"{output} stability: models of {stability['days']} consecutive days on the same customers, "

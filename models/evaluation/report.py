@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import pickle
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -58,7 +58,9 @@ class EvaluationReport:
 
 
 def evaluate(personalizer: Personalizer, events: Iterable[Event], planted_segments: Mapping[str, int] | None = None,
-             date_every_days: float = 7.0, stability_days: int = 14) -> EvaluationReport:
+             date_every_days: float = 7.0, stability_days: int = 14,
+             progress: Callable[[int], None] | None = None) -> EvaluationReport:
+    """`progress(n)` is told every 1,000 events that n more were processed (a long log takes minutes)."""
     log = sorted(events, key=lambda e: e.epoch)
     report = EvaluationReport(events=len(log))
     if not log:
@@ -88,7 +90,9 @@ def evaluate(personalizer: Personalizer, events: Iterable[Event], planted_segmen
             for learner in scored:
                 evaluations[learner.output].add_date(customer, date, learner.predict_proba(x), x)
 
-    for event in log:
+    for n, event in enumerate(log, 1):
+        if progress is not None and n % 1000 == 0:
+            progress(1000)
         while dates and dates[0] <= event.epoch:
             score_date(dates.pop(0))
         while day_ends and day_ends[0] <= event.epoch and propensity is not None:

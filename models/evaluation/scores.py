@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -90,15 +91,40 @@ class ScoreEvaluation:
         out: dict[str, Any] = {"horizon_days": self.horizon_s / 86_400, "trained_baselines_on": len(train_y)}
         for where, moments in (("fixed_dates", self.dates), ("event_moments", self.events)):
             y = self.labels(moments, truth)
-            section = {"engine": binary_metrics(y, moments.scores)}
+            scores = {"engine": np.asarray(moments.scores, dtype=float)}
             for name, columns in BASELINES.items():
                 model = fitted[name]
-                if model is None or not moments.scores:
-                    section[name] = {"n": len(y), "roc_auc": None}
-                    continue
-                section[name] = binary_metrics(y, model.predict_proba(moments.matrix(columns))[:, 1])
+                if model is not None and moments.scores:
+                    scores[name] = model.predict_proba(moments.matrix(columns))[:, 1]
+            section = {name: binary_metrics(y, scores[name]) if name in scores else {"n": len(y), "roc_auc": None}
+                       for name in ("engine", *BASELINES)}
             out[where] = section
+            if where == "fixed_dates":
+                times = np.asarray(moments.times)
+                out["within_dates"] = {name: within_dates(y, p, times) for name, p in scores.items()}
         return out
+
+
+def within_dates(y: np.ndarray, scores: np.ndarray, times: np.ndarray) -> dict[str, Any]:
+    """Ranking and level within each scoring date, averaged over the dates: how a campaign scoring its base on
+    one day sees the scores. The pooled AUC over all dates also punishes a level that lags the base rate's
+    swings from week to week (delayed labels are a horizon old); this one does not, and `mean_level_gap`
+    shows the lag on its own: the mean |mean score - observed rate| of a date.
+
+    >>> figures = within_dates(np.array([0, 1, 0, 1.0]), np.array([0.1, 0.9, 0.6, 0.7]), np.array([1, 1, 2, 2]))
+    >>> figures["mean_roc_auc"], figures["dates"]
+    (1.0, 2)
+    """
+    aucs, gaps = [], []
+    for date in np.unique(times):
+        on = times == date
+        if 0 < y[on].sum() < on.sum():
+            aucs.append(float(roc_auc_score(y[on], scores[on])))
+            gaps.append(float(abs(scores[on].mean() - y[on].mean())))
+    if not aucs:
+        return {"dates": 0, "mean_roc_auc": None, "min_roc_auc": None, "mean_level_gap": None}
+    return {"dates": len(aucs), "mean_roc_auc": float(np.mean(aucs)), "min_roc_auc": float(min(aucs)),
+            "mean_level_gap": float(np.mean(gaps))}
 
 
 def _fit(x: np.ndarray, y: np.ndarray) -> Any:

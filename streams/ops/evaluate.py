@@ -3,11 +3,13 @@ event-time order and without Kafka; the figures come from models/evaluation/."""
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from tqdm import tqdm
 
 from models.evaluation import EvaluationReport, evaluate
 from models.personalizer import Personalizer
@@ -23,7 +25,7 @@ class EvaluationRun:
 
 
 def run_evaluation(settings: ModelSettings, log: str = "synthetic", days: float = 60.0, customers: int = 2000,
-                   seed: int = 5) -> EvaluationRun:
+                   seed: int = 5, progress: bool = True) -> EvaluationRun:
     planted: dict[str, int] | None = None
     if log == "tafeng":
         from streams.datasets.public_logs import read_tafeng
@@ -35,5 +37,7 @@ def run_evaluation(settings: ModelSettings, log: str = "synthetic", days: float 
         events = [parse_event(kind, orjson.dumps(body)) for kind, body in log_events]
         planted = {c.customer_id: c.segment for c in shop.customers}
     began = time.monotonic()
-    report = evaluate(Personalizer(settings), events, planted)
+    with tqdm(total=len(events), unit="ev", unit_scale=True, file=sys.stderr, desc="evaluate",
+              disable=not progress or not sys.stderr.isatty()) as bar:
+        report = evaluate(Personalizer(settings), events, planted, progress=bar.update)
     return EvaluationRun(report, time.monotonic() - began)

@@ -116,10 +116,18 @@ class RedisCustomerStore:
             args: list[int | bytes] = [self.dedup_window, self.ttl_s, orjson.dumps(batch)]
             await self._save_script(keys=keys, args=args)
 
-    async def due(self, partition: int, until_ts: float, limit: int) -> list[str]:
-        """Customers of `partition` due a visit at or before stream time `until_ts`, the longest-waiting first."""
-        found = await self.client.zrangebyscore(wake_key(partition), "-inf", until_ts, start=0, num=limit)
-        return [_text(cast(bytes | str, customer)) for customer in found]
+    async def due(self, until_by_partition: Mapping[int, float], limit: int) -> dict[int, list[str]]:
+        """Per partition, up to `limit` customers due a visit at or before its stream time, the longest-waiting
+        first: one round trip for all of them."""
+        if not until_by_partition:
+            return {}
+        partitions = list(until_by_partition)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for partition in partitions:
+                pipe.zrangebyscore(wake_key(partition), "-inf", until_by_partition[partition], start=0, num=limit)
+            replies = await pipe.execute()
+        return {partition: [_text(cast(bytes | str, customer)) for customer in found]
+                for partition, found in zip(partitions, replies, strict=True)}
 
     async def drop_wakes(self, partition: int, customer_ids: Sequence[str]) -> None:
         if customer_ids:

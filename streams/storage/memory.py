@@ -48,10 +48,13 @@ class InMemoryCustomerStore:
                 newest = sorted(seen.items(), key=lambda pair: (pair[1], pair[0]))[-self.dedup_window:]
                 self.seen[state.customer_id] = dict(newest)
 
-    async def due(self, partition: int, until_ts: float, limit: int) -> list[str]:
-        wakes = self.wakes.get(partition, {})
-        ready = sorted((ts, c) for c, ts in wakes.items() if ts <= until_ts)
-        return [c for _, c in ready[:limit]]
+    async def due(self, until_by_partition: Mapping[int, float], limit: int) -> dict[int, list[str]]:
+        found = {}
+        for partition, until_ts in until_by_partition.items():
+            wakes = self.wakes.get(partition, {})
+            ready = sorted((ts, c) for c, ts in wakes.items() if ts <= until_ts)
+            found[partition] = [c for _, c in ready[:limit]]
+        return found
 
     async def drop_wakes(self, partition: int, customer_ids: Sequence[str]) -> None:
         for customer in customer_ids:

@@ -3,8 +3,8 @@ in tests and the simulator).
 
 `load` returns the states asked for and, per customer, which of the batch's event ids were already applied
 (`SeenWindow`); `save` writes each changed customer's state, profile and newly applied event ids atomically,
-and files the customer under its input partition's wake index at `state.wake_ts`; `due` lists the customers of
-a partition whose wake time has passed (the re-scoring sweep's work); `drop_wakes` removes entries whose
+and files the customer under its input partition's wake index at `state.wake_ts`; `due` lists, per partition, the
+customers whose wake time has passed (the re-scoring sweep's work); `drop_wakes` removes entries whose
 customer is gone (forgotten or expired).
 """
 
@@ -44,7 +44,7 @@ class CustomerRepository(Protocol):
 
     async def save(self, updates: Sequence[CustomerUpdate], partitions: Mapping[str, int] | None = None) -> None: ...
 
-    async def due(self, partition: int, until_ts: float, limit: int) -> list[str]: ...
+    async def due(self, until_by_partition: Mapping[int, float], limit: int) -> dict[int, list[str]]: ...
 
     async def drop_wakes(self, partition: int, customer_ids: Sequence[str]) -> None: ...
 

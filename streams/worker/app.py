@@ -10,6 +10,7 @@ by customer instead, so per-customer state needs no repartition at all.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from typing import Any
@@ -115,10 +116,13 @@ def create_app(settings: Settings) -> faust.App:
     async def periodic_checkpoint() -> None:
         await checkpoints.save("periodic")
 
-    @app.timer(worker.rescore_interval_s)
+    @app.task
     async def rescore_silent_customers() -> None:
-        if checkpoints.restored.is_set():  # the models a visit learns into must be the restored ones
+        # A task, not a timer: a round may outlast the interval while it catches up after a replay.
+        await checkpoints.restored.wait()  # the models a visit learns into must be the restored ones
+        while not app.should_stop:
             await rescore_due(pipeline, worker.rescore_budget_s)
+            await asyncio.sleep(worker.rescore_interval_s)
 
     @app.timer(STATS_PUBLISH_S)
     async def publish_stats() -> None:

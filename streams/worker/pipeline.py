@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -124,10 +124,19 @@ class BatchPipeline:
         started = time.perf_counter()
         received_at = datetime.now(UTC)
         validated, dead = self._validate(records, received_at)
+        batch_end: dict[int, float] = {}  # per partition, the newest event time of this batch
         for record, event in validated:
-            if event.epoch > self.clocks.get(record.partition, float("-inf")):
-                self.clocks[record.partition] = event.epoch
-        windows = await self._until_done("load", lambda: self._load(validated), waiting=len(records))
+            if event.epoch > batch_end.get(record.partition, float("-inf")):
+                batch_end[record.partition] = event.epoch
+        for partition, end in batch_end.items():
+            self.clocks[partition] = max(end, self.clocks.get(partition, end))
+        # Customers due a visit by this batch's time (in a replay, stream time moves by hours per batch): their
+        # visits come first, each at its own time, as the timeline would run them.
+        due = await self._until_done("load", lambda: self.store.due(batch_end, self.rescore_batch),
+                                     waiting=len(records))
+        with_events = {event.customer_id for _, event in validated}
+        visiting = {c: p for p, customers in due.items() for c in customers if c not in with_events}
+        windows = await self._until_done("load", lambda: self._load(validated, visiting), waiting=len(records))
         sorted_out = triage(validated, windows, self.store.dedup_window)
         for record, event in sorted_out.outside_window:
             detail = (f"event {event.event_id} at {event.ts.isoformat()} is older than the last "
@@ -135,14 +144,22 @@ class BatchPipeline:
             dead.append(dead_letter_from(record, EventRejected(OUTSIDE_WINDOW, detail), received_at))
         loaded = time.perf_counter()
 
+        visits, gone = self._visits_due(visiting, batch_end)
         applied = self._apply(sorted_out.fresh, dead, received_at)
-        updates = self._profiles(applied, dead, received_at)
+        updates = visits + self._profiles(applied, dead, received_at)
 
         processed = time.perf_counter()
         undeliverable = await self._publish(applied.offers, dead, applied.trigger_of, waiting=len(records))
         published = time.perf_counter()
         partitions = {customer: events[0][0].partition for customer, events in applied.events.items()}
+        partitions.update(visiting)
         await self._until_done("save", lambda: self.store.save(updates, partitions), waiting=len(records))
+        for partition, customers in gone.items():
+            await self._until_done("save", lambda: self.store.drop_wakes(partition, customers),  # noqa: B023
+                                   waiting=len(records))
+        if visits:
+            for sensor in self.sensors:
+                sensor.on_rescored(len(visits), sum(len(c) for c in gone.values()))
         saved = time.perf_counter()
 
         reasons: dict[str, int] = {}
@@ -181,8 +198,9 @@ class BatchPipeline:
         return visited
 
     async def _rescore_partition(self, partition: int, clock: float) -> int:
-        due = await self._until_done("load", lambda: self.store.due(partition, clock, self.rescore_batch),
-                                     waiting=0, outside_a_batch=True)
+        found = await self._until_done("load", lambda: self.store.due({partition: clock}, self.rescore_batch),
+                                       waiting=0, outside_a_batch=True)
+        due = found.get(partition, [])
         if not due:
             return 0
         missing = [c for c in due if self.cache.get(c) is None]
@@ -191,31 +209,7 @@ class BatchPipeline:
                                                outside_a_batch=True)
             for state in states.values():
                 self.cache.put(state)
-        now = datetime.now(UTC)
-        updates: list[CustomerUpdate] = []
-        gone: list[str] = []
-        for customer in due:
-            cached = self.cache.get(customer)
-            if cached is None:
-                gone.append(customer)  # forgotten or expired since it was filed
-                continue
-            state = cached
-            if state.wake_ts is not None and state.wake_ts > clock:
-                updates.append((state, None, ()))  # filed at an older time: file it again at its own
-                continue
-            before = state.copy()
-            try:
-                outcome = self.personalizer.tick(state, max(clock, state.last_event_ts))
-                profile = profile_from(state, outcome, now)
-            except Exception as error:
-                # Like a poisoned event: undone, and not retried before the customer's next event or a later
-                # visit (else the sweep would meet it again at once, forever).
-                state.restore(before)
-                state.wake_ts = clock + self.personalizer.settings.rescore_min_s
-                log.warning("re-scoring customer %s failed: %s", customer, describe(error))
-                updates.append((state, None, ()))
-                continue
-            updates.append((state, profile, ()))
+        updates, gone = self._visit(due, clock, datetime.now(UTC))
         partitions = {state.customer_id: partition for state, _, _ in updates}
         await self._until_done("save", lambda: self.store.save(updates, partitions), waiting=0, outside_a_batch=True)
         if gone:
@@ -224,6 +218,46 @@ class BatchPipeline:
         for sensor in self.sensors:
             sensor.on_rescored(len(updates), len(gone))
         return len(due)
+
+    def _visits_due(self, visiting: dict[str, int], batch_end: dict[int, float]
+                    ) -> tuple[list[CustomerUpdate], dict[int, list[str]]]:
+        updates: list[CustomerUpdate] = []
+        gone: dict[int, list[str]] = {}
+        now = datetime.now(UTC)
+        by_partition: dict[int, list[str]] = {}
+        for customer, partition in visiting.items():
+            by_partition.setdefault(partition, []).append(customer)
+        for partition, customers in by_partition.items():
+            visited, missing = self._visit(customers, batch_end[partition], now)
+            updates.extend(visited)
+            if missing:
+                gone[partition] = missing
+        return updates, gone
+
+    def _visit(self, due: Sequence[str], until_ts: float, now: datetime) -> tuple[list[CustomerUpdate], list[str]]:
+        """Each due customer's visits up to `until_ts` (Personalizer.catch_up) and its new profile; the customers
+        no longer stored (forgotten or expired since they were filed) are returned apart."""
+        updates: list[CustomerUpdate] = []
+        gone: list[str] = []
+        for customer in due:
+            state = self.cache.get(customer)
+            if state is None:
+                gone.append(customer)
+                continue
+            before = state.copy()
+            try:
+                outcome = self.personalizer.catch_up(state, until_ts)
+                profile = profile_from(state, outcome, now) if outcome is not None else None
+            except Exception as error:
+                # Like a poisoned event: undone, and not retried before the customer's next event or a later
+                # visit (else every round would meet it again at once, forever).
+                state.restore(before)
+                state.wake_ts = until_ts + self.personalizer.settings.rescore_min_s
+                log.warning("re-scoring customer %s failed: %s", customer, describe(error))
+                profile = None
+            # Without a profile (filed at an older time than its state's, or failed): filed again at its own.
+            updates.append((state, profile, ()))
+        return updates, gone
 
     # --- stage 3: the models, one event at a time -------------------------------------------------
     def _apply(self, fresh: Sequence[tuple[RawRecord, CustomerEvent]], dead: list[DeadLetter],
@@ -377,12 +411,14 @@ class BatchPipeline:
             events.append((record, event))
         return events, dead
 
-    async def _load(self, validated: Sequence[tuple[RawRecord, CustomerEvent]]) -> dict[str, SeenWindow]:
-        """Fill the cache with missing states; return what Redis remembers of this batch's event ids."""
+    async def _load(self, validated: Sequence[tuple[RawRecord, CustomerEvent]], visiting: Iterable[str] = ()
+                    ) -> dict[str, SeenWindow]:
+        """Fill the cache with missing states (of the batch's customers and of those it visits); return what Redis
+        remembers of this batch's event ids."""
         event_ids: dict[str, list[str]] = {}
         for _, event in validated:
             event_ids.setdefault(event.customer_id, []).append(event.event_id)
-        missing = [c for c in event_ids if self.cache.get(c) is None]
+        missing = [c for c in [*event_ids, *visiting] if self.cache.get(c) is None]
         states, windows = await self.store.load(missing, event_ids)
         for state in states.values():
             self.cache.put(state)

@@ -219,8 +219,10 @@ def isolated(stack: Settings, name: str, redis_db: int, **overrides: Any) -> Set
     return settings
 
 
-def produce(settings: Settings, records: Sequence[tuple[str, str | None, bytes]]) -> None:
-    """Send (topic kind or name, key, value) records and wait for the broker's acknowledgement."""
+def produce(settings: Settings, records: Sequence[tuple[str, str | None, bytes]],
+            headers: list[tuple[str, bytes]] | None = None) -> None:
+    """Send (topic kind or name, key, value) records, each with `headers`, and wait for the broker's
+    acknowledgement."""
     kafka = settings.kafka
 
     async def send() -> None:
@@ -229,7 +231,7 @@ def produce(settings: Settings, records: Sequence[tuple[str, str | None, bytes]]
         try:
             for topic, key, value in records:
                 name = kafka.topic_for(topic) if topic in EVENT_KINDS else topic
-                await producer.send_and_wait(name, value, key=key.encode() if key else None)
+                await producer.send_and_wait(name, value, key=key.encode() if key else None, headers=headers)
         finally:
             await producer.stop()
 

@@ -14,6 +14,7 @@ import orjson
 import redis
 
 from streams.settings import Settings
+from streams.worker.contracts import HISTORICAL_HEADER
 from tests.helpers import click, now_iso, purchase
 from tests.integration.conftest import ROOT, Worker, produce, profile, report_fault, settings_env, wait_for
 
@@ -97,11 +98,14 @@ def worker_stat(settings: Settings, name: str, pid: int | None = None) -> int:
         client.close()
 
 
-def start_ready(settings: Settings, log: Path) -> Worker:
+def start_ready(settings: Settings, log: Path, probe_at: datetime | None = None) -> Worker:
+    """A worker that has processed a first event (the probe, at `probe_at`: a test of history probes within it,
+    as a probe from today would move its partition's stream time to today)."""
     worker = Worker(settings, log)
     worker.start()
-    probe = click(customer="probe", at=now_iso())
-    produce(settings, [("clickstream", "probe", orjson.dumps(probe))])
+    probe = click(customer="probe", at=probe_at if probe_at is not None else now_iso())
+    # Marked as a historical replay marks its records, so a probe of any age is accepted.
+    produce(settings, [("clickstream", "probe", orjson.dumps(probe))], headers=[(HISTORICAL_HEADER, b"1")])
     wait_for(lambda: profile(settings, "probe"), 90, "the worker to process a first event", worker)
     return worker
 

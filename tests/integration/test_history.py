@@ -46,7 +46,7 @@ def test_a_1990s_log_replays_with_historical_and_is_scored_in_its_own_time(stack
     refused = replay(settings, log, tmp_path)  # without the flag, the live bound refuses every record
     assert f"rejected {total} ts_too_old" in refused.stdout, refused.stdout
 
-    worker = start_ready(settings, tmp_path / "worker.log")
+    worker = start_ready(settings, tmp_path / "worker.log", probe_at=START)
     try:
         accepted = replay(settings, log, tmp_path, "--historical")
         assert f"published {total}, rejected 0" in accepted.stdout, accepted.stdout

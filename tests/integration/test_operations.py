@@ -92,6 +92,9 @@ def test_operating_a_pseudonymising_worker(stack: Settings, tmp_path: Path) -> N
                        20, "status to show the offsets committed", worker)
         assert "total lag 0" in out.stdout and "alive" in out.stdout and "accepted 5" in out.stdout, out.stdout
         assert "ms per batch: load " in out.stdout, out.stdout
+        # Alice bought once, Bob never: one buyer in a group, one prospect.
+        assert "RFM groups (customers as of their last visit): " in out.stdout, out.stdout
+        assert "prospects 1" in out.stdout, out.stdout
 
         out = perso(settings, "forget", "alice@example.com")
         assert out.returncode == 0 and "3 keys deleted" in out.stdout and "1 running worker(s)" in out.stdout, out
