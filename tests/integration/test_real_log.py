@@ -23,7 +23,7 @@ from tests.integration.scenario import replay, start_ready, worker_stat
 CUTOFF = datetime(2001, 1, 29, tzinfo=UTC)  # 30 days before the log ends: churn's truth is whole
 
 
-def test_ta_feng_through_the_worker_scores_customers_as_well_as_the_best_baseline(stack: Settings, tmp_path: Path) -> None:
+def test_ta_feng_through_the_worker_scores_as_well_as_the_best_baseline(stack: Settings, tmp_path: Path) -> None:
     settings = isolated(stack, "tafeng", redis_db=10, exclude_bought_days=0)
     events = [e for e in read_tafeng() if zlib.crc32(e.customer_id.encode()) % 3 == 0]
     before = [e for e in events if e.ts < CUTOFF]
