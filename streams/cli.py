@@ -297,11 +297,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"error: {run.error}", file=sys.stderr)
     print(f"\n{len(run.offers)} offers seen.")
     if run.offers:
-        customer = run.offers[-1]["customer_id"]
+        # A customer who has bought shows the most: R/F/M scores and their group beside the rest.
+        customer = _a_buyer([offer["customer_id"] for offer in run.offers[-200:]]) or run.offers[-1]["customer_id"]
         print(f"profile of {customer} (redis-cli HGETALL {keys.profile_key(customer)}):")
         cmd_profile(argparse.Namespace(customer_id=customer))
     print("The broker and Redis are still running: `perso stack down` stops them.")
     return 1 if run.error else 0
+
+
+def _a_buyer(customers: list[str]) -> str | None:
+    from streams.security import redis_sync
+    from streams.storage import keys
+
+    client = redis_sync(_settings().redis)
+    try:
+        for customer in reversed(customers):
+            if (client.hget(keys.profile_key(customer), "frequency") or b"0") not in (b"0", "0"):
+                return customer
+    finally:
+        client.close()
+    return None
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -129,9 +129,11 @@ def label_from(values: dict[str, float]) -> str:
     '~3 orders, ~120 spent, ~40 events, mostly books (62%)'
     >>> label_from({"frequency": 0.0, "monetary": 0.0, "events": 1.1, "aff_books": 0.25, "aff_home": 0.25})
     'no orders, ~2 events, no main category'
+    >>> label_from({"frequency": 0.7, "monetary": 3.0, "events": 2.0, "aff_books": 0.9})
+    '~1 order, ~19 spent, ~6 events, mostly books (90%)'
     """
     orders = max(0.0, math.expm1(values.get("frequency", 0.0)))
-    words = ["no orders" if orders < 0.5 else f"~{_rounded(orders)} orders"]
+    words = ["no orders" if orders < 0.5 else "~1 order" if orders < 1.5 else f"~{_rounded(orders)} orders"]
     if orders >= 0.5:
         words.append(f"~{_rounded(max(0.0, math.expm1(values.get('monetary', 0.0))))} spent")
     words.append(f"~{_rounded(max(0.0, math.expm1(values.get('events', 0.0))))} events")

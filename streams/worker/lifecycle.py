@@ -60,6 +60,8 @@ async def rescore_due(pipeline: BatchPipeline, budget_s: float) -> None:
         await pipeline.rescore_due(budget_s)
     except (BatchFailed, StoppedDuringRetry) as error:
         log.warning("re-scoring silent customers paused: %s", describe(error))
+    except Exception:  # a bug must not end the loop: the next round tries again
+        log.exception("re-scoring silent customers failed; trying again in the next round")
 
 
 class ModelCheckpoints:

@@ -29,6 +29,8 @@ def numbers_in(label: str) -> dict[str, float]:
             found[word] = float(value.replace(",", ""))
         elif part == "no orders":
             found["orders"] = 0.0
+        if part == "~1 order":
+            found["orders"] = 1.0
     return found
 
 
