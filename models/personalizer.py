@@ -120,6 +120,13 @@ class Personalizer:
         state.scored_ts = max(state.scored_ts, until_ts)
         return Outcome(self.scores(state, until_ts), None)
 
+    def explain(self, state: CustomerState, now_ts: float) -> dict[str, str]:
+        """Each learner's reasons for what it says of the customer as of `now_ts`, in words (for the profile)."""
+        reasons: dict[str, str] = {}
+        for learner in self.learners:
+            reasons.update(learner.explain(state, now_ts))
+        return reasons
+
     def scores(self, state: CustomerState, now_ts: float) -> dict[str, Any]:
         """What every learner says of the customer as of `now_ts`, learning nothing (how a campaign scores its
         customer base on a given day)."""

@@ -37,8 +37,8 @@ class ModelSettings(BaseSettings):
     propensity_horizon_days: float = Field(7.0, gt=0, description="propensity: P(a purchase within this)")
     churn_horizon_days: float = Field(30.0, gt=0, description="churn risk: P(no purchase within this)")
     score_model: Literal["logistic", "tree"] = Field(
-        "logistic", description="the classifier behind propensity and churn risk: logistic regression, or a "
-        "Hoeffding tree whose path explains each score in words")
+        "logistic", description="the classifier behind propensity and churn risk: averaged logistic regression, "
+        "or a Hoeffding adaptive tree (worse and less stable on Ta Feng: docs/model-quality.md)")
     rescore_min_s: float = Field(21_600.0, gt=0, description="profiles of silent customers are re-scored at "
                                  "most this often in stream time ...")
     rescore_silence_fraction: float = Field(0.5, gt=0, description="... and then after this fraction of their "

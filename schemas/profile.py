@@ -35,7 +35,10 @@ class ProfileUpdate(BaseModel):
                                             "the customer's last event, or a later re-scoring while they are silent")
     propensity: float | None = Field(None, ge=0, le=1, description="P(a purchase within the propensity horizon), "
                                      "calibrated; absent when no propensity learner runs")
+    propensity_reason: str | None = Field(None, description="what the propensity leans on for this customer, "
+                                          "in their values, e.g. '3 orders, the last 12 days ago, 120 spent'")
     churn_risk: float | None = Field(None, ge=0, le=1, description="P(no purchase within the churn horizon)")
+    churn_risk_reason: str | None = Field(None, description="what the churn risk leans on, in the same words")
     rfm_recency: int | None = Field(None, ge=1, le=5, description="R score: the customer's fifth of the base by "
                                     "last purchase (5: most recent); absent for customers who never bought")
     rfm_frequency: int | None = Field(None, ge=1, le=5, description="F score: fifth of the base by orders")

@@ -345,6 +345,10 @@ def _evaluation_summary(report: Any) -> list[str]:
         return f"AUC {m['roc_auc']:.3f} ECE {m['ece']:.3f}"
 
     for output, sections in report.scores.items():
+        if not sections.get("trained_baselines_on"):
+            lines.append(f"{output}: not measurable on a log this short: its {sections.get('horizon_days', 0):.0f}-day "
+                         "horizon leaves no labelled dates before the split (try --days 120)")
+            continue
         for where in ("fixed_dates", "event_moments"):
             section = sections.get(where, {})
             engine = section.get("engine", {})

@@ -109,6 +109,10 @@ class Learner(ABC):
         """What this learner says of the customer as of `now_ts`, without learning (the profile's view)."""
         return {}
 
+    def explain(self, state: CustomerState, now_ts: float) -> dict[str, str]:
+        """Why this learner says what it says of the customer, in words (for the profile; not per event)."""
+        return {}
+
     def next_wake(self, state: CustomerState) -> float | None:
         """When this learner needs the customer visited without an event (None: it does not)."""
         return None

@@ -16,8 +16,8 @@ How a score becomes honest:
 - The classifier learns each label once it settles; its raw score is calibrated online (models/calibration.py)
   so that of the customers scored p, a fraction p do it.
 
-The classifier is River's logistic regression on standardised features (AdaGrad steps, L2), or River's
-Hoeffding adaptive tree, whose path explains a score in words.
+The classifier is River's logistic regression on standardised features (AdaGrad steps, L2, averaged), or
+River's Hoeffding adaptive tree (measured worse and less stable on Ta Feng: docs/model-quality.md).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from river import linear_model, metrics, optim, preprocessing, tree
 from models.calibration import IsotonicBins
 from models.features import BEHAVIOUR_FEATURES, behaviour_features
 from models.learners.base import EventContext, Learner, TimeContext
+from models.learners.reasons import in_words
 from models.state import DAY, CustomerState
 
 PRIOR = 0.5  # before anything is learned: no opinion rather than a confident guess
@@ -38,20 +39,6 @@ STORED_DECIMALS = 4
 # A customer silent this long leaves no more snapshots (the label visits stop with them).
 MAX_SILENCE_S = 365 * 86_400.0
 MODELS = ("logistic", "tree")
-
-# Words for the features a tree splits on, with how to show a threshold in the feature's own unit.
-_WORDS: dict[str, tuple[str, Any]] = {
-    "log_orders": ("orders", math.expm1), "days_since_purchase": ("days since the last order", None),
-    "log_days_since_purchase": ("days since the last order", math.expm1),
-    "days_since_event": ("days since the last visit", None),
-    "log_days_since_event": ("days since the last visit", math.expm1),
-    "log_spend": ("spent", math.expm1), "log_avg_order": ("average order", math.expm1),
-    "order_interval_days": ("days between orders", None), "log_order_interval": ("days between orders", math.expm1),
-    "overdue": ("times their usual interval since the last order", None), "orders_30d": ("orders in 30 days", None),
-    "log_tenure": ("days since first seen", math.expm1), "log_events": ("events", math.expm1),
-    "log_orders_per_month": ("orders a month", math.expm1), "log_activity": ("recent activity", math.expm1),
-}
-
 
 class AveragedLogistic:
     """Logistic regression on standardised features, predicting with its weights averaged over the last
@@ -202,6 +189,22 @@ class DelayedLabelLearner(Learner):
     def predict(self, state: CustomerState, now_ts: float) -> dict[str, Any]:
         return {self.output: self.predict_proba(behaviour_features(state, now_ts))}
 
+    def explain(self, state: CustomerState, now_ts: float) -> dict[str, str]:
+        """The features the classifier leans on for this customer, said as the customer's values: a tree's path,
+        or a linear model's largest contributions (weight x standardised value)."""
+        if self.n_learned == 0:
+            return {}
+        x = behaviour_features(state, now_ts)
+        if isinstance(self.classifier, AveragedLogistic):
+            z = self.classifier.scaler.transform_one(x)
+            weights = self.classifier.weights
+            leaning = sorted(z, key=lambda name: -abs(weights.get(name, 0.0) * z[name]))
+        else:
+            root = getattr(self.classifier, "_root", None)
+            leaning = [node.feature for node in root.walk(x, until_leaf=True) if hasattr(node, "feature")
+                       ] if root is not None else []
+        return {f"{self.output}_reason": in_words(leaning, x)}
+
     def next_wake(self, state: CustomerState) -> float | None:
         """When the oldest snapshot's horizon has passed. Each visit leaves a snapshot of its own, so a silent
         customer is visited about once a day: measured, learning from fewer silent moments (one visit per
@@ -210,39 +213,6 @@ class DelayedLabelLearner(Learner):
         pending = state.learner_data.get(self.name)
         return pending[0][0] + self.horizon_s + 1.0 if pending else None
 
-    def explain(self, state: CustomerState, now_ts: float) -> str:
-        """Why the score is what it is, in words (a tree's path; a linear model's two strongest reasons)."""
-        x = behaviour_features(state, now_ts)
-        if self.n_learned == 0:
-            return "nothing learned yet"
-        if self.model == "tree":
-            return _tree_path_in_words(self.classifier.debug_one(x) or "")
-        z = self.classifier.scaler.transform_one(x)
-        contributions = sorted(((self.classifier.weights.get(k, 0.0) * v, k) for k, v in z.items()), reverse=True)
-        strongest = [k for c, k in contributions[:2] if c > 0]
-        return ", ".join(_feature_in_words(k, x[k]) for k in strongest) or "nothing stands out"
-
     def metrics(self) -> dict[str, float]:
         return {"self_measured_roc_auc": float(self.auc.get()), "self_measured_log_loss": float(self.logloss.get()),
                 "labelled": float(self.n_learned)}
-
-
-def _feature_in_words(name: str, value: float) -> str:
-    words, unscale = _WORDS.get(name, (name.replace("_", " "), None))
-    shown = unscale(value) if unscale else value
-    return f"{shown:.0f} {words}" if abs(shown) >= 1 or shown == 0 else f"{shown:.1f} {words}"
-
-
-def _tree_path_in_words(path: str) -> str:
-    """River's `debug_one` path ("log_orders ≤ 1.09...") in units a marketer reads ("orders ≤ 2")."""
-    steps = []
-    for line in path.splitlines():
-        for sign in ("≤", ">"):
-            if f" {sign} " in line:
-                name, threshold = line.split(f" {sign} ", 1)
-                words, unscale = _WORDS.get(name.strip(), (name.strip().replace("_", " "), None))
-                value = float(threshold.split()[0])
-                shown = unscale(value) if unscale else value
-                steps.append(f"{words} {sign} {shown:.1f}".replace(".0 ", " ").replace(".0", "") if shown >= 1
-                             else f"{words} {sign} {shown:.2f}")
-    return "; ".join(steps) or "too little learned to split"

@@ -74,9 +74,10 @@ def _probability(outputs: dict[str, object], name: str) -> float | None:
     return round(float(value), 6) if isinstance(value, int | float) else None
 
 
-def profile_from(state: CustomerState, outcome: Outcome, now: datetime) -> ProfileUpdate:
+def profile_from(state: CustomerState, outcome: Outcome, now: datetime,
+                 reasons: dict[str, str] | None = None) -> ProfileUpdate:
     """The profile as of the stream time the outcome was computed at (`state.scored_ts`): its event, or a
-    re-scoring visit while the customer is silent."""
+    re-scoring visit while the customer is silent. `reasons`: the learners' explanations in words."""
     last = state.last_offer or {}
     share = state.affinity_share()
     outputs = outcome.outputs
@@ -92,6 +93,8 @@ def profile_from(state: CustomerState, outcome: Outcome, now: datetime) -> Profi
         segment=outcome.segment, segment_label=outcome.segment_label,
         scored_at=datetime.fromtimestamp(scored_ts, UTC), propensity=_probability(outputs, "propensity"),
         churn_risk=_probability(outputs, "churn_risk"), **{name: outputs.get(name) for name in PROFILE_OUTPUTS},
+        propensity_reason=(reasons or {}).get("propensity_reason"),
+        churn_risk_reason=(reasons or {}).get("churn_risk_reason"),
         last_offer_item=last.get("item_id"), last_offer_reason=last.get("reason"),
         last_offer_score=last.get("score"),
         last_offer_at=datetime.fromtimestamp(last["ts"], UTC) if "ts" in last else None,

@@ -247,7 +247,8 @@ class BatchPipeline:
             before = state.copy()
             try:
                 outcome = self.personalizer.catch_up(state, until_ts)
-                profile = profile_from(state, outcome, now) if outcome is not None else None
+                profile = (profile_from(state, outcome, now, self.personalizer.explain(state, until_ts))
+                           if outcome is not None else None)
             except Exception as error:
                 # Like a poisoned event: undone, and not retried before the customer's next event or a later
                 # visit (else every round would meet it again at once, forever).
@@ -295,7 +296,7 @@ class BatchPipeline:
         updates: list[CustomerUpdate] = []
         for customer_id, (state, outcome) in list(applied.changed.items()):
             try:
-                profile = profile_from(state, outcome, now)
+                profile = profile_from(state, outcome, now, self.personalizer.explain(state, state.scored_ts))
             except Exception as error:
                 log.error("profile of customer %s could not be built: %s", customer_id, describe(error))
                 state.restore(applied.before_batch[customer_id])

@@ -1,10 +1,12 @@
 """Delayed labels: a snapshot settles when its horizon passes in stream time, whether or not the customer
 comes back; silence is what the learner sees between events (timer visits)."""
 
+import pytest
+
 from models.features import FeatureSpace
 from models.learners.base import EventContext, TimeContext
 from models.learners.churn import ChurnModel
-from models.learners.delayed import PRIOR
+from models.learners.delayed import MODELS, PRIOR
 from models.learners.propensity import PropensityModel
 from models.state import DAY, CustomerState
 from schemas.events import parse_event
@@ -25,8 +27,9 @@ def visit(state: CustomerState, day: float, model: PropensityModel) -> None:
     model.learn_time(TimeContext(ts=TS + day * DAY, state=state, space=FeatureSpace()))
 
 
-def test_regular_buyers_score_high_and_lapsed_buyers_low_once_horizons_pass() -> None:
-    model = PropensityModel(horizon_days=7)
+@pytest.mark.parametrize("classifier", MODELS)
+def test_regular_buyers_score_high_and_lapsed_buyers_low_once_horizons_pass(classifier: str) -> None:
+    model = PropensityModel(horizon_days=7, model=classifier)
     assert model.predict(CustomerState("x"), TS)["propensity"] == PRIOR
     for n in range(60):
         regular, lapsed = CustomerState(f"w{n}"), CustomerState(f"l{n}")
@@ -45,6 +48,8 @@ def test_regular_buyers_score_high_and_lapsed_buyers_low_once_horizons_pass() ->
     p_active = model.predict(active, TS + 216 * DAY)["propensity"]
     p_gone = model.predict(gone, TS + 260 * DAY)["propensity"]
     assert p_active > 0.7 and p_gone < 0.1, (p_active, p_gone)
+    # Why, in the customer's own values: a tree's path or a linear model's largest contributions.
+    assert "4 orders" in model.explain(active, TS + 216 * DAY)["propensity_reason"]
 
 
 def test_a_failed_event_can_be_undone_on_the_state_copy() -> None:
