@@ -86,7 +86,7 @@ class WorkerTelemetry:
         return report
 
     def model_figures(self) -> dict[str, float]:
-        """Each learner's figures as `{learner}_{figure}` (e.g. propensity_roc_auc)."""
+        """Each learner's figures as `{learner}_{figure}` (e.g. propensity_self_measured_roc_auc)."""
         return {f"{learner}_{name}": float(value) for learner, figures in self.model_metrics().items()
                 for name, value in figures.items()}
 
