@@ -3,7 +3,8 @@ the RFM code (e.g. "545") and the conventional named groups.
 
 The base's distributions are exact, not sampled: every buyer counts once in each, and moves between buckets
 when they buy (last purchase day; order count; spend on a log scale). A score is the customer's mid-rank in
-the base (ties share their middle), cut in fifths: the top fifth of the base by recency scores R = 5.
+the base (ties share their middle; for recency, a day's buyers all rank as its most recent), cut in fifths:
+the top fifth of the base by recency scores R = 5.
 With several workers, each scores against the customers of its own partitions, a hash sample of the base.
 
 Groups follow the common R x F map (champions, loyal customers, potential loyalists, new customers,
@@ -19,6 +20,11 @@ never bought are "prospects" and have no scores.
 {'rfm_recency': 5, 'rfm_frequency': 5, 'rfm_monetary': 5, 'rfm_code': '555', 'rfm_group': 'champions'}
 >>> rfm.predict(CustomerState("c0", purchases=1, monetary=10.0, last_purchase_ts=0.0), now_ts=10 * DAY)["rfm_group"]
 'lost'
+>>> today = RFMModel()
+>>> for n in range(4):  # a new shop: everyone bought today, once
+...     today.add_buyer(last_purchase_ts=0.5 * DAY, orders=1, spend=10.0)
+>>> today.predict(CustomerState("c1", purchases=1, monetary=10.0, last_purchase_ts=0.5 * DAY), now_ts=DAY)["rfm_code"]
+'533'
 """
 
 from __future__ import annotations
@@ -78,8 +84,8 @@ class Distribution:
             self.counts[bucket] = count
         self._keys = None
 
-    def share_below(self, bucket: int) -> float:
-        """Share of the base below `bucket`, counting half of those in it (mid-rank)."""
+    def share_below(self, bucket: int, ties: float = 0.5) -> float:
+        """Share of the base below `bucket`, counting this share of those in it (0.5: mid-rank)."""
         if self.total <= 0:
             return 0.5
         if self._keys is None:
@@ -91,7 +97,7 @@ class Distribution:
         at = bisect.bisect_left(self._keys, bucket)
         below = self._below[at] if at < len(self._keys) else self.total
         same = self.counts.get(bucket, 0)
-        return (below + same / 2) / self.total
+        return (below + same * ties) / self.total
 
 
 def score(share: float) -> int:
@@ -152,7 +158,9 @@ class RFMModel(Learner):
     def predict(self, state: CustomerState, now_ts: float) -> dict[str, Any]:
         if not state.purchases or state.last_purchase_ts is None:
             return {"rfm_group": PROSPECTS}
-        r = score(self.last_purchase_day.share_below(int(state.last_purchase_ts // DAY)))
+        # Recency counts ties as below: everyone who bought on the latest day bought most recently (R = 5), even
+        # when that is the whole base (a new shop, the demo); orders and spend keep the mid-rank.
+        r = score(self.last_purchase_day.share_below(int(state.last_purchase_ts // DAY), ties=1.0))
         f = score(self.orders.share_below(state.purchases))
         m = score(self.spend.share_below(spend_bucket(state.monetary)))
         return {"rfm_recency": r, "rfm_frequency": f, "rfm_monetary": m, "rfm_code": f"{r}{f}{m}",
