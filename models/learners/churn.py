@@ -22,6 +22,7 @@ class ChurnModel(DelayedLabelLearner):
 
     @classmethod
     def from_settings(cls, settings: ModelSettings) -> ChurnModel:
-        # Longer horizon, fewer snapshots: one a day is plenty to learn who slips away over a month.
+        # Longer horizon, fewer snapshots: at most 12 pending, so one per 3 days (horizon / 10, see
+        # DelayedLabelLearner) is enough to learn who slips away over a month.
         return cls(horizon_days=settings.churn_horizon_days, snapshot_every_s=86_400.0, max_pending=12,
                    model=settings.score_model)

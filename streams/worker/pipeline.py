@@ -9,9 +9,10 @@ Order of effects per batch (the stream acks the batch's offsets only after `hand
 4. publish offers and dead letters and wait for the broker to acknowledge them;
 5. write states, profiles and applied event ids to Redis in one atomic script, and file each customer under its
    input partition's wake index (when it is next due a visit without an event).
-Beside the batches, `rescore_due` visits the customers whose wake time has passed in their partition's stream
-time (the newest event time read from it): labels settle as horizons pass and the profile's scores are
-re-computed as of that time, so a silent customer's propensity and churn risk are true when read.
+Before step 3, a batch visits the customers of its partitions whose wake time has passed by its newest event
+time, each visit at its own due time (Personalizer.catch_up); `rescore_due` does the same for partitions whose
+batches have stopped, up to their stream time (the newest event time read). Labels settle as horizons pass and
+the profile's scores are re-computed as of that time, so a silent customer's scores are true when read.
 A stage that fails is retried with the same data while the failure can heal (streams/worker/failures.py), so the
 in-memory states and models always hold exactly what the batch will write. A failure that cannot heal
 raises BatchFailed: the caller must then stop without acking (streams/worker/lifecycle.py), so the batch is
@@ -203,12 +204,7 @@ class BatchPipeline:
         due = found.get(partition, [])
         if not due:
             return 0
-        missing = [c for c in due if self.cache.get(c) is None]
-        if missing:
-            states, _ = await self._until_done("load", lambda: self.store.load(missing, {}), waiting=0,
-                                               outside_a_batch=True)
-            for state in states.values():
-                self.cache.put(state)
+        await self._until_done("load", lambda: self._load((), due), waiting=0, outside_a_batch=True)
         updates, gone = self._visit(due, clock, datetime.now(UTC))
         partitions = {state.customer_id: partition for state, _, _ in updates}
         await self._until_done("save", lambda: self.store.save(updates, partitions), waiting=0, outside_a_batch=True)
