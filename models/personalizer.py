@@ -23,35 +23,48 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from models.experiments.attribution import Attribution, Tallies, merge
+from models.experiments.running import RunningExperiment
 from models.features import FeatureSpace
 from models.learners import EventContext, Learner, TimeContext, build_learners
+from models.learners.cooccurrence import ItemCooccurrence
 from models.policies import Decision, Guardrails, OfferPolicy, build_policy
 from models.settings import ModelSettings
-from models.state import CustomerState
-from schemas.events import ClickEvent, PurchaseEvent
+from models.state import DAY, CustomerState
+from schemas.events import InputEvent, OfferFeedback, PurchaseEvent
+from schemas.experiments import HOLDOUT, ExperimentConfig
+from schemas.offers import Offer
 
 
 @dataclass
 class Outcome:
-    """What one event produced: the learners' outputs for the customer and the offer decided, if any."""
+    """What one event (or timer visit) produced: the learners' outputs for the customer, the offer decided if any
+    (`published`: False when the customer's arm holds it out), the customer's experiment and arm, and what it
+    counted for the experiments (`tallies`). `outputs` is None for feedback: the customer's scores did not move."""
 
-    outputs: dict[str, Any]
+    outputs: dict[str, Any] | None
     decision: Decision | None
+    published: bool = False
+    experiment: str | None = None
+    arm: str | None = None
+    expires_ts: float | None = None
+    policy_version: str | None = None  # of the policy that decided (an experiment's arm may run another)
+    tallies: Tallies = field(default_factory=dict)
 
     @property
     def segment(self) -> int | None:
-        return self.outputs.get("segment")
+        return self.outputs.get("segment") if self.outputs else None
 
     @property
     def segment_label(self) -> str | None:
-        return self.outputs.get("segment_label")
+        return self.outputs.get("segment_label") if self.outputs else None
 
     @property
     def propensity(self) -> float | None:
-        return self.outputs.get("propensity")
+        return self.outputs.get("propensity") if self.outputs else None
 
 
 class Personalizer:
@@ -61,7 +74,9 @@ class Personalizer:
         self.space = FeatureSpace()
         self.learners: list[Learner] = build_learners(self.settings)
         self.guardrails = Guardrails.from_settings(self.settings)
+        self.attribution = Attribution(self.settings.attribution_window_days * DAY, self.settings.open_offers_max)
         self.policy: OfferPolicy = build_policy(self.settings.policy, self.settings, self.learners_by_name)
+        self.experiment: RunningExperiment | None = None
         self._refresh_hooks()
 
     @property
@@ -77,48 +92,91 @@ class Personalizer:
         self.learners = list(learners)
         self.policy = build_policy(self.settings.policy, self.settings, self.learners_by_name)
         self._refresh_hooks()
+        self.run_experiment(self.experiment.config if self.experiment is not None else None)
+
+    def run_experiment(self, config: ExperimentConfig | None) -> None:
+        """Decide by `config`'s arms from the next event on (None, or a stopped experiment: by PERSO_POLICY for
+        everyone). Raises ValueError for an arm whose policy is not registered."""
+        if config is None or not config.running:
+            self.experiment = None
+        elif self.experiment is None or self.experiment.config != config:
+            self.experiment = RunningExperiment(
+                config, self.policy, lambda name: build_policy(name, self.settings, self.learners_by_name))
 
     def _refresh_hooks(self) -> None:
         # Only learners that override a hook are called for it (calls per event saved).
         self._before = [learner for learner in self.learners
                         if type(learner).observe_before is not Learner.observe_before]
         self._waking = [learner for learner in self.learners if type(learner).next_wake is not Learner.next_wake]
+        items = self.learners_by_name.get("cooccurrence")
+        self._items = items if isinstance(items, ItemCooccurrence) else None
 
-    def process(self, state: CustomerState, event: ClickEvent | PurchaseEvent) -> Outcome:
-        """Apply one new event to `state` (mutated in place); the caller has removed duplicates."""
+    def process(self, state: CustomerState, event: InputEvent) -> Outcome:
+        """Apply one new event to `state` (mutated in place); the caller has removed duplicates. Feedback on an
+        offer only moves the offer's attribution; the customer's behaviour and scores are unchanged."""
+        tallies: Tallies = {}
+        if isinstance(event, OfferFeedback):
+            self.attribution.on_feedback(state, event, tallies)
+            return Outcome(None, None, tallies=tallies)
+        running = self.experiment
+        arm = running.arm_of(state.customer_id) if running is not None else None
+        if running is not None and arm is not None:
+            self.attribution.join(state, running.name, arm.name, tallies)
         ctx = EventContext(ts=event.epoch, state=state, space=self.space, event=event)
         for learner in self._before:
             learner.observe_before(ctx)
         state.update(event)
         self.space.note(event)
+        if isinstance(event, PurchaseEvent):
+            self.attribution.on_purchase(state, event, running.name if running is not None else None, tallies)
         for learner in self.learners:
             learner.learn_one(ctx)
-        decision = self.guardrails.decide(self.policy, state, ctx.ts, ctx.outputs)
+        policy = running.policy_of(arm) if running is not None and arm is not None else self.policy
+        decision = self.guardrails.decide(policy, state, ctx.ts, ctx.outputs)
+        outcome = Outcome(ctx.outputs, decision, published=decision is not None, policy_version=policy.version,
+                          tallies=tallies)
+        if running is not None and arm is not None:
+            outcome.experiment, outcome.arm = running.name, arm.name
+            if decision is not None:
+                outcome.published = arm.policy != HOLDOUT
+                outcome.expires_ts = ctx.ts + self.attribution.window_s
+                self.attribution.record_offer(
+                    state, Offer.make_id(state.customer_id, event.event_id), decision.item_id,
+                    self._price_of(decision.item_id), ctx.ts, running.name, arm.name, outcome.published, tallies)
         self._schedule(state, max(ctx.ts, state.scored_ts))
-        return Outcome(ctx.outputs, decision)
+        return outcome
 
-    def tick(self, state: CustomerState, now_ts: float) -> Outcome:
+    def tick(self, state: CustomerState, now_ts: float, watermark: float | None = None) -> Outcome:
         """A timer's visit to a customer at stream time `now_ts`, without an event: learners settle what time has
-        settled and the scores are re-computed as of now. Never called with now_ts before the customer's last
-        event (the stream's clock only moves forward)."""
+        settled, offers whose window has passed by the `watermark` (the event time every input topic has been
+        read up to; default `now_ts`) close, and the scores are re-computed as of now. Never called with now_ts
+        before the customer's last event (the stream's clock only moves forward)."""
         ctx = TimeContext(ts=now_ts, state=state, space=self.space)
         for learner in self.learners:
             learner.learn_time(ctx)
+        tallies: Tallies = {}
+        if state.open_offers or state.pending_feedback:
+            self.attribution.expire(state, now_ts if watermark is None else min(now_ts, watermark), tallies)
         self._schedule(state, now_ts)
-        return Outcome(ctx.outputs, None)
+        return Outcome(ctx.outputs, None, tallies=tallies)
 
     def catch_up(self, state: CustomerState, until_ts: float, max_visits: int = 64) -> Outcome | None:
-        """Every visit the customer is due up to stream time `until_ts`, each at its own time (as an offline
-        replay of the timeline would make them), then the scores as of `until_ts`: what the profile shows.
-        None when nothing was due. The worker calls this for the due customers of a partition."""
+        """Every visit the customer is due up to stream time `until_ts` (the watermark), each at its own time (as an
+        offline replay of the timeline would make them), then the scores as of `until_ts`: what the profile
+        shows. None when nothing was due. The worker calls this for the due customers of a partition."""
         visits = 0
+        tallies: Tallies = {}
         while state.wake_ts is not None and state.wake_ts <= until_ts and visits < max_visits:
-            self.tick(state, max(state.wake_ts, state.last_event_ts))
+            merge(tallies, self.tick(state, max(state.wake_ts, state.last_event_ts), watermark=until_ts).tallies)
             visits += 1
         if not visits:
             return None
         state.scored_ts = max(state.scored_ts, until_ts)
-        return Outcome(self.scores(state, until_ts), None)
+        return Outcome(self.scores(state, until_ts), None, tallies=tallies)
+
+    def _price_of(self, item_id: str) -> float | None:
+        info = self._items.info.get(item_id) if self._items is not None else None
+        return info.price if info is not None else None
 
     def explain(self, state: CustomerState, now_ts: float) -> dict[str, str]:
         """Each learner's reasons for what it says of the customer as of `now_ts`, in words (for the profile)."""
@@ -145,12 +203,16 @@ class Personalizer:
             due = learner.next_wake(state)
             if due is not None and due < wake:
                 wake = max(due, now_ts)
+        expiry = self.attribution.next_expiry(state) if state.open_offers or state.pending_feedback else None
+        if expiry is not None and expiry < wake:
+            wake = max(expiry, now_ts)
         state.wake_ts = wake
 
     def model_versions(self) -> dict[str, str]:
         versions = {learner.name: learner.version_tag for learner in self.learners}
         versions["decision"] = self.policy.version
         return versions
+
 
     def metrics(self) -> dict[str, dict[str, float]]:
         """Each learner's own figures, by learner name."""

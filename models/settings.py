@@ -49,6 +49,10 @@ class ModelSettings(BaseSettings):
     offer_cap_per_hour: int = Field(4, ge=1, description="offers per customer per hour of event time")
     offer_refresh_s: float = Field(600.0, ge=0, description="do not resend the same item sooner than this")
     exclude_bought_days: float = Field(30.0, ge=0, description="never offer what the customer bought within this")
+    attribution_window_days: float = Field(7.0, gt=0, description="an offer converts when its item is bought (or "
+                                           "it is redeemed) within this much event time")
+    open_offers_max: int = Field(16, ge=1, description="offers kept open per customer for attribution; beyond, "
+                                 "the oldest closes early")
 
     @field_validator("learners", "plugins", mode="before")
     @classmethod

@@ -70,10 +70,21 @@ class CustomerState:
     # and the stream time the profile's scores were last computed at.
     wake_ts: float | None = None
     scored_ts: float = 0.0
+    # Experiments (models/experiments/attribution.py): the customer's membership (name, arm, revenue, attributed
+    # revenue, converted, bought), the offers open for attribution and feedback waiting for its offer; tuples.
+    experiment: tuple[Any, ...] | None = None
+    open_offers: list[tuple[Any, ...]] = field(default_factory=list)
+    pending_feedback: list[tuple[Any, ...]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         # JSON gives lists back; keep the untracked tuples (and accept states built by hand with lists).
         self.recent_purchases = [(item, ts) for item, ts in self.recent_purchases]
+        if self.experiment is not None:
+            self.experiment = tuple(self.experiment)
+        if self.open_offers:
+            self.open_offers = [tuple(offer) for offer in self.open_offers]
+        if self.pending_feedback:
+            self.pending_feedback = [tuple(feedback) for feedback in self.pending_feedback]
         if self.learner_data:
             self.learner_data = {name: _frozen(value) for name, value in self.learner_data.items()}
 

@@ -1,4 +1,4 @@
-"""Input events published by websites: clickstream and purchases.
+"""Input events: clickstream and purchases published by websites, offer feedback published by messaging services.
 
 Every event carries `event_id` (idempotence), `customer_id` (the Kafka key) and `ts` (event time, with a
 timezone). Anything the schema does not name is rejected rather than silently dropped, so producers learn
@@ -104,7 +104,30 @@ class PurchaseEvent(_Event):
         return self
 
 
+FEEDBACK_TYPES = ("delivered", "opened", "clicked", "dismissed", "redeemed")
+
+
+class OfferFeedback(_Event):
+    """What a messaging service saw happen to one offer it delivered (by the `offer_id` published on the offers
+    topic), on the `feedback` topic keyed by customer. A resent record counts once (its `event_id`);
+    `revenue` is what a redemption was worth, when the service knows it.
+
+    >>> feedback = parse_event("feedback", b'{"event_id": "f1", "customer_id": "c1", "offer_id": "c1:e9", '
+    ...     b'"ts": "2026-01-05T12:00:00+00:00", "type": "clicked", "channel": "email"}')
+    >>> feedback.type, feedback.offer_id, feedback.channel
+    ('clicked', 'c1:e9', 'email')
+    """
+
+    type: Literal["delivered", "opened", "clicked", "dismissed", "redeemed"]
+    offer_id: Annotated[str, Field(min_length=1, max_length=300, pattern=r"^[A-Za-z0-9_.:@\-]+$")]
+    channel: Annotated[str, Field(min_length=1, max_length=32)] | None = None
+    revenue: Money | None = Field(None, description="what a redemption was worth (redeemed only)")
+    session_id: Identifier | None = None
+
+
+# What the customer did on the site (what the learners learn from) and everything the worker consumes.
 CustomerEvent = ClickEvent | PurchaseEvent
+InputEvent = ClickEvent | PurchaseEvent | OfferFeedback
 
 
 class EventRejected(Exception):
@@ -117,15 +140,19 @@ class EventRejected(Exception):
 
 
 # The kinds of input event, each on its own topic (the topic names are deployment settings).
-_MODEL_FOR_KIND: dict[str, type[ClickEvent] | type[PurchaseEvent]] = {
+_MODEL_FOR_KIND: dict[str, type[ClickEvent] | type[PurchaseEvent] | type[OfferFeedback]] = {
     "clickstream": ClickEvent,
     "purchases": PurchaseEvent,
+    "feedback": OfferFeedback,
 }
 EVENT_KINDS = tuple(_MODEL_FOR_KIND)
 
 
 def kind_of_body(body: dict[str, object]) -> str:
-    """The kind of an event from its content: purchases carry type "purchase" (or order lines)."""
+    """The kind of an event from its content: purchases carry type "purchase" (or order lines), feedback an
+    offer id."""
+    if "offer_id" in body or body.get("type") in FEEDBACK_TYPES:
+        return "feedback"
     return "purchases" if body.get("type") == "purchase" or "lines" in body else "clickstream"
 
 # Codes of our own validators travel as "code: explanation" inside the ValueError message.
@@ -156,8 +183,8 @@ def _reason_from(error: ValidationError) -> EventRejected:
 
 
 def parse_event(kind: str, raw: bytes, key: bytes | None = None,
-                oldest: datetime | None = OLDEST_ACCEPTED) -> ClickEvent | PurchaseEvent:
-    """Validate one record of topic kind `kind` ("clickstream" or "purchases").
+                oldest: datetime | None = OLDEST_ACCEPTED) -> InputEvent:
+    """Validate one record of topic kind `kind` ("clickstream", "purchases" or "feedback").
 
     Raises EventRejected with a reason code; never anything else for bad input. Events before `oldest` are
     `ts_too_old` (None: history of any age is accepted, as a historical replay asks).

@@ -8,16 +8,19 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from schemas.dead_letter import DeadLetter
-from schemas.events import ClickEvent, PurchaseEvent
+from schemas.events import ClickEvent, OfferFeedback, PurchaseEvent
+from schemas.experiments import ExperimentConfig
 from schemas.offers import Offer
 from schemas.profile import ProfileUpdate
 
 CONTRACTS: dict[str, type[BaseModel]] = {
     "click_event": ClickEvent,
     "purchase_event": PurchaseEvent,
+    "offer_feedback": OfferFeedback,
     "offer": Offer,
     "profile_update": ProfileUpdate,
     "dead_letter": DeadLetter,
+    "experiment": ExperimentConfig,
 }
 
 

@@ -22,6 +22,11 @@ class Offer(BaseModel):
     trigger_event_id: str
     event_ts: AwareDatetime
     decided_at: AwareDatetime
+    expires_at: AwareDatetime | None = Field(
+        None, description="event time after which a purchase of the item is no longer attributed to this offer")
+    experiment: str | None = Field(None, description="the experiment the customer is in when the offer was decided")
+    arm: str | None = Field(None, description="the customer's arm of that experiment")
+    probability: float = Field(1.0, gt=0, le=1, description="the probability with which the policy chose this item")
 
     @staticmethod
     def make_id(customer_id: str, trigger_event_id: str) -> str:

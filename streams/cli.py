@@ -163,6 +163,49 @@ def cmd_forget(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from streams.ops.experiments import start_experiment, stop_experiment
+
+    settings = _settings()
+    try:
+        if args.action == "start":
+            if not args.arms:
+                print("error: perso experiment start NAME --arms holdout:10,nbo:45,popular:45", file=sys.stderr)
+                return 2
+            config = asyncio.run(start_experiment(settings, args.name, args.arms, salt=args.salt))
+            arms = ", ".join(f"{arm.name} ({arm.policy}) {arm.share:g}%" for arm in config.arms)
+            print(f"started experiment {config.name!r}: {arms}; running workers pick it up within "
+                  f"{settings.worker.experiment_poll_s:g}s")
+        else:
+            config = asyncio.run(stop_experiment(settings, args.name))
+            print(f"stopped experiment {config.name!r}; its report stays readable (perso experiments {config.name})")
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_experiments(args: argparse.Namespace) -> int:
+    from streams.ops.experiments import experiment_summaries
+
+    try:
+        summaries = asyncio.run(experiment_summaries(_settings(), args.name))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({"experiments": [{k: v for k, v in s.items() if k != "text"} for s in summaries]}, indent=2))
+        return 0
+    if not summaries:
+        print("no experiments (perso experiment start NAME --arms holdout:10,nbo:45,popular:45)")
+    for summary in summaries:
+        print(f"experiment {summary['name']} ({summary['status']}, started {summary['started_at']}"
+              + (f", stopped {summary['stopped_at']})" if summary["stopped_at"] else ")"))
+        print(summary["text"])
+        print()
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     """Exit status 0 when everything works, 1 when Redis refuses writes or a worker is degraded."""
     from streams.ops.status import status
@@ -438,6 +481,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("forget", help="delete a customer's profile, state and remembered events")
     p.add_argument("customer_id")
     p.set_defaults(func=cmd_forget)
+
+    p = sub.add_parser("experiment", help="start or stop an experiment (arms with shares of the customers)")
+    p.add_argument("action", choices=["start", "stop"])
+    p.add_argument("name")
+    p.add_argument("--arms", help="start: policy:percent or name=policy:percent, comma-separated, e.g. "
+                                  "holdout:10,nbo:45,popular:45 (policies: holdout, nbo, popular, random, plug-ins)")
+    p.add_argument("--salt", help="start: the assignment hash's salt (default: random; the same salt and name "
+                                  "reproduce an assignment)")
+    p.set_defaults(func=cmd_experiment)
+
+    p = sub.add_parser("experiments", help="each experiment's report: arms, rates, lift against the holdout")
+    p.add_argument("name", nargs="?", help="only this experiment")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_experiments)
 
     p = sub.add_parser("status", help="consumer lag, worker rates, dead letters, model metrics, checkpoint age")
     p.add_argument("--json", action="store_true")

@@ -40,6 +40,7 @@ class KafkaSettings(BaseSettings):
     # Topics.
     clickstream_topic: str = "clickstream"
     purchases_topic: str = "purchases"
+    feedback_topic: str = Field("feedback", description="offer feedback from messaging services, keyed by customer")
     offers_topic: str = "offers"
     dead_letter_topic: str = "deadletter"
     partitions: int = Field(4, ge=1, description="partitions of the input topics (fixed once created)")
@@ -62,8 +63,9 @@ class KafkaSettings(BaseSettings):
         return tuple(self.topic_for(kind) for kind in EVENT_KINDS)
 
     def topic_for(self, kind: str) -> str:
-        """The topic of an event kind ("clickstream", "purchases")."""
-        topics = {"clickstream": self.clickstream_topic, "purchases": self.purchases_topic}
+        """The topic of an event kind ("clickstream", "purchases", "feedback")."""
+        topics = {"clickstream": self.clickstream_topic, "purchases": self.purchases_topic,
+                  "feedback": self.feedback_topic}
         if kind not in topics:
             raise ValueError(f"unknown event kind {kind!r}")
         return topics[kind]
@@ -104,6 +106,8 @@ class WorkerSettings(BaseSettings):
     rescore_batch: int = Field(500, ge=1, description="customers re-scored per Redis round trip")
     rescore_budget_s: float = Field(0.8, gt=0, description="longest re-scoring goes on per interval; it lets "
                                     "batches in between its round trips")
+    experiment_poll_s: float = Field(1.0, gt=0, description="running workers look this often for an experiment "
+                                     "started or stopped (perso experiment start|stop)")
     historical_replays: bool = Field(True, description="accept events of any age on records that `perso replay "
                                      "--historical` marked; live records keep the bound (2000-01-01)")
     web_enabled: bool = True

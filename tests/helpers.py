@@ -33,6 +33,14 @@ def purchase(customer: str = "c1", items: tuple[tuple[str, str, float], ...] = (
     return body
 
 
+def feedback(customer: str = "c1", offer_id: str = "c1:e1", kind: str = "delivered", at: datetime = T0,
+             **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"event_id": uuid.uuid4().hex, "type": kind, "customer_id": customer,
+                            "offer_id": offer_id, "ts": at.isoformat()}
+    body.update(extra)
+    return body
+
+
 def raw(body: dict[str, Any]) -> bytes:
     return orjson.dumps(body)
 

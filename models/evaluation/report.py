@@ -102,7 +102,7 @@ def evaluate(personalizer: Personalizer, events: Iterable[Event], planted_segmen
         state = timeline.states[event.customer_id]
         x = None
         for learner in scored:
-            value = outcome.outputs.get(learner.output)
+            value = (outcome.outputs or {}).get(learner.output)
             if value is not None and evaluations[learner.output].scorable(event.epoch):
                 x = x or behaviour_features(state, event.epoch)
                 evaluations[learner.output].add_event(event.customer_id, event.epoch, value, x)

@@ -32,6 +32,7 @@ class Decision:
     category: str | None
     score: float
     reason: str
+    probability: float = 1.0  # with which the policy chose this item (1: deterministic); off-policy evaluation
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs more, and this is built per event

@@ -9,7 +9,8 @@
 >>> state = CustomerState("c1", recent_items=["phone"], affinity={"electronics": 1.0})
 >>> request = OfferRequest(state, now_ts=60.0, outputs={"propensity": 0.5}, excluded={"phone"})
 >>> NextBestOffer(items).decide(request)
-Decision(item_id='case', category='electronics', score=3.53..., reason='often bought or viewed together with phone')
+Decision(item_id='case', category='electronics', score=3.53..., reason='often bought or viewed together with phone',
+         probability=1.0)
 """
 
 from __future__ import annotations

@@ -8,8 +8,9 @@ from typing import Any, cast
 import orjson
 import redis.asyncio as aioredis
 
+from models.experiments.attribution import Tallies
 from models.state import CustomerState
-from streams.storage.keys import customer_keys, profile_key, seen_key, state_key, wake_key
+from streams.storage.keys import customer_keys, experiment_arm_key, profile_key, seen_key, state_key, wake_key
 from streams.storage.repository import CustomerUpdate, SeenWindow
 
 # Both scripts replace a pipeline of 3-7 commands per customer with one command per batch, its data in one
@@ -36,10 +37,16 @@ for k = #asked + 1, #KEYS do states[#states + 1] = redis.call('GET', KEYS[k]) en
 return {windows, states}
 """
 
-# KEYS: state:{c}, profile:{c}, seen:{c}, wake:{partition of c} per customer. ARGV: dedup window, TTL seconds
-# (0: none), and JSON [[state JSON, {profile field: value}, [score, event id, ...], wake ts or false] per customer].
+# KEYS: state:{c}, profile:{c}, seen:{c}, wake:{partition of c} per customer, then one experiment arm's counters
+# hash per entry of ARGV[4]. ARGV: dedup window, TTL seconds (0: none), JSON [[state JSON, {profile field: value},
+# [score, event id, ...], wake ts or false, customer] per customer], JSON [[field, increment, ...] per counters key].
 _SAVE_LUA = """#!lua
 local window, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+local counters = cjson.decode(ARGV[4])
+local first = #KEYS - #counters
+for t, increments in ipairs(counters) do
+  for i = 1, #increments, 2 do redis.call('HINCRBYFLOAT', KEYS[first + t], increments[i], increments[i + 1]) end
+end
 for c, update in ipairs(cjson.decode(ARGV[3])) do
   local k = 4 * c - 3
   redis.call('SET', KEYS[k], update[1])
@@ -55,7 +62,7 @@ for c, update in ipairs(cjson.decode(ARGV[3])) do
   if ttl > 0 then for j = 0, 2 do redis.call('EXPIRE', KEYS[k + j], ttl) end end
   if update[4] then redis.call('ZADD', KEYS[k + 3], update[4], update[5]) end
 end
-return #KEYS / 4
+return #KEYS
 """
 
 
@@ -94,9 +101,11 @@ class RedisCustomerStore:
             windows[customer] = SeenWindow(seen, int(size), float(oldest) if oldest else None)
         return states, windows
 
-    async def save(self, updates: Sequence[CustomerUpdate], partitions: Mapping[str, int] | None = None) -> None:
-        """Write each changed customer's state and profile, remember the events that changed them, and file the
-        customer under its partition's wake index (`partitions`: customer -> input partition)."""
+    async def save(self, updates: Sequence[CustomerUpdate], partitions: Mapping[str, int] | None = None,
+                   tallies: Tallies | None = None) -> None:
+        """Write each changed customer's state and profile, remember the events that changed them, file the
+        customer under its partition's wake index (`partitions`: customer -> input partition) and add `tallies` to
+        the experiments' counters: one atomic script."""
         keys: list[str] = []
         batch: list[Any] = []
         partitions = partitions or {}
@@ -112,8 +121,17 @@ class RedisCustomerStore:
             wake = state.wake_ts if partition is not None and state.wake_ts is not None else False
             fields = profile.to_redis_hash() if profile is not None else {}
             batch.append([orjson.dumps(state.to_dict()).decode(), fields, seen, wake, customer])
+        counters: list[list[Any]] = []
+        for (experiment, arm), fields_of in (tallies or {}).items():
+            increments: list[Any] = []
+            for name, increment in fields_of.items():
+                if increment:
+                    increments += [name, repr(float(increment))]  # repr: every digit of a float survives
+            if increments:
+                keys.append(experiment_arm_key(experiment, arm))
+                counters.append(increments)
         if keys:
-            args: list[int | bytes] = [self.dedup_window, self.ttl_s, orjson.dumps(batch)]
+            args: list[int | bytes] = [self.dedup_window, self.ttl_s, orjson.dumps(batch), orjson.dumps(counters)]
             await self._save_script(keys=keys, args=args)
 
     async def due(self, until_by_partition: Mapping[int, float], limit: int) -> dict[int, list[str]]:

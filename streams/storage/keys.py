@@ -34,8 +34,18 @@ def customer_keys(customer_id: str) -> list[str]:
     return [state_key(customer_id), profile_key(customer_id), seen_key(customer_id)]
 
 
-# What `rebuild` deletes: everything derived from the input topics, per customer.
-DERIVED_KEY_PATTERNS = ("state:*", "profile:*", "seen:*", "wake:*")
+def experiment_arm_key(experiment: str, arm: str) -> str:
+    """Hash of one experiment arm's counters (customers, offers, feedback, conversions, revenue), written in the
+    same atomic script as the states whose events they count."""
+    return f"experiment:{experiment}:arm:{arm}"
+
+
+# Experiments as configured, by name (JSON of schemas.experiments.ExperimentConfig); kept by `rebuild`.
+EXPERIMENTS_KEY = "experiments"
+
+# What `rebuild` deletes: everything derived from the input topics (per customer, and the experiments' counters,
+# which a rebuild counts again from the events).
+DERIVED_KEY_PATTERNS = ("state:*", "profile:*", "seen:*", "wake:*", "experiment:*")
 
 
 def checkpoint_key(app_id: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from models.experiments.attribution import Tallies, merge
 from models.state import CustomerState
 from streams.storage.repository import CustomerUpdate, SeenWindow
 
@@ -22,6 +23,7 @@ class InMemoryCustomerStore:
         self.profiles: dict[str, dict[str, str]] = {}
         self.seen: dict[str, dict[str, float]] = {}
         self.wakes: dict[int, dict[str, float]] = {}
+        self.counters: Tallies = {}  # (experiment, arm) -> field -> total, as the Redis hashes hold them
 
     async def load(self, customer_ids: Sequence[str], event_ids: dict[str, list[str]]
                    ) -> tuple[dict[str, CustomerState], dict[str, SeenWindow]]:
@@ -33,7 +35,9 @@ class InMemoryCustomerStore:
                                            min(remembered.values()) if remembered else None)
         return states, windows
 
-    async def save(self, updates: Sequence[CustomerUpdate], partitions: Mapping[str, int] | None = None) -> None:
+    async def save(self, updates: Sequence[CustomerUpdate], partitions: Mapping[str, int] | None = None,
+                   tallies: Tallies | None = None) -> None:
+        merge(self.counters, tallies or {})
         for state, profile, applied in updates:
             partition = (partitions or {}).get(state.customer_id)
             if partition is not None and state.wake_ts is not None:

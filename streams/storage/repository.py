@@ -2,10 +2,10 @@
 in tests and the simulator).
 
 `load` returns the states asked for and, per customer, which of the batch's event ids were already applied
-(`SeenWindow`); `save` writes each changed customer's state, profile and newly applied event ids atomically,
-and files the customer under its input partition's wake index at `state.wake_ts`; `due` lists, per partition, the
-customers whose wake time has passed (the re-scoring sweep's work); `drop_wakes` removes entries whose
-customer is gone (forgotten or expired).
+(`SeenWindow`); `save` writes each changed customer's state, profile and newly applied event ids, and adds what
+they counted to the experiments' counters (`tallies`), all atomically, and files the customer under its input
+partition's wake index at `state.wake_ts`; `due` lists, per partition, the customers whose wake time has passed
+(the re-scoring sweep's work); `drop_wakes` removes entries whose customer is gone (forgotten or expired).
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from models.experiments.attribution import Tallies
 from models.state import CustomerState
-from schemas.events import CustomerEvent
+from schemas.events import InputEvent
 from schemas.profile import ProfileUpdate
 
 # One changed customer: its state, its readable profile (None: unchanged), and the events applied to it in
 # this batch.
-CustomerUpdate = tuple[CustomerState, ProfileUpdate | None, Sequence[CustomerEvent]]
+CustomerUpdate = tuple[CustomerState, ProfileUpdate | None, Sequence[InputEvent]]
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,8 @@ class CustomerRepository(Protocol):
     async def load(self, customer_ids: Sequence[str], event_ids: dict[str, list[str]]
                    ) -> tuple[dict[str, CustomerState], dict[str, SeenWindow]]: ...
 
-    async def save(self, updates: Sequence[CustomerUpdate], partitions: Mapping[str, int] | None = None) -> None: ...
+    async def save(self, updates: Sequence[CustomerUpdate], partitions: Mapping[str, int] | None = None,
+                   tallies: Tallies | None = None) -> None: ...
 
     async def due(self, until_by_partition: Mapping[int, float], limit: int) -> dict[int, list[str]]: ...
 

@@ -16,6 +16,7 @@ import socket
 from typing import Any
 
 import faust
+from faust.types import TP
 
 from models.personalizer import Personalizer
 from streams.observability.health import BatchHealth
@@ -27,10 +28,12 @@ from streams.settings import Settings
 from streams.storage import keys
 from streams.storage.checkpoints import CheckpointStore
 from streams.storage.customer_store import RedisCustomerStore
+from streams.storage.experiments import ExperimentStore
 from streams.storage.state_cache import StateCache
 from streams.worker import kafka_transport
 from streams.worker.contracts import RawRecord, is_historical
 from streams.worker.lifecycle import (
+    ExperimentWatcher,
     ForgetListener,
     ModelCheckpoints,
     Partitions,
@@ -86,13 +89,16 @@ def create_app(settings: Settings) -> faust.App:
         kafka.kind_of_topic, cache=StateCache(capacity=max(worker.state_cache_capacity, worker.state_cache_hot),
                                               hot=worker.state_cache_hot),
         pseudonymiser=pseudonymiser, sensors=[counters, health], retry_max_s=worker.redis_retry_max_s,
-        stopping=lambda: bool(app.should_stop), rescore_batch=worker.rescore_batch)
+        stopping=lambda: bool(app.should_stop), rescore_batch=worker.rescore_batch,
+        end_offset=lambda topic, partition: _end_offset(app, topic, partition))
     advertised = socket.gethostname() if worker.web_host in ("0.0.0.0", "::") else worker.web_host
     telemetry = WorkerTelemetry(counters, health, pipeline.personalizer.metrics, lambda: len(pipeline.cache),
                                 lambda: partitions.events_waiting(app),
                                 web_url=f"http://{advertised}:{worker.web_port}" if worker.web_enabled else None)
     partitions = Partitions(kafka.input_topics, telemetry)
-    register_views(app, telemetry, store, pseudonymiser)
+    experiments = ExperimentStore(redis_client)
+    register_views(app, telemetry, store, pseudonymiser, experiments)
+    experiment_watcher = ExperimentWatcher(experiments, pipeline, worker.experiment_poll_s)
     checkpoints = ModelCheckpoints(CheckpointStore(redis_client, settings.app_id), pipeline, telemetry,
                                    lambda: counters.accepted)
     stats = StatsPublisher(redis_client, keys.stats_key(settings.app_id, socket.gethostname(), os.getpid()),
@@ -132,6 +138,10 @@ def create_app(settings: Settings) -> faust.App:
     async def listen_for_forget() -> None:
         await forget.run()
 
+    @app.task
+    async def follow_experiments() -> None:
+        await experiment_watcher.run()
+
     async def on_shutdown(sender: Any, *args: Any, **kwargs: Any) -> None:
         # Sent by Faust after the consumer has stopped: the models hold everything processed.
         await checkpoints.save("shutdown")
@@ -149,3 +159,11 @@ def create_app(settings: Settings) -> faust.App:
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
     app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
     return app
+
+
+def _end_offset(app: faust.App, topic: str, partition: int) -> int | None:
+    """The broker's end offset of an input partition as of the consumer's last fetch (None before any)."""
+    try:
+        return app.consumer.highwater(TP(topic, partition))
+    except Exception:  # not started, or the partition not assigned (yet)
+        return None

@@ -55,13 +55,17 @@ def offer_from(event: CustomerEvent, outcome: Outcome, model_versions: dict[str,
     decision = outcome.decision
     assert decision is not None
     propensity = outcome.propensity
+    if outcome.policy_version is not None:
+        model_versions = {**model_versions, "decision": outcome.policy_version}
     return Offer(
         offer_id=Offer.make_id(event.customer_id, event.event_id),
         customer_id=event.customer_id, item_id=decision.item_id, category=decision.category,
         score=round(decision.score, 6), reason=decision.reason, segment=outcome.segment,
         segment_label=outcome.segment_label, propensity=round(propensity, 6) if propensity is not None else None,
         model_versions=model_versions, trigger_event_id=event.event_id, event_ts=event.ts,
-        decided_at=datetime.now(UTC),
+        decided_at=datetime.now(UTC), experiment=outcome.experiment, arm=outcome.arm,
+        expires_at=datetime.fromtimestamp(outcome.expires_ts, UTC) if outcome.expires_ts is not None else None,
+        probability=decision.probability,
     )
 
 
@@ -80,7 +84,7 @@ def profile_from(state: CustomerState, outcome: Outcome, now: datetime,
     re-scoring visit while the customer is silent. `reasons`: the learners' explanations in words."""
     last = state.last_offer or {}
     share = state.affinity_share()
-    outputs = outcome.outputs
+    outputs = outcome.outputs or {}
     scored_ts = max(state.scored_ts, state.last_event_ts)
     return ProfileUpdate(
         customer_id=state.customer_id, updated_at=now,

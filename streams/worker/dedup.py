@@ -8,7 +8,7 @@ and forgotten: rather than risk counting it twice it goes to the dead-letter top
 (`outside_dedup_window`), where an operator can see it.
 
 >>> from schemas.events import parse_event
->>> def view(event_id: str, ts: str) -> CustomerEvent:
+>>> def view(event_id: str, ts: str) -> InputEvent:
 ...     return parse_event("clickstream", ('{"event_id": "%s", "type": "search", "customer_id": "c1", '
 ...         '"session_id": "s1", "ts": "%s", "query": "tea"}' % (event_id, ts)).encode())
 >>> events = [("r1", view("e1", "2026-01-05T12:00:00Z")), ("r2", view("e2", "2026-01-05T12:01:00Z")),
@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from schemas.events import CustomerEvent
+from schemas.events import InputEvent
 from streams.storage.repository import SeenWindow
 
 OUTSIDE_WINDOW = "outside_dedup_window"
@@ -34,12 +34,12 @@ T = TypeVar("T")
 
 @dataclass
 class Triage(Generic[T]):
-    fresh: list[tuple[T, CustomerEvent]] = field(default_factory=list)
+    fresh: list[tuple[T, InputEvent]] = field(default_factory=list)
     duplicates: int = 0
-    outside_window: list[tuple[T, CustomerEvent]] = field(default_factory=list)
+    outside_window: list[tuple[T, InputEvent]] = field(default_factory=list)
 
 
-def triage(events: Sequence[tuple[T, CustomerEvent]], windows: dict[str, SeenWindow],
+def triage(events: Sequence[tuple[T, InputEvent]], windows: dict[str, SeenWindow],
            window: int) -> Triage[T]:
     """Split validated events (each with its source record) in batch order; repeats inside the batch count too."""
     result: Triage[T] = Triage()

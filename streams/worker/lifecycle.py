@@ -16,8 +16,10 @@ from typing import Any, NoReturn
 
 import redis.asyncio as aioredis
 
+from schemas.experiments import ExperimentConfig
 from streams.observability.telemetry import WorkerTelemetry
 from streams.storage.checkpoints import CheckpointStore
+from streams.storage.experiments import ExperimentStore
 from streams.worker.contracts import RawRecord
 from streams.worker.failures import describe
 from streams.worker.pipeline import BatchFailed, BatchPipeline, StoppedDuringRetry
@@ -209,3 +211,37 @@ class Partitions:
             if start is not None:
                 waiting += max(0, ends[tp] - start)
         return waiting
+
+
+class ExperimentWatcher:
+    """Follows the running experiment in Redis (`perso experiment start|stop`): workers pick up a started or
+    stopped experiment within one poll, without a restart, and switch between batches (under the batch lock)."""
+
+    def __init__(self, store: ExperimentStore, pipeline: BatchPipeline, poll_s: float) -> None:
+        self.store = store
+        self.pipeline = pipeline
+        self.poll_s = poll_s
+        self.current: ExperimentConfig | None = None
+
+    async def refresh(self) -> None:
+        config = await self.store.running()
+        if config == self.current:
+            return
+        async with self.pipeline.lock:
+            self.pipeline.personalizer.run_experiment(config)
+        if config is not None:
+            log.info("experiment %r running: %s", config.name,
+                     ", ".join(f"{arm.name} ({arm.policy}) {arm.share:g}%" for arm in config.arms))
+        else:
+            log.info("experiment %r stopped; offers follow PERSO_POLICY", self.current.name if self.current else "?")
+        self.current = config
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except ValueError as error:  # an arm names a policy this worker does not have (PERSO_PLUGINS)
+                log.error("cannot run the experiment: %s; offers follow PERSO_POLICY", error)
+            except Exception as error:  # Redis down: the batches report it; keep the experiment as it was
+                log.warning("experiments: %s; trying again in %.0fs", describe(error), self.poll_s)
+            await asyncio.sleep(self.poll_s)

@@ -32,10 +32,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from models.experiments.attribution import Tallies, merge
 from models.personalizer import Outcome, Personalizer
 from models.state import CustomerState
 from schemas.dead_letter import DeadLetter
-from schemas.events import OLDEST_ACCEPTED, CustomerEvent, EventRejected, parse_event
+from schemas.events import OLDEST_ACCEPTED, ClickEvent, EventRejected, InputEvent, PurchaseEvent, parse_event
 from schemas.offers import Offer
 from streams.privacy import Pseudonymiser
 from streams.storage.repository import CustomerRepository, CustomerUpdate, SeenWindow
@@ -92,7 +93,7 @@ class BatchPipeline:
                  kind_of_topic: Callable[[str], str | None], cache: StateCache | None = None,
                  pseudonymiser: Pseudonymiser | None = None, sensors: Sequence[PipelineSensor] = (),
                  retry_max_s: float = 5.0, stopping: Callable[[], bool] = lambda: False,
-                 rescore_batch: int = 500) -> None:
+                 rescore_batch: int = 500, end_offset: Callable[[str, int], int | None] = lambda t, p: None) -> None:
         self.personalizer = personalizer
         self.store = store
         self.publisher = publisher
@@ -105,6 +106,9 @@ class BatchPipeline:
         self.rescore_batch = rescore_batch
         # Stream time per input partition: the newest event time read from it since it was assigned.
         self.clocks: dict[int, float] = {}
+        # The same per input topic and partition, with the next offset to read: the watermark's inputs.
+        self.topic_clocks: dict[tuple[str, int], tuple[float, int]] = {}
+        self.end_offset = end_offset  # (topic, partition) -> the broker's end offset, None when not known
         # Held for a whole batch: `forget` must not interleave with a batch that holds the customer's state,
         # and a model checkpoint must not catch a batch half-applied.
         self.lock = asyncio.Lock()
@@ -131,9 +135,11 @@ class BatchPipeline:
                 batch_end[record.partition] = event.epoch
         for partition, end in batch_end.items():
             self.clocks[partition] = max(end, self.clocks.get(partition, end))
-        # Customers due a visit by this batch's time (in a replay, stream time moves by hours per batch): their
+        self._advance_topic_clocks(records, validated)
+        # Customers due a visit by this batch's watermark (in a replay, stream time moves by hours per batch): their
         # visits come first, each at its own time, as the timeline would run them.
-        due = await self._until_done("load", lambda: self.store.due(batch_end, self.rescore_batch),
+        marks = {partition: self.watermark(partition) for partition in batch_end}
+        due = await self._until_done("load", lambda: self.store.due(marks, self.rescore_batch),
                                      waiting=len(records))
         with_events = {event.customer_id for _, event in validated}
         visiting = {c: p for p, customers in due.items() for c in customers if c not in with_events}
@@ -145,16 +151,18 @@ class BatchPipeline:
             dead.append(dead_letter_from(record, EventRejected(OUTSIDE_WINDOW, detail), received_at))
         loaded = time.perf_counter()
 
-        visits, gone = self._visits_due(visiting, batch_end)
+        visits, gone, tallies = self._visits_due(visiting, marks)
         applied = self._apply(sorted_out.fresh, dead, received_at)
         updates = visits + self._profiles(applied, dead, received_at)
+        for customer_tallies in applied.tallies.values():
+            merge(tallies, customer_tallies)
 
         processed = time.perf_counter()
         undeliverable = await self._publish(applied.offers, dead, applied.trigger_of, waiting=len(records))
         published = time.perf_counter()
         partitions = {customer: events[0][0].partition for customer, events in applied.events.items()}
         partitions.update(visiting)
-        await self._until_done("save", lambda: self.store.save(updates, partitions), waiting=len(records))
+        await self._until_done("save", lambda: self.store.save(updates, partitions, tallies), waiting=len(records))
         for partition, customers in gone.items():
             await self._until_done("save", lambda: self.store.drop_wakes(partition, customers),  # noqa: B023
                                    waiting=len(records))
@@ -180,6 +188,32 @@ class BatchPipeline:
         """Another worker may own these partitions now: forget their cached customers and their clocks."""
         self.cache.clear()
         self.clocks.clear()
+        self.topic_clocks.clear()
+
+    # --- event time across input topics ------------------------------------------------------------
+    def _advance_topic_clocks(self, records: Sequence[RawRecord], validated: Sequence[tuple[RawRecord, InputEvent]]
+                              ) -> None:
+        newest: dict[tuple[str, int], float] = {}
+        for record, event in validated:
+            where = (record.topic, record.partition)
+            newest[where] = max(event.epoch, newest.get(where, event.epoch))
+        for record in records:  # the offsets of rejected records count as read too
+            where = (record.topic, record.partition)
+            clock, _ = self.topic_clocks.get(where, (float("-inf"), 0))
+            self.topic_clocks[where] = (max(clock, newest.get(where, clock)), record.offset + 1)
+
+    def watermark(self, partition: int) -> float:
+        """The event time up to which every input topic of `partition` has been read: the stream time, held back
+        to the clock of any topic of the partition that still has records unread (one topic consumed ahead of
+        another while a backlog drains). A topic whose end is not known yet does not hold it back."""
+        mark = self.clocks.get(partition, float("-inf"))
+        for (topic, where), (clock, next_offset) in self.topic_clocks.items():
+            if where != partition:
+                continue
+            end = self.end_offset(topic, partition)
+            if end is not None and end > next_offset:
+                mark = min(mark, clock)
+        return mark
 
     # --- customer timers --------------------------------------------------------------------------
     async def rescore_due(self, time_budget_s: float = 0.8) -> int:
@@ -189,10 +223,10 @@ class BatchPipeline:
         Returns how many were visited."""
         visited = 0
         deadline = time.perf_counter() + time_budget_s
-        for partition, clock in list(self.clocks.items()):
+        for partition in list(self.clocks):
             while time.perf_counter() < deadline:
                 async with self.lock:
-                    done = await self._rescore_partition(partition, self.clocks.get(partition, clock))
+                    done = await self._rescore_partition(partition, self.watermark(partition))
                 visited += done
                 if done < self.rescore_batch:
                     break
@@ -205,9 +239,10 @@ class BatchPipeline:
         if not due:
             return 0
         await self._until_done("load", lambda: self._load((), due), waiting=0, outside_a_batch=True)
-        updates, gone = self._visit(due, clock, datetime.now(UTC))
+        updates, gone, tallies = self._visit(due, clock, datetime.now(UTC))
         partitions = {state.customer_id: partition for state, _, _ in updates}
-        await self._until_done("save", lambda: self.store.save(updates, partitions), waiting=0, outside_a_batch=True)
+        await self._until_done("save", lambda: self.store.save(updates, partitions, tallies), waiting=0,
+                               outside_a_batch=True)
         if gone:
             await self._until_done("save", lambda: self.store.drop_wakes(partition, gone), waiting=0,
                                    outside_a_batch=True)
@@ -215,26 +250,31 @@ class BatchPipeline:
             sensor.on_rescored(len(updates), len(gone))
         return len(due)
 
-    def _visits_due(self, visiting: dict[str, int], batch_end: dict[int, float]
-                    ) -> tuple[list[CustomerUpdate], dict[int, list[str]]]:
+    def _visits_due(self, visiting: dict[str, int], marks: dict[int, float]
+                    ) -> tuple[list[CustomerUpdate], dict[int, list[str]], Tallies]:
         updates: list[CustomerUpdate] = []
         gone: dict[int, list[str]] = {}
+        tallies: Tallies = {}
         now = datetime.now(UTC)
         by_partition: dict[int, list[str]] = {}
         for customer, partition in visiting.items():
             by_partition.setdefault(partition, []).append(customer)
         for partition, customers in by_partition.items():
-            visited, missing = self._visit(customers, batch_end[partition], now)
+            visited, missing, counted = self._visit(customers, marks[partition], now)
             updates.extend(visited)
+            merge(tallies, counted)
             if missing:
                 gone[partition] = missing
-        return updates, gone
+        return updates, gone, tallies
 
-    def _visit(self, due: Sequence[str], until_ts: float, now: datetime) -> tuple[list[CustomerUpdate], list[str]]:
-        """Each due customer's visits up to `until_ts` (Personalizer.catch_up) and its new profile; the customers
-        no longer stored (forgotten or expired since they were filed) are returned apart."""
+    def _visit(self, due: Sequence[str], until_ts: float, now: datetime
+               ) -> tuple[list[CustomerUpdate], list[str], Tallies]:
+        """Each due customer's visits up to `until_ts` (Personalizer.catch_up) and its new profile, and what the
+        visits counted (offers closed); the customers no longer stored (forgotten or expired since they were
+        filed) are returned apart."""
         updates: list[CustomerUpdate] = []
         gone: list[str] = []
+        tallies: Tallies = {}
         for customer in due:
             state = self.cache.get(customer)
             if state is None:
@@ -245,6 +285,8 @@ class BatchPipeline:
                 outcome = self.personalizer.catch_up(state, until_ts)
                 profile = (profile_from(state, outcome, now, self.personalizer.explain(state, until_ts))
                            if outcome is not None else None)
+                if outcome is not None:
+                    merge(tallies, outcome.tallies)
             except Exception as error:
                 # Like a poisoned event: undone, and not retried before the customer's next event or a later
                 # visit (else every round would meet it again at once, forever).
@@ -254,10 +296,10 @@ class BatchPipeline:
                 profile = None
             # Without a profile (filed at an older time than its state's, or failed): filed again at its own.
             updates.append((state, profile, ()))
-        return updates, gone
+        return updates, gone, tallies
 
     # --- stage 3: the models, one event at a time -------------------------------------------------
-    def _apply(self, fresh: Sequence[tuple[RawRecord, CustomerEvent]], dead: list[DeadLetter],
+    def _apply(self, fresh: Sequence[tuple[RawRecord, InputEvent]], dead: list[DeadLetter],
                received_at: datetime) -> _Applied:
         applied = _Applied()
         for record, event in fresh:
@@ -268,7 +310,8 @@ class BatchPipeline:
             try:
                 outcome = self.personalizer.process(state, event)
                 offer = (offer_from(event, outcome, self.personalizer.model_versions())
-                         if outcome.decision is not None else None)
+                         if outcome.decision is not None and outcome.published
+                         and isinstance(event, ClickEvent | PurchaseEvent) else None)
             except Exception as error:
                 # One bad event is not a failed batch: undo it on the customer's state and dead-letter it. The
                 # shared models may keep part of what it taught them (they cannot be rolled back cheaply).
@@ -277,7 +320,11 @@ class BatchPipeline:
                             event.customer_id, describe(error), exc_info=log.isEnabledFor(logging.DEBUG))
                 dead.append(dead_letter_from(record, EventRejected(PROCESSING_ERROR, describe(error)), received_at))
                 continue
-            applied.changed[event.customer_id] = (state, outcome)
+            if outcome.outputs is not None or event.customer_id not in applied.changed:
+                # Feedback moves no score: the profile is built from the customer's last behaviour outcome.
+                applied.changed[event.customer_id] = (state, outcome if outcome.outputs is not None else None)
+            if outcome.tallies:
+                merge(applied.tallies.setdefault(event.customer_id, {}), outcome.tallies)
             applied.events.setdefault(event.customer_id, []).append((record, event))
             applied.accepted += 1
             if offer is not None:
@@ -292,11 +339,13 @@ class BatchPipeline:
         updates: list[CustomerUpdate] = []
         for customer_id, (state, outcome) in list(applied.changed.items()):
             try:
-                profile = profile_from(state, outcome, now, self.personalizer.explain(state, state.scored_ts))
+                profile = (profile_from(state, outcome, now, self.personalizer.explain(state, state.scored_ts))
+                           if outcome is not None else None)
             except Exception as error:
                 log.error("profile of customer %s could not be built: %s", customer_id, describe(error))
                 state.restore(applied.before_batch[customer_id])
                 del applied.changed[customer_id]
+                applied.tallies.pop(customer_id, None)
                 undone = applied.events.pop(customer_id)
                 applied.accepted -= len(undone)
                 for record, _ in undone:
@@ -389,8 +438,8 @@ class BatchPipeline:
 
     # --- stages 1-2 -------------------------------------------------------------------------------
     def _validate(self, records: Sequence[RawRecord], received_at: datetime
-                  ) -> tuple[list[tuple[RawRecord, CustomerEvent]], list[DeadLetter]]:
-        events: list[tuple[RawRecord, CustomerEvent]] = []
+                  ) -> tuple[list[tuple[RawRecord, InputEvent]], list[DeadLetter]]:
+        events: list[tuple[RawRecord, InputEvent]] = []
         dead: list[DeadLetter] = []
         pseudonymise = self.pseudonymiser.enabled
         for record in records:
@@ -408,7 +457,7 @@ class BatchPipeline:
             events.append((record, event))
         return events, dead
 
-    async def _load(self, validated: Sequence[tuple[RawRecord, CustomerEvent]], visiting: Iterable[str] = ()
+    async def _load(self, validated: Sequence[tuple[RawRecord, InputEvent]], visiting: Iterable[str] = ()
                     ) -> dict[str, SeenWindow]:
         """Fill the cache with missing states (of the batch's customers and of those it visits); return what Redis
         remembers of this batch's event ids."""
@@ -426,9 +475,10 @@ class BatchPipeline:
 class _Applied:
     """What stage 3 produced: each changed customer's state and last outcome, the events applied, the offers."""
 
-    changed: dict[str, tuple[CustomerState, Outcome]] = field(default_factory=dict)
-    events: dict[str, list[tuple[RawRecord, CustomerEvent]]] = field(default_factory=dict)
+    changed: dict[str, tuple[CustomerState, Outcome | None]] = field(default_factory=dict)  # None: feedback only
+    events: dict[str, list[tuple[RawRecord, InputEvent]]] = field(default_factory=dict)
     before_batch: dict[str, CustomerState] = field(default_factory=dict)  # each customer as the batch found it
     offers: list[Offer] = field(default_factory=list)
     trigger_of: dict[str, RawRecord] = field(default_factory=dict)  # offer_id -> the record that triggered it
+    tallies: dict[str, Tallies] = field(default_factory=dict)  # per customer: what its events counted
     accepted: int = 0

@@ -7,7 +7,7 @@ import pytest
 from schemas import ClickEvent, EventRejected, PurchaseEvent, parse_event
 from schemas.events import MAX_EVENT_BYTES
 from schemas.export import export_json_schemas
-from tests.helpers import click, purchase, raw
+from tests.helpers import click, feedback, purchase, raw
 
 
 def rejected_reason(kind: str, payload: bytes, key: bytes | None = None) -> str:
@@ -72,12 +72,17 @@ def test_malformed_oversized_and_misrouted_records() -> None:
 def test_exported_json_schemas_validate_real_events(tmp_path) -> None:  # type: ignore[no-untyped-def]
     paths = {p.name: p for p in export_json_schemas(tmp_path)}
     assert set(paths) == {"click_event.schema.json", "purchase_event.schema.json", "offer.schema.json",
-                          "profile_update.schema.json", "dead_letter.schema.json"}
+                          "profile_update.schema.json", "dead_letter.schema.json", "offer_feedback.schema.json",
+                          "experiment.schema.json"}
     click_schema = json.loads(paths["click_event.schema.json"].read_text())
     jsonschema.validate(click(), click_schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**click(), "coupon": "X"}, click_schema)
     jsonschema.validate(purchase(), json.loads(paths["purchase_event.schema.json"].read_text()))
+    feedback_schema = json.loads(paths["offer_feedback.schema.json"].read_text())
+    jsonschema.validate(feedback(), feedback_schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**feedback(), "type": "liked"}, feedback_schema)
 
 
 def test_committed_json_schemas_are_current(tmp_path) -> None:  # type: ignore[no-untyped-def]

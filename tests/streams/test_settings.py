@@ -24,9 +24,9 @@ def test_every_section_reads_its_flat_environment_names(monkeypatch: pytest.Monk
 
 def test_topics_and_event_kinds_map_both_ways() -> None:
     kafka = Settings().kafka
-    assert kafka.input_topics == ("clickstream", "purchases")
-    assert [kafka.kind_of_topic(t) for t in (*kafka.input_topics, kafka.offers_topic)] == ["clickstream",
-                                                                                        "purchases", None]
+    assert kafka.input_topics == ("clickstream", "purchases", "feedback")
+    assert [kafka.kind_of_topic(t) for t in (*kafka.input_topics, kafka.offers_topic)] == [
+        "clickstream", "purchases", "feedback", None]
     with pytest.raises(ValueError, match="unknown event kind"):
         kafka.topic_for("returns")
 

@@ -1,0 +1,39 @@
+"""The experiment the worker runs now: each customer's arm and the policy that decides for it.
+
+The holdout arm decides with the deployment's own policy (`PERSO_POLICY`), and the offer is recorded but never
+sent: how often customers buy those very items anyway is the baseline every lift is measured against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from models.experiments.assignment import ArmAssignment
+from models.policies import POLICIES, OfferPolicy
+from schemas.experiments import HOLDOUT, ArmSpec, ExperimentConfig
+
+
+def check_policies(config: ExperimentConfig) -> None:
+    """Raise ValueError naming an arm whose policy is not registered (before the experiment is stored)."""
+    for arm in config.arms:
+        if arm.policy != HOLDOUT and arm.policy not in POLICIES:
+            raise ValueError(f"arm {arm.name!r}: unknown policy {arm.policy!r}; registered: holdout, "
+                             f"{', '.join(sorted(POLICIES))}")
+
+
+class RunningExperiment:
+    def __init__(self, config: ExperimentConfig, default_policy: OfferPolicy,
+                 build: Callable[[str], OfferPolicy]) -> None:
+        check_policies(config)
+        self.config = config
+        self.name = config.name
+        self.assignment = ArmAssignment(config)
+        self.policies: Mapping[str, OfferPolicy] = {
+            arm.name: default_policy if arm.policy in (HOLDOUT, default_policy.name) else build(arm.policy)
+            for arm in config.arms}
+
+    def arm_of(self, customer_id: str) -> ArmSpec:
+        return self.assignment.arm_of(customer_id)
+
+    def policy_of(self, arm: ArmSpec) -> OfferPolicy:
+        return self.policies[arm.name]
