@@ -176,8 +176,9 @@ class CustomerState:
         return max(0.0, (now_ts - reference) / DAY)
 
     def bought_within(self, now_ts: float, within_days: float) -> set[str]:
-        """Items bought in the last `within_days` of event time (never offered again that soon)."""
-        return {item for item, ts in self.recent_purchases if now_ts - ts <= within_days * DAY}
+        """Items bought in the last `within_days` of event time (never offered again that soon). A purchase after
+        `now_ts` (read ahead of this event from another topic) is not yet bought at `now_ts`."""
+        return {item for item, ts in self.recent_purchases if 0 <= now_ts - ts <= within_days * DAY}
 
     def purchased_recently(self, item_id: str, now_ts: float, within_days: float) -> bool:
         return item_id in self.bought_within(now_ts, within_days)

@@ -73,9 +73,24 @@ def cmd_feed(args: argparse.Namespace) -> int:
 
     report = asyncio.run(run_feed(_settings().kafka, customers=args.customers, rate=args.rate, max_events=args.events,
                                   duration_s=args.duration, invalid_share=args.invalid_share, seed=args.seed,
-                                  prefix=args.prefix))
+                                  prefix=args.prefix, respond=args.respond))
     print(f"sent {report.sent} events in {report.seconds:.1f}s ({report.rate:.0f}/s): "
           f"{report.purchases} purchases, {report.invalid} invalid {report.corruptions}")
+    if args.respond:
+        print(f"answered {report.offers_answered} offers: {report.feedback} feedback records, "
+              f"{report.redeemed} redeemed")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from streams.devstack.simulate import print_simulation
+
+    try:
+        print_simulation(_settings().models, days=args.days, customers=args.customers, arms=args.arms,
+                         seed=args.seed, truth=args.truth, say=lambda line: print(line, flush=True))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -344,6 +359,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         customer = _a_buyer([offer["customer_id"] for offer in run.offers[-200:]]) or run.offers[-1]["customer_id"]
         print(f"profile of {customer} (redis-cli HGETALL {keys.profile_key(customer)}):")
         cmd_profile(argparse.Namespace(customer_id=customer))
+    if run.experiment:
+        print()
+        cmd_experiments(argparse.Namespace(name=run.experiment, json=False))
     print("The broker and Redis are still running: `perso stack down` stops them.")
     return 1 if run.error else 0
 
@@ -442,7 +460,19 @@ def build_parser() -> argparse.ArgumentParser:
     feed_options(p, None, "c")
     p.add_argument("--events", type=int, default=None, help="stop after this many events")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--respond", action="store_true",
+                   help="the customers also answer their offers: feedback and redemptions (a minute per second)")
     p.set_defaults(func=cmd_feed)
+
+    p = sub.add_parser("simulate", help="an experiment in event time, in process (no Kafka or Redis): the report "
+                                        "beside the true lift the simulator planted")
+    p.add_argument("--days", type=float, default=30.0)
+    p.add_argument("--customers", type=int, default=2000)
+    p.add_argument("--arms", default="holdout:10,nbo:45,popular:45")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--no-truth", dest="truth", action="store_false",
+                   help="skip the counterfactual runs (every customer in one arm) that measure the true lift")
+    p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("replay", help="validate an event log and publish it to the input topics")
     p.add_argument("file", nargs="?", help="JSON Lines or CSV, optionally gzip (.jsonl, .csv, .jsonl.gz, ...)")

@@ -473,8 +473,7 @@ def format_report(report: ExperimentReport) -> str:
         ratio_why = empty if a.customers == 0 or a.conversion_lift is None or a.conversion_lift.estimate is None \
             else f"no conversions in {report.reference}"
         lines.append(f"{a.arm} vs {report.reference}:" + ("" if a.offers_comparable else
-                     f"  (offer conversion not comparable: the {report.reference} records other items' offers; "
-                     "compare buyers and revenue)"))
+                     "  (offer figures not comparable: the holdout records another policy's offers)"))
         lines.append(_lift_line("conversion", a.conversion_lift, 100, " pp", 2, empty))
         lines.append(_lift_line("relative conversion", a.relative_conversion_lift, 100, "%", 1, ratio_why,
                                 with_p=False))

@@ -16,13 +16,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from schemas.experiments import ExperimentConfig
 from streams.devstack.feed import run_feed
 from streams.devstack.stack import LocalStack
+from streams.observability.experiments import experiment_summary
 from streams.ops.tail import follow_topic
-from streams.security import redacted_url
+from streams.security import redacted_url, redis_async
 from streams.settings import Settings
+from streams.storage.experiments import ExperimentStore
 
 CATCH_UP_S = 5.0
+REPORT_EVERY_S = 30.0
+DEMO_ARMS = "holdout:20,nbo:40,popular:40"
 
 
 @dataclass
@@ -32,12 +37,14 @@ class DemoOptions:
     duration_s: float | None = None
     invalid_share: float = 0.02
     prefix: str = "d-"
+    arms: str = DEMO_ARMS
 
 
 @dataclass
 class DemoRun:
     offers: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
+    experiment: str | None = None
 
 
 class WorkerExited(RuntimeError):
@@ -58,6 +65,7 @@ def run_demo(settings: Settings, options: DemoOptions, say: Callable[[str], None
                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=dict(os.environ))
     started = time.monotonic()
     run = DemoRun()
+    run.experiment = asyncio.run(_demo_experiment(settings, options, say))
 
     async def show_offers() -> None:
         async for offer in follow_topic(settings.kafka, settings.kafka.offers_topic):
@@ -77,7 +85,8 @@ def run_demo(settings: Settings, options: DemoOptions, say: Callable[[str], None
         watch = asyncio.create_task(watch_worker())
         feed = asyncio.create_task(run_feed(settings.kafka, customers=options.customers, rate=options.rate,
                                             duration_s=options.duration_s, invalid_share=options.invalid_share,
-                                            prefix=options.prefix))
+                                            prefix=options.prefix, respond=True))
+        progress = asyncio.create_task(_report_progress(settings, run, say))
         try:
             done, _ = await asyncio.wait({feed, watch}, return_when=asyncio.FIRST_COMPLETED)
             if watch in done:
@@ -85,9 +94,9 @@ def run_demo(settings: Settings, options: DemoOptions, say: Callable[[str], None
                 watch.result()
             await asyncio.sleep(CATCH_UP_S)  # let the worker catch up with the last events
         finally:
-            for task in (tail, watch, feed):
+            for task in (tail, watch, feed, progress):
                 task.cancel()
-            await asyncio.gather(tail, watch, feed, return_exceptions=True)
+            await asyncio.gather(tail, watch, feed, progress, return_exceptions=True)
 
     try:
         asyncio.run(main())
@@ -102,3 +111,60 @@ def run_demo(settings: Settings, options: DemoOptions, say: Callable[[str], None
         except subprocess.TimeoutExpired:
             worker.kill()
     return run
+
+
+async def _demo_experiment(settings: Settings, options: DemoOptions, say: Callable[[str], None]) -> str:
+    """The experiment the demo's customers are split by: one running already (yours) is kept; an earlier demo's is
+    stopped and a new one started."""
+    client = redis_async(settings.redis)
+    try:
+        store = ExperimentStore(client)
+        running = await store.running()
+        if running is not None and not running.name.startswith("demo-"):
+            say(f"experiment {running.name!r} is running: the demo's customers join it")
+            return running.name
+        if running is not None:
+            await store.stop(running.name)
+        config = ExperimentConfig.start(f"demo-{options.prefix.strip('-')}-{int(time.time())}", options.arms,
+                                        holdout_policy=settings.models.policy)
+        await store.start(config)
+        say(f"experiment {config.name!r} started: {options.arms} (perso experiments {config.name})")
+        return config.name
+    finally:
+        await client.aclose()
+
+
+async def _report_progress(settings: Settings, run: DemoRun, say: Callable[[str], None]) -> None:
+    """Every REPORT_EVERY_S, one line per arm: customers, conversions and the lift against the holdout."""
+    client = redis_async(settings.redis)
+    try:
+        store = ExperimentStore(client)
+        while True:
+            await asyncio.sleep(REPORT_EVERY_S)
+            config = await store.get(run.experiment or "")
+            if config is None:
+                continue
+            summary = await experiment_summary(store, config, text=False)
+            say(summary_line(summary["report"]))
+    finally:
+        await client.aclose()
+
+
+def summary_line(report: dict[str, Any]) -> str:
+    """One line for the demo's terminal: per arm, converted customers of customers and the lift with its interval.
+
+    >>> summary_line({"name": "x", "reference": "holdout", "arms": [
+    ...     {"arm": "holdout", "customers": 40, "converted_customers": 4, "conversion_lift": None},
+    ...     {"arm": "nbo", "customers": 80, "converted_customers": 24,
+    ...      "conversion_lift": {"estimate": 0.2, "interval": [0.05, 0.33], "significant": True}}]})
+    'experiment x: holdout 4/40 converted; nbo 24/80 converted, lift +20.0 pp [+5.0, +33.0]'
+    """
+    parts = []
+    for arm in report["arms"]:
+        text = f"{arm['arm']} {arm['converted_customers']}/{arm['customers']} converted"
+        lift = arm.get("conversion_lift")
+        if lift and lift.get("estimate") is not None and lift.get("interval"):
+            low, high = lift["interval"]
+            text += f", lift {lift['estimate'] * 100:+.1f} pp [{low * 100:+.1f}, {high * 100:+.1f}]"
+        parts.append(text)
+    return f"experiment {report['name']}: " + "; ".join(parts)

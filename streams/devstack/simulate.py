@@ -10,7 +10,6 @@ counterfactual run with every customer in one arm measures what that arm really 
 difference of two such runs' conversion rates. What the experiment estimates from a split of the customers is
 compared with it.
 
->>> import asyncio
 >>> result = asyncio.run(simulate(days=3, customers=60, arms="holdout:50,nbo:50", seed=1))
 >>> [arm.arm for arm in result.counts], result.events > 0
 (['holdout', 'nbo'], True)
@@ -20,15 +19,17 @@ True
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from models.experiments.report import ArmCounts, ExperimentReport, experiment_report
+from models.experiments.report import ArmCounts, ExperimentReport, Lift, experiment_report, format_report
 from models.personalizer import Personalizer
 from models.settings import ModelSettings
 from schemas.experiments import HOLDOUT, ExperimentConfig
@@ -127,3 +128,39 @@ def _rate(counts: ArmCounts) -> float:
 
 def _partition(customer_id: str) -> int:
     return sum(customer_id.encode()) % PARTITIONS
+
+
+def print_simulation(settings: ModelSettings, days: float, customers: int, arms: str, seed: int, truth: bool,
+                     say: Callable[[str], None]) -> SimulationResult:
+    """`perso simulate`: the experiment's report, then each arm's true lift from counterfactual runs."""
+    say(f"simulating {days:g} days of {customers:,} customers, arms {arms}, seed {seed} ...")
+    result = asyncio.run(simulate(days, customers, arms, seed, settings))
+    say(f"{result.events:,} events, {result.offers:,} offers published, {result.seconds:.0f}s")
+    say(format_report(result.report))
+    if not truth:
+        return result
+    say("planted truth: every customer in one arm, then every customer in the holdout, same seed")
+    held = asyncio.run(simulate(days, customers, f"{HOLDOUT}:100", seed, settings))
+    held_rate, held_revenue = _rate(held.counts[0]), _revenue(held.counts[0])
+    say(f"  holdout: conversion {held_rate:.2%}, revenue per customer {held_revenue:.2f} with every customer held out")
+    for arm in result.config.arms:
+        if arm.policy == HOLDOUT:
+            continue
+        everyone = asyncio.run(simulate(days, customers, f"{arm.name}={arm.policy}:100", seed, settings))
+        rate, revenue = _rate(everyone.counts[0]), _revenue(everyone.counts[0])
+        estimated = result.report.arm(arm.name)
+        say(f"  {arm.name}, every customer in it: conversion lift {(rate - held_rate) * 100:+.2f} pp (estimated "
+            f"{_shown(estimated.conversion_lift, 100)}), revenue per customer lift {revenue - held_revenue:+.2f} "
+            f"(estimated {_shown(estimated.revenue_lift, 1)})"
+            + ("" if estimated.offers_comparable else "; conversion not comparable with the holdout's"))
+    return result
+
+
+def _revenue(counts: ArmCounts) -> float:
+    return counts.revenue / counts.customers if counts.customers else 0.0
+
+
+def _shown(lift: Lift | None, scale: float) -> str:
+    if lift is None or lift.estimate is None or lift.interval is None:
+        return "n/a"
+    return f"{lift.estimate * scale:+.2f} [{lift.interval[0] * scale:+.2f}, {lift.interval[1] * scale:+.2f}]"

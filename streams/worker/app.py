@@ -90,7 +90,8 @@ def create_app(settings: Settings) -> faust.App:
                                               hot=worker.state_cache_hot),
         pseudonymiser=pseudonymiser, sensors=[counters, health], retry_max_s=worker.redis_retry_max_s,
         stopping=lambda: bool(app.should_stop), rescore_batch=worker.rescore_batch,
-        end_offset=lambda topic, partition: _end_offset(app, topic, partition))
+        input_topics=kafka.input_topics,
+        unread=lambda topic, partition, next_offset: _unread(app, topic, partition, next_offset))
     advertised = socket.gethostname() if worker.web_host in ("0.0.0.0", "::") else worker.web_host
     telemetry = WorkerTelemetry(counters, health, pipeline.personalizer.metrics, lambda: len(pipeline.cache),
                                 lambda: partitions.events_waiting(app),
@@ -161,9 +162,21 @@ def create_app(settings: Settings) -> faust.App:
     return app
 
 
-def _end_offset(app: faust.App, topic: str, partition: int) -> int | None:
-    """The broker's end offset of an input partition as of the consumer's last fetch (None before any)."""
+def _unread(app: faust.App, topic: str, partition: int, next_offset: int | None) -> bool:
+    """Whether records of an input partition this worker owns wait unprocessed: its end offset as of the last
+    fetch beyond the next offset to process (`next_offset`; before any record was processed, the committed
+    offset). A partition not fetched yet may hold anything: it counts as unread. One not owned does not."""
+    tp = TP(topic, partition)
     try:
-        return app.consumer.highwater(TP(topic, partition))
-    except Exception:  # not started, or the partition not assigned (yet)
-        return None
+        if tp not in app.consumer.assignment():
+            return False
+        end = app.consumer.highwater(tp)
+    except Exception:  # the consumer is not started yet
+        return False
+    if end is None:
+        return True
+    if next_offset is None:
+        # Faust keeps the committed offsets it seeks to on assignment (faust-streaming 0.15 has no public reader;
+        # None stands for 0 there).
+        next_offset = app.consumer._committed_offset.get(tp) or 0  # type: ignore[attr-defined]
+    return bool(end > next_offset)

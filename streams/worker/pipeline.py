@@ -93,7 +93,9 @@ class BatchPipeline:
                  kind_of_topic: Callable[[str], str | None], cache: StateCache | None = None,
                  pseudonymiser: Pseudonymiser | None = None, sensors: Sequence[PipelineSensor] = (),
                  retry_max_s: float = 5.0, stopping: Callable[[], bool] = lambda: False,
-                 rescore_batch: int = 500, end_offset: Callable[[str, int], int | None] = lambda t, p: None) -> None:
+                 rescore_batch: int = 500, input_topics: Sequence[str] = (),
+                 unread: Callable[[str, int, int | None], bool] = lambda topic, partition, next_offset: False
+                 ) -> None:
         self.personalizer = personalizer
         self.store = store
         self.publisher = publisher
@@ -108,7 +110,9 @@ class BatchPipeline:
         self.clocks: dict[int, float] = {}
         # The same per input topic and partition, with the next offset to read: the watermark's inputs.
         self.topic_clocks: dict[tuple[str, int], tuple[float, int]] = {}
-        self.end_offset = end_offset  # (topic, partition) -> the broker's end offset, None when not known
+        # unread(topic, partition, next offset or None if none read yet): whether records of it wait unprocessed.
+        self.input_topics = tuple(input_topics)
+        self.unread = unread
         # Held for a whole batch: `forget` must not interleave with a batch that holds the customer's state,
         # and a model checkpoint must not catch a batch half-applied.
         self.lock = asyncio.Lock()
@@ -193,25 +197,24 @@ class BatchPipeline:
     # --- event time across input topics ------------------------------------------------------------
     def _advance_topic_clocks(self, records: Sequence[RawRecord], validated: Sequence[tuple[RawRecord, InputEvent]]
                               ) -> None:
-        newest: dict[tuple[str, int], float] = {}
+        newest: dict[tuple[str, int], float] = {}  # per topic and partition, the newest valid event time
         for record, event in validated:
             where = (record.topic, record.partition)
             newest[where] = max(event.epoch, newest.get(where, event.epoch))
         for record in records:  # the offsets of rejected records count as read too
             where = (record.topic, record.partition)
-            clock, _ = self.topic_clocks.get(where, (float("-inf"), 0))
+            clock, _ = self.topic_clocks.get(where, (float("-inf"), 0))  # (offsets only grow within a batch)
             self.topic_clocks[where] = (max(clock, newest.get(where, clock)), record.offset + 1)
 
     def watermark(self, partition: int) -> float:
         """The event time up to which every input topic of `partition` has been read: the stream time, held back
-        to the clock of any topic of the partition that still has records unread (one topic consumed ahead of
-        another while a backlog drains). A topic whose end is not known yet does not hold it back."""
+        to the clock of any topic of the partition that still has records unprocessed (one topic consumed ahead
+        of another while a backlog drains; a topic none of whose records has been read yet holds it back to
+        the beginning)."""
         mark = self.clocks.get(partition, float("-inf"))
-        for (topic, where), (clock, next_offset) in self.topic_clocks.items():
-            if where != partition:
-                continue
-            end = self.end_offset(topic, partition)
-            if end is not None and end > next_offset:
+        for topic in self.input_topics:
+            clock, next_offset = self.topic_clocks.get((topic, partition), (float("-inf"), None))
+            if self.unread(topic, partition, next_offset):
                 mark = min(mark, clock)
         return mark
 

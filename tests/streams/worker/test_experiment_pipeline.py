@@ -29,8 +29,12 @@ class Rig:
         self.personalizer.run_experiment(self.config)
         self.ends: dict[tuple[str, int], int] = {}
         self.pipeline = BatchPipeline(self.personalizer, self.store, self.published, KIND_OF.get,
-                                      end_offset=lambda topic, partition: self.ends.get((topic, partition)))
+                                      input_topics=tuple(KIND_OF),
+                                      unread=self.unread)
         self.offsets: dict[str, int] = {}
+
+    def unread(self, topic: str, partition: int, next_offset: int | None) -> bool:
+        return self.ends.get((topic, partition), 0) > (next_offset or 0)
 
     def record(self, kind: str, body: dict[str, Any]) -> RawRecord:
         topic = TOPIC_OF[kind]
