@@ -1,7 +1,7 @@
 """End-to-end figures on the embedded stack: sustained events/s and event-to-offer latency.
 
     python bench/e2e.py [--events 100000] [--latency-rate 0 (= half the throughput)] [--latency-seconds 20]
-                        [--profile SECONDS (py-spy the draining worker)]
+                        [--profile SECONDS (py-spy the draining worker)] [--experiment holdout:10,nbo:90]
 
 Runs against PERSO_BROKER_URL / PERSO_REDIS_URL (start them with `perso stack up`). Uses fresh topics and a
 fresh consumer group each run. Phase 1 preloads N events, starts one worker process and measures how fast
@@ -36,10 +36,11 @@ import worker_profile  # noqa: E402
 
 from streams.devstack.feed import run_feed  # noqa: E402
 from streams.devstack.stack import create_topics  # noqa: E402
+from streams.ops.experiments import start_experiment, stop_experiment  # noqa: E402
 from streams.ops.tail import follow_topic  # noqa: E402
 from streams.security import redis_sync  # noqa: E402
 from streams.settings import KafkaSettings, Settings  # noqa: E402
-from streams.storage.keys import stats_key  # noqa: E402
+from streams.storage.keys import EXPERIMENTS_KEY, stats_key  # noqa: E402
 from streams.worker.sensors import STAGES  # noqa: E402
 
 
@@ -119,11 +120,14 @@ def main() -> int:
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     parser.add_argument("--profile", type=float, default=0.0, metavar="SECONDS",
                         help="sample the draining worker with py-spy this long and print where its time goes")
+    parser.add_argument("--experiment", metavar="ARMS", default=None,
+                        help="run with an experiment of these arms (every customer joins; offers are attributed)")
     args = parser.parse_args()
 
     run = uuid.uuid4().hex[:6]
     env = {**os.environ, "PERSO_APP_ID": f"bench-{run}", "PERSO_CLICKSTREAM_TOPIC": f"bench-{run}-clickstream",
-           "PERSO_PURCHASES_TOPIC": f"bench-{run}-purchases", "PERSO_OFFERS_TOPIC": f"bench-{run}-offers",
+           "PERSO_PURCHASES_TOPIC": f"bench-{run}-purchases", "PERSO_FEEDBACK_TOPIC": f"bench-{run}-feedback",
+           "PERSO_OFFERS_TOPIC": f"bench-{run}-offers",
            "PERSO_DEAD_LETTER_TOPIC": f"bench-{run}-deadletter", "PERSO_WEB_ENABLED": "false"}
     os.environ.update(env)
     settings = Settings()
@@ -137,6 +141,10 @@ def main() -> int:
                                 prefix=f"e2e{run}-"))
     print(f"preloaded {feed.sent} events in {time.monotonic() - t0:.1f}s ({feed.rate:.0f}/s produce)", flush=True)
 
+    experiment = f"bench-{run}" if args.experiment else None
+    if experiment:  # refused while another experiment runs in this Redis: stop it first
+        asyncio.run(start_experiment(settings, experiment, args.experiment))
+        print(f"experiment {experiment} running: {args.experiment}", flush=True)
     log_path = ROOT / "bench" / "results" / f"worker-{run}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as out:
@@ -178,10 +186,14 @@ def main() -> int:
         worker.terminate()
         worker.wait(timeout=60)
         delete_customers(client, [f"e2e{run}-", f"lat{run}-"])
+        if experiment:
+            asyncio.run(stop_experiment(settings, experiment))
+            client.hdel(EXPERIMENTS_KEY, experiment)
+            client.delete(*client.keys(f"experiment:{experiment}:*") or ["-"])
 
     ms = [v * 1000 for v in latencies]
     result = {
-        "events": feed.sent, "throughput_events_per_s": round(throughput, 1),
+        "events": feed.sent, "throughput_events_per_s": round(throughput, 1), "experiment": args.experiment,
         "latency_offered_rate": rate, "offers_measured": len(ms),
         "event_to_offer_ms": {"p50": round(percentile(ms, 0.50), 1), "p95": round(percentile(ms, 0.95), 1),
                               "p99": round(percentile(ms, 0.99), 1), "mean": round(statistics.fmean(ms), 1)}

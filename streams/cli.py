@@ -231,7 +231,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps({"healthy": report.healthy, "redis": vars(report.redis) | {"problem": report.redis.problem},
                           "lag": [vars(p) | {"lag": p.lag} for p in report.lag], "total_lag": report.total_lag,
                           "workers": [vars(w) | {"alive": w.alive, "degraded": w.degraded} for w in report.workers],
-                          "checkpoint_age_s": report.checkpoint_age_s}, indent=2))
+                          "checkpoint_age_s": report.checkpoint_age_s,
+                          "experiment": report.experiment.model_dump(mode="json") if report.experiment else None},
+                         indent=2))
         return 0 if report.healthy else 1
     if report.redis.problem:
         print(f"REDIS PROBLEM: {report.redis.problem}")
@@ -281,6 +283,11 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"  batches: {batches:.0f}, {v.get('records', 0) / batches:.0f} records each; ms per batch: {stages}")
     age = report.checkpoint_age_s
     print(f"model checkpoint: {'none yet' if age is None else f'saved {age:.0f}s ago'}")
+    running = report.experiment
+    print("experiment: " + ("none running" if running is None else
+          f"{running.name} running since {running.started_at:%Y-%m-%d %H:%M}, arms "
+          + ", ".join(f"{arm.name} ({arm.policy}) {arm.share:g}%" for arm in running.arms)
+          + f" (perso experiments {running.name})"))
     return 0 if report.healthy else 1
 
 

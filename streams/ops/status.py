@@ -18,10 +18,12 @@ import orjson
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from schemas.experiments import ExperimentConfig
 from streams.security import kafka_options, redis_async, start_or_close
 from streams.settings import Settings
 from streams.storage import keys
 from streams.storage.checkpoints import CheckpointStore
+from streams.storage.experiments import ExperimentStore
 
 # A worker whose stats hash is older than this is not running (it refreshes every second).
 WORKER_ALIVE_S = 5.0
@@ -109,6 +111,7 @@ class StatusReport:
     workers: list[WorkerReport]
     checkpoint_age_s: float | None
     redis: RedisCondition = field(default_factory=lambda: RedisCondition(True))
+    experiment: ExperimentConfig | None = None  # the running one
 
     @property
     def healthy(self) -> bool:
@@ -205,6 +208,7 @@ async def status(settings: Settings) -> StatusReport:
         condition = await redis_condition(client)
         workers = await worker_reports(client, settings.app_id) if condition.reachable else []
         saved_at = await CheckpointStore(client, settings.app_id).saved_at() if condition.reachable else None
+        experiment = await ExperimentStore(client).running() if condition.reachable else None
     finally:
         await client.aclose()
     stale = [w for w in workers if not w.alive and w.web_url]
@@ -212,7 +216,8 @@ async def status(settings: Settings) -> StatusReport:
                               strict=True):
         worker.live_health = answer
     lag = await consumer_lag(settings)
-    return StatusReport(lag, workers, time.time() - saved_at if saved_at is not None else None, condition)
+    return StatusReport(lag, workers, time.time() - saved_at if saved_at is not None else None, condition,
+                        experiment)
 
 
 def input_partitions(consumer: AIOKafkaConsumer, settings: Settings) -> list[TopicPartition]:

@@ -32,3 +32,10 @@ def test_a_new_salt_reshuffles_customers() -> None:
 def test_bad_arm_lists_get_clear_errors(arms: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ExperimentConfig.start("x", arms)
+
+
+def test_an_arm_naming_an_unknown_policy_is_refused_before_it_is_stored() -> None:
+    from models.experiments.running import check_policies
+
+    with pytest.raises(ValueError, match="unknown policy 'bandit'; registered: holdout, "):
+        check_policies(ExperimentConfig.start("x", "holdout:10,bandit:90"))

@@ -286,3 +286,14 @@ def test_to_dict_is_json_ready_and_rounded() -> None:
     assert nbo["relative_conversion_lift"]["significant"] is True
     assert math.isclose(nbo["conversion_lift"]["estimate"], 76 / 3000, rel_tol=1e-5)
     assert nbo["feedback_rates"]["delivered"] is None
+
+
+def test_arms_of_another_policy_than_the_holdout_s_compare_buyers_and_revenue_not_offers() -> None:
+    holdout = ArmCounts("holdout", "holdout", 1 / 3, customers=900, converted_customers=300, buyers=400)
+    nbo = ArmCounts("nbo", "nbo", 1 / 3, customers=900, converted_customers=420, buyers=450)
+    popular = ArmCounts("popular", "popular", 1 / 3, customers=900, converted_customers=100, buyers=480)
+    report = experiment_report("x", [holdout, nbo, popular], holdout_policy="nbo")
+    assert report.arm("nbo").offers_comparable and not report.arm("popular").offers_comparable
+    buyers = report.arm("popular").buyer_lift
+    assert buyers is not None and buyers.estimate == pytest.approx(80 / 900) and buyers.significant
+    assert "offer figures not comparable" in format_report(report)
