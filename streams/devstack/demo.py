@@ -151,20 +151,23 @@ async def _report_progress(settings: Settings, run: DemoRun, say: Callable[[str]
 
 
 def summary_line(report: dict[str, Any]) -> str:
-    """One line for the demo's terminal: per arm, converted customers of customers and the lift with its interval.
+    """One line for the demo's terminal: per arm, converted customers of customers and the lift with its interval
+    (for an arm whose offers are not comparable with the holdout's, the lift in buyers).
 
     >>> summary_line({"name": "x", "reference": "holdout", "arms": [
     ...     {"arm": "holdout", "customers": 40, "converted_customers": 4, "conversion_lift": None},
-    ...     {"arm": "nbo", "customers": 80, "converted_customers": 24,
+    ...     {"arm": "nbo", "customers": 80, "converted_customers": 24, "offers_comparable": True,
     ...      "conversion_lift": {"estimate": 0.2, "interval": [0.05, 0.33], "significant": True}}]})
     'experiment x: holdout 4/40 converted; nbo 24/80 converted, lift +20.0 pp [+5.0, +33.0]'
     """
     parts = []
     for arm in report["arms"]:
         text = f"{arm['arm']} {arm['converted_customers']}/{arm['customers']} converted"
-        lift = arm.get("conversion_lift")
+        comparable = arm.get("offers_comparable", True)
+        lift = arm.get("conversion_lift" if comparable else "buyer_lift")
         if lift and lift.get("estimate") is not None and lift.get("interval"):
             low, high = lift["interval"]
-            text += f", lift {lift['estimate'] * 100:+.1f} pp [{low * 100:+.1f}, {high * 100:+.1f}]"
+            text += (f", {'lift' if comparable else 'buyers lift'} {lift['estimate'] * 100:+.1f} pp "
+                     f"[{low * 100:+.1f}, {high * 100:+.1f}]")
         parts.append(text)
     return f"experiment {report['name']}: " + "; ".join(parts)
