@@ -10,6 +10,7 @@ import zlib
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 import redis
 
 from models.evaluation.outcomes import PurchaseTimes
@@ -23,6 +24,9 @@ from tests.integration.scenario import replay, start_ready, worker_stat
 CUTOFF = datetime(2001, 1, 29, tzinfo=UTC)  # 30 days before the log ends: churn's truth is whole
 
 
+# A third of Ta Feng through one worker takes ~225 s alone on this machine: the suite-wide 300 s timeout is too
+# close once the machine is shared.
+@pytest.mark.timeout(900)
 def test_ta_feng_through_the_worker_scores_as_well_as_the_best_baseline(stack: Settings, tmp_path: Path) -> None:
     settings = isolated(stack, "tafeng", redis_db=10, exclude_bought_days=0)
     events = [e for e in read_tafeng() if zlib.crc32(e.customer_id.encode()) % 3 == 0]
