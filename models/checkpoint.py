@@ -9,7 +9,7 @@ untrusted source.
 >>> from models.personalizer import Personalizer
 >>> info = load_into(Personalizer(), dump(Personalizer()))
 >>> info.restored, info.fresh
-(['cooccurrence', 'segments', 'propensity', 'churn', 'rfm'], [])
+(['cooccurrence', 'segments', 'propensity', 'churn', 'rfm', 'response'], [])
 """
 
 from __future__ import annotations

@@ -26,12 +26,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from models.experiments.attribution import Attribution, Tallies, merge
+from models.experiments.attribution import CONVERTED, FEATURES, FLAGS, PUBLISHED, Attribution, Tallies, merge
 from models.experiments.running import RunningExperiment
 from models.features import FeatureSpace
 from models.learners import EventContext, Learner, TimeContext, build_learners
 from models.learners.cooccurrence import ItemCooccurrence
+from models.learners.response import OfferResponse
 from models.policies import Decision, Guardrails, OfferPolicy, build_policy
+from models.policies.candidate_features import FEATURES as CANDIDATE_FEATURES
 from models.settings import ModelSettings
 from models.state import DAY, CustomerState
 from schemas.events import InputEvent, OfferFeedback, PurchaseEvent
@@ -74,7 +76,8 @@ class Personalizer:
         self.space = FeatureSpace()
         self.learners: list[Learner] = build_learners(self.settings)
         self.guardrails = Guardrails.from_settings(self.settings)
-        self.attribution = Attribution(self.settings.attribution_window_days * DAY, self.settings.open_offers_max)
+        self.attribution = Attribution(self.settings.attribution_window_days * DAY, self.settings.open_offers_max,
+                                       on_close=self._learn_from_outcome)
         self.policy: OfferPolicy = build_policy(self.settings.policy, self.settings, self.learners_by_name)
         self.experiment: RunningExperiment | None = None
         self._refresh_hooks()
@@ -110,6 +113,8 @@ class Personalizer:
         self._waking = [learner for learner in self.learners if type(learner).next_wake is not Learner.next_wake]
         items = self.learners_by_name.get("cooccurrence")
         self._items = items if isinstance(items, ItemCooccurrence) else None
+        response = self.learners_by_name.get("response")
+        self._response = response if isinstance(response, OfferResponse) else None
 
     def process(self, state: CustomerState, event: InputEvent) -> Outcome:
         """Apply one new event to `state` (mutated in place); the caller has removed duplicates. Feedback on an
@@ -137,12 +142,14 @@ class Personalizer:
                           tallies=tallies)
         if running is not None and arm is not None:
             outcome.experiment, outcome.arm = running.name, arm.name
-            if decision is not None:
-                outcome.published = arm.policy != HOLDOUT
-                outcome.expires_ts = ctx.ts + self.attribution.window_s
-                self.attribution.record_offer(
-                    state, Offer.make_id(state.customer_id, event.event_id), decision.item_id,
-                    self._price_of(decision.item_id), ctx.ts, running.name, arm.name, outcome.published, tallies)
+            outcome.published = decision is not None and arm.policy != HOLDOUT
+        if decision is not None and (running is not None or policy.learns_from_outcomes):
+            # Open for attribution: an experiment counts what becomes of it, a learning policy learns from it.
+            outcome.expires_ts = ctx.ts + self.attribution.window_s
+            self.attribution.record_offer(
+                state, Offer.make_id(state.customer_id, event.event_id), decision.item_id,
+                self._price_of(decision.item_id), ctx.ts, outcome.experiment or "", outcome.arm or "",
+                outcome.published, tallies, features=decision.features if policy.learns_from_outcomes else None)
         self._schedule(state, max(ctx.ts, state.scored_ts))
         return outcome
 
@@ -173,6 +180,13 @@ class Personalizer:
             return None
         state.scored_ts = max(state.scored_ts, until_ts)
         return Outcome(self.scores(state, until_ts), None, tallies=tallies)
+
+    def _learn_from_outcome(self, offer: tuple[Any, ...]) -> None:
+        """A published offer of a learning policy has closed: teach the response model whether it converted."""
+        features = offer[FEATURES]
+        if features is not None and self._response is not None and offer[FLAGS] & PUBLISHED:
+            self._response.learn_outcome(dict(zip(CANDIDATE_FEATURES, features, strict=False)),
+                                         bool(offer[FLAGS] & CONVERTED))
 
     def _price_of(self, item_id: str) -> float | None:
         info = self._items.info.get(item_id) if self._items is not None else None

@@ -4,7 +4,7 @@ The worker's `Settings` nests it as `settings.models`; the Personalizer, its lea
 it directly, so a model setting is declared once, here.
 
 >>> ModelSettings(n_segments=3).learners
-['cooccurrence', 'segments', 'propensity', 'churn', 'rfm']
+['cooccurrence', 'segments', 'propensity', 'churn', 'rfm', 'response']
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The order they see each event in; the policy runs after every learner.
-DEFAULT_LEARNERS = ["cooccurrence", "segments", "propensity", "churn", "rfm"]
+DEFAULT_LEARNERS = ["cooccurrence", "segments", "propensity", "churn", "rfm", "response"]
 
 
 class ModelSettings(BaseSettings):
@@ -51,6 +51,11 @@ class ModelSettings(BaseSettings):
     exclude_bought_days: float = Field(30.0, ge=0, description="never offer what the customer bought within this")
     attribution_window_days: float = Field(7.0, gt=0, description="an offer converts when its item is bought (or "
                                            "it is redeemed) within this much event time")
+    learned_epsilon: float = Field(0.1, ge=0, le=1, description="the learned policy explores this share of its "
+                                   "decisions (a random one of its top candidates)")
+    learned_explore_top: int = Field(5, ge=1, description="how many of its best candidates it explores among")
+    learned_warmup: int = Field(200, ge=0, description="outcomes learned before the learned policy trusts its "
+                                "model (it ranks by relevance until then)")
     open_offers_max: int = Field(16, ge=1, description="offers kept open per customer for attribution; beyond, "
                                  "the oldest closes early")
 

@@ -28,6 +28,8 @@ AFFINITY_HALF_LIFE_DAYS = 14.0
 RECENT_ITEMS = 10
 RECENT_PURCHASES = 20
 RECENT_ORDERS = 20
+# Items a customer's purchase counts are kept for (the least bought, then the longest ago, dropped beyond).
+PURCHASE_COUNTS = 30
 # Categories a customer's affinity keeps (the weakest is dropped beyond).
 MAX_AFFINITIES = 20
 # A session with no event for this long is over, even if the producer reuses its id.
@@ -59,6 +61,8 @@ class CustomerState:
     recent_items: list[str] = field(default_factory=list)
     recent_purchases: list[tuple[str, float]] = field(default_factory=list)  # (item_id, ts) per order line
     recent_orders: list[float] = field(default_factory=list)  # times of the last RECENT_ORDERS orders
+    # item -> (orders with it, the last one's time): a customer's own staples, beyond the last few orders.
+    purchase_counts: dict[str, tuple[int, float]] = field(default_factory=dict)
     last_offer: dict[str, Any] | None = None
     offer_times: list[float] = field(default_factory=list)
     segment: int | None = None
@@ -79,6 +83,8 @@ class CustomerState:
     def __post_init__(self) -> None:
         # JSON gives lists back; keep the untracked tuples (and accept states built by hand with lists).
         self.recent_purchases = [(item, ts) for item, ts in self.recent_purchases]
+        if self.purchase_counts:
+            self.purchase_counts = {item: (int(n), float(ts)) for item, (n, ts) in self.purchase_counts.items()}
         if self.experiment is not None:
             self.experiment = tuple(self.experiment)
         if self.open_offers:
@@ -136,11 +142,16 @@ class CustomerState:
         self.last_purchase_ts = max(self.last_purchase_ts or ts, ts)
         self.recent_orders.append(ts)
         del self.recent_orders[:-RECENT_ORDERS]
+        counts = self.purchase_counts
         for line in event.lines:
             self._add_affinity(line.category, INTERACTION_WEIGHT["purchase"], ts)
             self._push_recent_item(line.item_id)
             self.recent_purchases.append((line.item_id, ts))
+            n, last = counts.get(line.item_id, (0, ts))
+            counts[line.item_id] = (n + 1, max(last, ts))
         del self.recent_purchases[:-RECENT_PURCHASES]
+        while len(counts) > PURCHASE_COUNTS:
+            del counts[min(counts, key=counts.__getitem__)]
 
     def _push_recent_item(self, item_id: str) -> None:
         if item_id in self.recent_items:

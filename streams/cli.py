@@ -434,8 +434,10 @@ def _evaluation_summary(report: Any) -> list[str]:
                          f"largest day-to-day AUC change {stability['largest_day_to_day_change']:.4f}")
     offers = report.offers
     if offers.get("offers"):
-        lines.append(f"offers: hit rate {offers['hit_rate']:.3%} vs popularity {offers['popularity_hit_rate']:.3%} "
-                     f"over {offers['offers']} offers")
+        baselines = ", ".join(f"{name.replace('_', ' ')} {offers[f'{name}_hit_rate']:.3%}" for name in
+                              ("popularity", "buy_again", "buy_again_twice_else_popular", "segment_favourite", "nbo"))
+        lines.append(f"offers ({offers['policy']}): hit rate {offers['hit_rate']:.3%} over {offers['offers']} offers; "
+                     f"at the same moments: {baselines}")
     return lines
 
 

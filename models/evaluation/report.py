@@ -79,7 +79,7 @@ def evaluate(personalizer: Personalizer, events: Iterable[Event], planted_segmen
     model_copies: list[bytes] = []
 
     timeline = Timeline(personalizer)
-    hits = OfferHits(personalizer, truth)
+    hits = OfferHits(personalizer)
     last_segment: dict[str, int | None] = {}
     segment_changes = repeat_events = 0
 

@@ -31,6 +31,9 @@ been read up to (streams/worker/pipeline.py), so no late purchase finds its offe
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from models.state import CustomerState
 from schemas.events import OfferFeedback, PurchaseEvent
 
@@ -41,12 +44,15 @@ DELIVERED, OPENED, CLICKED, DISMISSED, REDEEMED, CONVERTED, PUBLISHED = (1 << n 
 FLAG_OF = {"delivered": DELIVERED, "opened": OPENED, "clicked": CLICKED, "dismissed": DISMISSED,
            "redeemed": REDEEMED}
 OUTCOMES = ("converted", "clicked", "ignored", "expired")
-# An open offer is a tuple (immutable, not tracked by the garbage collector), by these positions:
-ID, ITEM, TS, EXPIRES, EXPERIMENT, ARM, FLAGS, REVENUE, PRICE = range(9)
+# An open offer is a tuple (immutable, not tracked by the garbage collector), by these positions (FEATURES: of the
+# candidate, for a policy that learns from outcomes, else None):
+ID, ITEM, TS, EXPIRES, EXPERIMENT, ARM, FLAGS, REVENUE, PRICE, FEATURES = range(10)
 # A customer's membership, `state.experiment`: (name, arm, revenue, attributed revenue, converted, bought).
 
 
 def tally(tallies: Tallies, experiment: str, arm: str, name: str, increment: float = 1) -> None:
+    if not experiment:  # an offer kept open for a learning policy outside any experiment: nothing to count
+        return
     fields = tallies.setdefault((experiment, arm), {})
     fields[name] = fields.get(name, 0) + increment
 
@@ -71,10 +77,14 @@ def outcome_of(flags: int) -> str:
 
 
 class Attribution:
-    def __init__(self, window_s: float = 7 * 86_400.0, max_open: int = 16, max_pending: int = 16) -> None:
+    """`on_close(offer)` hears of every offer closed, with its final flags (a learning policy's teacher)."""
+
+    def __init__(self, window_s: float = 7 * 86_400.0, max_open: int = 16, max_pending: int = 16,
+                 on_close: Callable[[tuple[Any, ...]], None] | None = None) -> None:
         self.window_s = window_s
         self.max_open = max_open
         self.max_pending = max_pending
+        self.on_close = on_close
 
     def join(self, state: CustomerState, experiment: str, arm: str, tallies: Tallies) -> None:
         """The customer is in `experiment`'s `arm` from now on; counted as one of its customers once."""
@@ -109,14 +119,16 @@ class Attribution:
         del state.pending_feedback[:-self.max_pending]
 
     def record_offer(self, state: CustomerState, offer_id: str, item_id: str, price: float | None, ts: float,
-                     experiment: str, arm: str, published: bool, tallies: Tallies) -> None:
-        """An offer decided at event time `ts` (published, or held out): open until `ts` + the window."""
+                     experiment: str, arm: str, published: bool, tallies: Tallies,
+                     features: tuple[float, ...] | None = None) -> None:
+        """An offer decided at event time `ts` (published, or held out): open until `ts` + the window.
+        `experiment` is empty for an offer kept only to teach a learning policy (nothing is counted)."""
         if any(offer[ID] == offer_id for offer in state.open_offers):
             return  # the same trigger decided again (cannot happen: events apply once)
         if len(state.open_offers) >= self.max_open:
             self._close(state, 0, tallies)  # the oldest closes early, with what it has become so far
         offer = (offer_id, item_id, ts, ts + self.window_s, experiment, arm, PUBLISHED if published else 0, 0.0,
-                 price or 0.0)
+                 price or 0.0, features)
         state.open_offers.append(offer)
         tally(tallies, experiment, arm, "offers")
         if published:
@@ -152,6 +164,8 @@ class Attribution:
     def _close(self, state: CustomerState, index: int, tallies: Tallies) -> None:
         offer = state.open_offers.pop(index)
         tally(tallies, offer[EXPERIMENT], offer[ARM], f"outcome:{outcome_of(offer[FLAGS])}")
+        if self.on_close is not None:
+            self.on_close(offer)
 
     def _apply_feedback(self, state: CustomerState, index: int, kind: str, revenue: float | None,
                         tallies: Tallies) -> None:
@@ -160,7 +174,7 @@ class Attribution:
         if offer[FLAGS] & flag:
             return  # each kind counts once per offer (a service may report two opens)
         tally(tallies, offer[EXPERIMENT], offer[ARM], kind)
-        state.open_offers[index] = (*offer[:FLAGS], offer[FLAGS] | flag, *offer[REVENUE:])
+        state.open_offers[index] = (*offer[:FLAGS], offer[FLAGS] | flag, *offer[FLAGS + 1:])
         if kind == "redeemed" and not offer[FLAGS] & CONVERTED:
             self._mark_converted(state, index, revenue if revenue is not None else offer[PRICE], tallies)
 
@@ -174,7 +188,7 @@ class Attribution:
 
     def _mark_converted(self, state: CustomerState, index: int, value: float, tallies: Tallies) -> None:
         offer = state.open_offers[index]
-        state.open_offers[index] = (*offer[:FLAGS], offer[FLAGS] | CONVERTED, value, offer[PRICE])
+        state.open_offers[index] = (*offer[:FLAGS], offer[FLAGS] | CONVERTED, value, *offer[PRICE:])
         experiment, arm = offer[EXPERIMENT], offer[ARM]
         tally(tallies, experiment, arm, "converted_offers")
         tally(tallies, experiment, arm, "attributed_revenue", value)

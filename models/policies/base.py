@@ -33,6 +33,7 @@ class Decision:
     score: float
     reason: str
     probability: float = 1.0  # with which the policy chose this item (1: deterministic); off-policy evaluation
+    features: tuple[float, ...] | None = None  # of the chosen candidate, for a policy that learns from outcomes
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs more, and this is built per event
@@ -46,6 +47,9 @@ class OfferRequest:
 class OfferPolicy(ABC):
     name: ClassVar[str]
     version: ClassVar[str]
+    # True: the Personalizer keeps this policy's offers open for attribution even without an experiment, and
+    # teaches the response learner what became of each (its decisions carry `features`).
+    learns_from_outcomes: ClassVar[bool] = False
 
     @classmethod
     def from_settings(cls: type[P], settings: ModelSettings, learners: Mapping[str, Learner]) -> P:

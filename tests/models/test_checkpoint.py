@@ -63,7 +63,7 @@ def test_a_learner_the_checkpoint_lacks_starts_fresh_and_the_others_are_restored
     checkpoint.load_into(fewer, checkpoint.dump(original))
     more = Personalizer()
     info = checkpoint.load_into(more, checkpoint.dump(fewer))
-    assert info.restored == ["cooccurrence", "segments"] and info.fresh == ["propensity", "churn", "rfm"]
+    assert info.restored == ["cooccurrence", "segments"] and info.fresh == ["propensity", "churn", "rfm", "response"]
     assert more.learner("propensity").n_learned == 0
 
 
