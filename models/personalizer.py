@@ -26,13 +26,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from models.experiments.attribution import CONVERTED, FEATURES, FLAGS, PUBLISHED, Attribution, Tallies, merge
+from models.experiments.attribution import (
+    CONVERTED,
+    FEATURES,
+    FLAGS,
+    GHOST,
+    PUBLISHED,
+    Attribution,
+    Tallies,
+    ghost_arm,
+    merge,
+)
 from models.experiments.running import RunningExperiment
 from models.features import FeatureSpace
 from models.learners import EventContext, Learner, TimeContext, build_learners
 from models.learners.cooccurrence import ItemCooccurrence
 from models.learners.response import OfferResponse
-from models.policies import Decision, Guardrails, OfferPolicy, build_policy
+from models.policies import Decision, Guardrails, OfferPolicy, OfferRequest, build_policy
 from models.policies.candidate_features import FEATURES as CANDIDATE_FEATURES
 from models.settings import ModelSettings
 from models.state import DAY, CustomerState
@@ -150,6 +160,8 @@ class Personalizer:
                 state, Offer.make_id(state.customer_id, event.event_id), decision.item_id,
                 self._price_of(decision.item_id), ctx.ts, outcome.experiment or "", outcome.arm or "",
                 outcome.published, tallies, features=decision.features if policy.learns_from_outcomes else None)
+            if running is not None and arm is not None and arm.policy == HOLDOUT:
+                self._record_ghosts(running, arm.name, state, event.event_id, ctx.ts, ctx.outputs, tallies)
         self._schedule(state, max(ctx.ts, state.scored_ts))
         return outcome
 
@@ -180,6 +192,17 @@ class Personalizer:
             return None
         state.scored_ts = max(state.scored_ts, until_ts)
         return Outcome(self.scores(state, until_ts), None, tallies=tallies)
+
+    def _record_ghosts(self, running: RunningExperiment, holdout: str, state: CustomerState, event_id: str,
+                       ts: float, outputs: dict[str, Any], tallies: Tallies) -> None:
+        """What each other arm's policy would have offered this holdout customer now: recorded, never sent."""
+        excluded = self.guardrails.excluded(state, ts)
+        for name, ghost in running.ghosts.items():
+            decision = ghost.decide(OfferRequest(state, ts, outputs, excluded))
+            if decision is not None:
+                self.attribution.record_offer(
+                    state, f"{Offer.make_id(state.customer_id, event_id)}{GHOST}{name}", decision.item_id,
+                    self._price_of(decision.item_id), ts, running.name, ghost_arm(holdout, name), False, tallies)
 
     def _learn_from_outcome(self, offer: tuple[Any, ...]) -> None:
         """A published offer of a learning policy has closed: teach the response model whether it converted."""

@@ -86,9 +86,9 @@ class CustomerState:
         if self.purchase_counts:
             self.purchase_counts = {item: (int(n), float(ts)) for item, (n, ts) in self.purchase_counts.items()}
         if self.experiment is not None:
-            self.experiment = tuple(self.experiment)
+            self.experiment = _frozen(self.experiment)  # the ghosts inside are tuples too
         if self.open_offers:
-            self.open_offers = [tuple(offer) for offer in self.open_offers]
+            self.open_offers = [_frozen(offer) for offer in self.open_offers]
         if self.pending_feedback:
             self.pending_feedback = [tuple(feedback) for feedback in self.pending_feedback]
         if self.learner_data:

@@ -47,7 +47,15 @@ OUTCOMES = ("converted", "clicked", "ignored", "expired")
 # An open offer is a tuple (immutable, not tracked by the garbage collector), by these positions (FEATURES: of the
 # candidate, for a policy that learns from outcomes, else None):
 ID, ITEM, TS, EXPIRES, EXPERIMENT, ARM, FLAGS, REVENUE, PRICE, FEATURES = range(10)
-# A customer's membership, `state.experiment`: (name, arm, revenue, attributed revenue, converted, bought).
+# A customer's membership, `state.experiment`: (name, arm, revenue, attributed revenue, converted, bought), then
+# for a holdout customer ((ghost arm, attributed revenue, converted), ...) of the ghost offers recorded for them.
+# A ghost arm is `{holdout arm}@{policy}`: what that policy would have offered the holdout (never sent), so an arm
+# of that policy compares its conversions with the same policy's items bought anyway.
+GHOST = "@"
+
+
+def ghost_arm(holdout_arm: str, policy: str) -> str:
+    return f"{holdout_arm}{GHOST}{policy}"
 
 
 def tally(tallies: Tallies, experiment: str, arm: str, name: str, increment: float = 1) -> None:
@@ -98,13 +106,13 @@ class Attribution:
         """Count the order's revenue for the running experiment and convert the open offers of its items."""
         membership = state.experiment
         if membership is not None and membership[0] == running:
-            name, arm, revenue, attributed, converted, bought = membership
+            name, arm, revenue, attributed, converted, bought = membership[:6]
             total = revenue + event.total
             tally(tallies, name, arm, "revenue", event.total)
             tally(tallies, name, arm, "revenue_sq", total * total - revenue * revenue)
             if not bought:
                 tally(tallies, name, arm, "buyers")
-            state.experiment = (name, arm, total, attributed, converted, True)
+            state.experiment = (name, arm, total, attributed, converted, True, *membership[6:])
         for line in event.lines:
             self._convert(state, line.item_id, event.epoch, line.quantity * line.unit_price, tallies)
 
@@ -179,12 +187,16 @@ class Attribution:
             self._mark_converted(state, index, revenue if revenue is not None else offer[PRICE], tallies)
 
     def _convert(self, state: CustomerState, item_id: str, ts: float, value: float, tallies: Tallies) -> None:
-        # Last touch: the most recent open offer of the item decided before the purchase, within its window.
+        # Last touch: the most recent open offer of the item decided before the purchase, within its window; one
+        # per arm (a holdout customer's ghost offers convert for their own ghost arm).
+        converted: set[tuple[str, str]] = set()
         for index in range(len(state.open_offers) - 1, -1, -1):
             offer = state.open_offers[index]
-            if offer[ITEM] == item_id and offer[TS] < ts <= offer[EXPIRES] and not offer[FLAGS] & CONVERTED:
+            label = (offer[EXPERIMENT], offer[ARM])
+            if (offer[ITEM] == item_id and offer[TS] < ts <= offer[EXPIRES] and not offer[FLAGS] & CONVERTED
+                    and label not in converted):
                 self._mark_converted(state, index, value, tallies)
-                return
+                converted.add(label)
 
     def _mark_converted(self, state: CustomerState, index: int, value: float, tallies: Tallies) -> None:
         offer = state.open_offers[index]
@@ -194,11 +206,20 @@ class Attribution:
         tally(tallies, experiment, arm, "attributed_revenue", value)
         membership = state.experiment
         if membership is not None and membership[0] == experiment and membership[1] == arm:
-            name, _, revenue, attributed, converted, bought = membership
+            name, _, revenue, attributed, converted, bought = membership[:6]
             total = attributed + value
             tally(tallies, experiment, arm, "attributed_revenue_sq", total * total - attributed * attributed)
             if not converted:
                 tally(tallies, experiment, arm, "converted_customers")
-            state.experiment = (name, arm, revenue, total, True, bought)
+            state.experiment = (name, arm, revenue, total, True, bought, *membership[6:])
+        elif membership is not None and membership[0] == experiment and arm.startswith(membership[1] + GHOST):
+            ghosts = {g: (a, c) for g, a, c in (membership[6] if len(membership) > 6 else ())}
+            attributed, converted = ghosts.get(arm, (0.0, False))
+            total = attributed + value
+            tally(tallies, experiment, arm, "attributed_revenue_sq", total * total - attributed * attributed)
+            if not converted:
+                tally(tallies, experiment, arm, "converted_customers")
+            ghosts[arm] = (total, True)
+            state.experiment = (*membership[:6], tuple((g, a, c) for g, (a, c) in sorted(ghosts.items())))
         else:  # the customer has joined another experiment since this offer: its customer figures are closed
             tally(tallies, experiment, arm, "attributed_revenue_sq", value * value)

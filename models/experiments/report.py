@@ -163,12 +163,13 @@ class ExperimentReport:
 
 def experiment_report(
     name: str, arms: Sequence[ArmCounts], reference: str | None = None, alpha: float = 0.05, srm_alpha: float = 0.001,
-    holdout_policy: str | None = None,
+    holdout_policy: str | None = None, offer_references: Mapping[str, ArmCounts] | None = None,
 ) -> ExperimentReport:
     """Each arm's figures and each non-reference arm's lifts against `reference` (default: the first arm whose
     policy is "holdout", else the first arm), and the sample-ratio check. `holdout_policy`: the policy whose
     offers a holdout reference records (the deployment's); an arm of another policy gets `offers_comparable`
-    False (its conversion is of other items than the holdout's).
+    False (its conversion is of other items than the holdout's) unless `offer_references` has, for that arm, the
+    holdout's ghost offers of the arm's own policy: its offer-based lifts are then measured against those.
 
     Degenerate cases do not raise:
     - an arm with 0 customers: its rates and means are None, and so are its lifts (estimate, interval, p);
@@ -207,8 +208,10 @@ def experiment_report(
     for a, share in zip(arms, shares, strict=True):
         report = _arm_report(a, share, total * share, alpha)
         if a.arm != reference:
-            report = _with_lifts(report, a, ref, alpha)
-            if ref.policy == "holdout" and holdout_policy is not None and a.policy != holdout_policy:
+            ghost = (offer_references or {}).get(a.arm)
+            report = _with_lifts(report, a, ref, alpha, ghost)
+            if (ghost is None and ref.policy == "holdout" and holdout_policy is not None
+                    and a.policy != holdout_policy):
                 report = replace(report, offers_comparable=False)
         reports.append(report)
     return ExperimentReport(name=name, reference=reference, alpha=alpha, srm_alpha=srm_alpha, total_customers=total,
@@ -275,8 +278,12 @@ def _mean_interval(total: float, total_sq: float, n: int, alpha: float) -> tuple
 # -- lifts -----------------------------------------------------------------------------------------------------
 
 
-def _with_lifts(report: ArmReport, a: ArmCounts, ref: ArmCounts, alpha: float) -> ArmReport:
-    conversion, relative = _conversion_lifts(a, ref, alpha)
+def _with_lifts(report: ArmReport, a: ArmCounts, ref: ArmCounts, alpha: float,
+                offers_ref: ArmCounts | None = None) -> ArmReport:
+    """`offers_ref`: the reference for the offer-based figures (conversion, attributed revenue), when it is not
+    `ref` (the holdout's ghost offers of the arm's own policy)."""
+    offers = offers_ref or ref
+    conversion, relative = _conversion_lifts(a, offers, alpha)
     buyers, _ = _conversion_lifts(replace(a, converted_customers=a.buyers),
                                   replace(ref, converted_customers=ref.buyers), alpha)
     return replace(
@@ -284,7 +291,8 @@ def _with_lifts(report: ArmReport, a: ArmCounts, ref: ArmCounts, alpha: float) -
         revenue_lift=_welch_lift(a.revenue, a.revenue_sq, a.customers, ref.revenue, ref.revenue_sq, ref.customers,
                                  alpha),
         attributed_revenue_lift=_welch_lift(a.attributed_revenue, a.attributed_revenue_sq, a.customers,
-                                            ref.attributed_revenue, ref.attributed_revenue_sq, ref.customers, alpha))
+                                            offers.attributed_revenue, offers.attributed_revenue_sq, offers.customers,
+                                            alpha))
 
 
 _UNDEFINED = Lift(None, None, None, False)  # undefined: an arm without customers, or a ratio over a reference rate of 0

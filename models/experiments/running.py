@@ -1,7 +1,10 @@
 """The experiment the worker runs now: each customer's arm and the policy that decides for it.
 
 The holdout arm decides with the deployment's own policy (`PERSO_POLICY`), and the offer is recorded but never
-sent: how often customers buy those very items anyway is the baseline every lift is measured against.
+sent: how often customers buy those very items anyway is the baseline every lift is measured against. For each
+other policy an arm runs, the holdout also records what that policy would have offered at the same moments (a
+ghost offer, never sent, counted under `{holdout}@{policy}`), so that arm's conversions compare with the same
+policy's items bought anyway.
 """
 
 from __future__ import annotations
@@ -31,6 +34,10 @@ class RunningExperiment:
         self.policies: Mapping[str, OfferPolicy] = {
             arm.name: default_policy if arm.policy in (HOLDOUT, default_policy.name) else build(arm.policy)
             for arm in config.arms}
+        # policy name -> the policy, for every published arm whose policy is not the holdout's own
+        self.ghosts: Mapping[str, OfferPolicy] = {
+            arm.policy: self.policies[arm.name] for arm in config.arms
+            if arm.policy not in (HOLDOUT, default_policy.name)}
 
     def arm_of(self, customer_id: str) -> ArmSpec:
         return self.assignment.arm_of(customer_id)

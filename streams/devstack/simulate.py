@@ -22,15 +22,18 @@ from __future__ import annotations
 import asyncio
 import heapq
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from models.experiments.attribution import ghost_arm
+from models.experiments.counts import arm_counts
 from models.experiments.report import ArmCounts, ExperimentReport, Lift, experiment_report, format_report
 from models.personalizer import Personalizer
+from models.policies import build_policy
 from models.settings import ModelSettings
 from schemas.experiments import HOLDOUT, ExperimentConfig
 from streams.datasets.responses import ResponseModel
@@ -54,12 +57,15 @@ class SimulationResult:
     events: int  # organic and answering events applied
     offers: int  # published
     seconds: float
+    ghosts: dict[str, ArmCounts]  # policy -> the holdout's ghost offers of it (customers etc. the holdout's)
 
 
 async def simulate(days: float = 30.0, customers: int = 2000, arms: str = "holdout:10,nbo:45,popular:45",
                    seed: int = 7, settings: ModelSettings | None = None, name: str = "simulation",
-                   visits_per_customer_day: float = 0.5) -> SimulationResult:
-    """One experiment over `days` of event time with `customers` synthetic customers split by `arms`."""
+                   visits_per_customer_day: float = 0.5, ghosts: Sequence[str] = ()) -> SimulationResult:
+    """One experiment over `days` of event time with `customers` synthetic customers split by `arms`. `ghosts`:
+    policies the holdout also records ghost offers of (the arms' own are always recorded), for a counterfactual
+    run with every customer held out."""
     started = time.perf_counter()
     settings = settings or ModelSettings()
     config = ExperimentConfig.start(name, arms, salt=f"sim-{seed}", now=datetime.fromtimestamp(START, UTC),
@@ -68,6 +74,10 @@ async def simulate(days: float = 30.0, customers: int = 2000, arms: str = "holdo
     responses = ResponseModel(shop, seed=seed)
     personalizer = Personalizer(settings)
     personalizer.run_experiment(config)
+    running = personalizer.experiment
+    assert running is not None
+    running.ghosts = {**running.ghosts, **{policy: build_policy(policy, settings, personalizer.learners_by_name)
+                                          for policy in ghosts if policy != settings.policy}}
     store, published = InMemoryCustomerStore(), InMemoryPublisher()
     pipeline = BatchPipeline(personalizer, store, published, lambda topic: topic)
     end = START + days * DAY
@@ -106,10 +116,13 @@ async def simulate(days: float = 30.0, customers: int = 2000, arms: str = "holdo
         pipeline.clocks[partition] = closing
     while any((await store.due(dict.fromkeys(range(PARTITIONS), closing), 1)).values()):
         await pipeline.rescore_due(time_budget_s=3600)
-    counts = [ArmCounts.from_fields(arm.name, arm.policy, arm.share / 100, store.counters.get((name, arm.name), {}))
-              for arm in config.arms]
-    report = experiment_report(name, counts, holdout_policy=config.holdout_policy)
-    return SimulationResult(config, counts, report, events, len(published.offers), time.perf_counter() - started)
+    counts, references = arm_counts(config, lambda arm: store.counters.get((name, arm), {}))
+    report = experiment_report(name, counts, holdout_policy=config.holdout_policy, offer_references=references)
+    holdout = next((arm.name for arm in config.arms if arm.policy == HOLDOUT), None)
+    ghost_counts = {policy: ArmCounts.from_fields(holdout, HOLDOUT, 1.0, store.counters.get(
+        (name, ghost_arm(holdout, policy)), {})) for policy in running.ghosts} if holdout else {}
+    return SimulationResult(config, counts, report, events, len(published.offers), time.perf_counter() - started,
+                            ghost_counts)
 
 
 async def true_lift(arm: str, days: float, customers: int, seed: int, settings: ModelSettings | None = None
@@ -140,19 +153,21 @@ def print_simulation(settings: ModelSettings, days: float, customers: int, arms:
     if not truth:
         return result
     say("planted truth: every customer in one arm, then every customer in the holdout, same seed")
-    held = asyncio.run(simulate(days, customers, f"{HOLDOUT}:100", seed, settings))
-    held_rate, held_revenue = _rate(held.counts[0]), _revenue(held.counts[0])
-    say(f"  holdout: conversion {held_rate:.2%}, revenue per customer {held_revenue:.2f} with every customer held out")
+    policies = sorted({arm.policy for arm in result.config.arms if arm.policy != HOLDOUT})
+    held = asyncio.run(simulate(days, customers, f"{HOLDOUT}:100", seed, settings, ghosts=policies))
+    held_revenue = _revenue(held.counts[0])
+    say(f"  holdout: conversion {_rate(held.counts[0]):.2%} ({settings.policy}'s items), revenue per customer "
+        f"{held_revenue:.2f} with every customer held out")
     for arm in result.config.arms:
         if arm.policy == HOLDOUT:
             continue
+        held_rate = _rate(held.ghosts[arm.policy]) if arm.policy in held.ghosts else _rate(held.counts[0])
         everyone = asyncio.run(simulate(days, customers, f"{arm.name}={arm.policy}:100", seed, settings))
         rate, revenue = _rate(everyone.counts[0]), _revenue(everyone.counts[0])
         estimated = result.report.arm(arm.name)
         say(f"  {arm.name}, every customer in it: conversion lift {(rate - held_rate) * 100:+.2f} pp (estimated "
             f"{_shown(estimated.conversion_lift, 100)}), revenue per customer lift {revenue - held_revenue:+.2f} "
-            f"(estimated {_shown(estimated.revenue_lift, 1)})"
-            + ("" if estimated.offers_comparable else "; conversion not comparable with the holdout's"))
+            f"(estimated {_shown(estimated.revenue_lift, 1)})")
     return result
 
 

@@ -12,7 +12,8 @@ from streams.storage.experiments import ExperimentStore
 
 async def experiment_summary(store: ExperimentStore, config: ExperimentConfig, text: bool = True) -> dict[str, Any]:
     """Configuration, status and report of one experiment (`text`: the report as `perso experiments` prints it)."""
-    report = experiment_report(config.name, await store.counts(config), holdout_policy=config.holdout_policy)
+    arms, ghosts = await store.counts(config)
+    report = experiment_report(config.name, arms, holdout_policy=config.holdout_policy, offer_references=ghosts)
     return {"name": config.name, "status": "running" if config.running else "stopped",
             "started_at": config.started_at.isoformat(),
             "stopped_at": config.stopped_at.isoformat() if config.stopped_at else None,

@@ -12,6 +12,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from models.experiments.counts import arm_counts, ghost_arms
 from models.experiments.report import ArmCounts
 from schemas.experiments import ExperimentConfig
 from streams.storage.keys import EXPERIMENTS_KEY, experiment_arm_key
@@ -58,11 +59,13 @@ class ExperimentStore:
         await self.client.hset(EXPERIMENTS_KEY, name, stopped.model_dump_json())
         return stopped
 
-    async def counts(self, config: ExperimentConfig) -> list[ArmCounts]:
-        """Each arm's counters as the workers wrote them, with the arm's configured share."""
+    async def counts(self, config: ExperimentConfig) -> tuple[list[ArmCounts], dict[str, ArmCounts]]:
+        """Each arm's counters as the workers wrote them, with the arm's configured share, and the holdout's ghost
+        offers per arm of another policy (models/experiments/counts.py)."""
+        names = [arm.name for arm in config.arms] + ghost_arms(config)
         async with self.client.pipeline(transaction=True) as pipe:  # one consistent read of every arm
-            for arm in config.arms:
-                pipe.hgetall(experiment_arm_key(config.name, arm.name))
+            for name in names:
+                pipe.hgetall(experiment_arm_key(config.name, name))
             replies: list[dict[Any, Any]] = await pipe.execute()
-        return [ArmCounts.from_fields(arm.name, arm.policy, arm.share / 100.0, fields)
-                for arm, fields in zip(config.arms, replies, strict=True)]
+        stored = dict(zip(names, replies, strict=True))
+        return arm_counts(config, lambda name: stored.get(name, {}))

@@ -118,3 +118,23 @@ def test_a_state_with_offers_survives_its_json_round_trip() -> None:
     back = CustomerState.from_dict(orjson.loads(orjson.dumps(state.to_dict())))
     assert back.open_offers == state.open_offers and back.experiment == state.experiment
     assert back.pending_feedback == state.pending_feedback and isinstance(back.open_offers[0], tuple)
+
+
+def test_a_holdout_customer_s_ghost_offers_convert_for_their_own_ghost_arm() -> None:
+    attribution, state, tallies = Attribution(window_s=7 * DAY), CustomerState("c1"), {}
+    attribution.join(state, "x", "holdout", tallies)
+    ts = later().timestamp()
+    attribution.record_offer(state, "c1:e1", "tea", 4.0, ts, "x", "holdout", False, tallies)
+    attribution.record_offer(state, "c1:e1@popular", "tea", 4.0, ts, "x", "holdout@popular", False, tallies)
+    attribution.record_offer(state, "c1:e2@popular", "mug", 9.0, ts + 60, "x", "holdout@popular", False, tallies)
+    for item, price, days in (("tea", 4.0, 1), ("mug", 9.0, 2)):
+        event = order(item, price, days)
+        state.update(event)
+        attribution.on_purchase(state, event, "x", tallies)
+    assert tallies["x", "holdout"]["converted_offers"] == 1 and tallies["x", "holdout"]["converted_customers"] == 1
+    ghost = tallies["x", "holdout@popular"]
+    assert ghost["converted_offers"] == 2 and ghost["converted_customers"] == 1  # one customer, counted once
+    assert ghost["attributed_revenue"] == 13.0 and ghost["attributed_revenue_sq"] == 169.0
+    assert "customers" not in ghost  # the ghost arm's customers are the holdout's
+    back = CustomerState.from_dict(orjson.loads(orjson.dumps(state.to_dict())))
+    assert back.experiment == state.experiment

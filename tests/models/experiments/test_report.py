@@ -297,3 +297,14 @@ def test_arms_of_another_policy_than_the_holdout_s_compare_buyers_and_revenue_no
     buyers = report.arm("popular").buyer_lift
     assert buyers is not None and buyers.estimate == pytest.approx(80 / 900) and buyers.significant
     assert "offer figures not comparable" in format_report(report)
+
+
+def test_a_ghost_reference_makes_another_policy_s_offer_figures_comparable() -> None:
+    holdout = ArmCounts("holdout", "holdout", 0.5, customers=900, converted_customers=300, buyers=400)
+    popular = ArmCounts("popular", "popular", 0.5, customers=900, converted_customers=100, buyers=480)
+    ghost = ArmCounts("holdout", "holdout", 0.5, customers=900, converted_customers=40, buyers=400)
+    report = experiment_report("x", [holdout, popular], holdout_policy="nbo", offer_references={"popular": ghost})
+    arm = report.arm("popular")
+    assert arm.offers_comparable and arm.conversion_lift is not None
+    assert arm.conversion_lift.estimate == pytest.approx(60 / 900)  # against the ghost's 40, not the holdout's 300
+    assert arm.buyer_lift is not None and arm.buyer_lift.estimate == pytest.approx(80 / 900)

@@ -140,3 +140,14 @@ def test_a_stopped_experiment_sends_offers_by_the_deployment_s_policy_without_ar
     rig.handle([rig.record("clickstream", click(customer=held, item="phone", price=500.0, at=later(minutes=10)))])
     offer = next(o for o in rig.published.offers if o.customer_id == held)
     assert offer.experiment is None and offer.arm is None
+
+
+def test_the_holdout_records_what_each_other_policy_would_have_offered() -> None:
+    rig = Rig("holdout:50,nbo:25,popular:25")
+    teach(rig)
+    held = customer_in(rig, "holdout")
+    rig.handle([rig.record("clickstream", click(customer=held, item="phone", price=500.0, at=later(minutes=10)))])
+    assert not [o for o in rig.published.offers if o.customer_id == held]
+    assert rig.counters("holdout")["offers"] == 1 and rig.counters("holdout@popular")["offers"] == 1
+    ghost = next(o for o in rig.store.states[held]["open_offers"] if o[5] == "holdout@popular")  # type: ignore[union-attr]
+    assert ghost[1] in ("phone", "case")

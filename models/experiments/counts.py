@@ -1,0 +1,54 @@
+"""From the counters an experiment's arms keep (one flat hash per arm, and per ghost arm of the holdout) to the
+report's inputs: each arm's counts, and for each arm of another policy than the holdout's, the holdout's ghost
+offers of that policy as the reference of its offer figures.
+
+>>> from schemas.experiments import ExperimentConfig
+>>> config = ExperimentConfig.start("x", "holdout:20,nbo:40,popular:40", holdout_policy="nbo")
+>>> stored = {"holdout": {"customers": "10", "converted_customers": "2"}, "nbo": {"customers": "20"},
+...           "popular": {"customers": "20"}, "holdout@popular": {"converted_customers": "1", "offers": "30"}}
+>>> arms, references = arm_counts(config, lambda arm: stored.get(arm, {}))
+>>> [a.arm for a in arms], references["popular"].customers, references["popular"].converted_customers
+(['holdout', 'nbo', 'popular'], 10, 1)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+
+from models.experiments.attribution import ghost_arm
+from models.experiments.report import ArmCounts, FieldValue
+from schemas.experiments import HOLDOUT, ExperimentConfig
+
+# What a ghost arm counts of its own; the rest (customers, revenue, buyers) is the holdout's.
+OFFER_FIELDS = ("offers", "converted_offers", "converted_customers", "attributed_revenue", "attributed_revenue_sq",
+                "outcomes")
+
+
+def ghost_arms(config: ExperimentConfig) -> list[str]:
+    """The names of the holdout's ghost arms this experiment keeps counters for."""
+    holdouts = [arm.name for arm in config.arms if arm.policy == HOLDOUT]
+    policies = sorted({arm.policy for arm in config.arms if arm.policy not in (HOLDOUT, config.holdout_policy)})
+    return [ghost_arm(holdout, policy) for holdout in holdouts[:1] for policy in policies]
+
+
+Fields = Mapping[str, FieldValue] | Mapping[bytes, FieldValue]
+
+
+def arm_counts(config: ExperimentConfig, fields_of: Callable[[str], Fields]
+               ) -> tuple[list[ArmCounts], dict[str, ArmCounts]]:
+    """(each arm's counts, {arm of another policy than the holdout's: its offer reference}); `fields_of(name)`
+    gives the counters stored under an arm or ghost arm's name."""
+    arms = [ArmCounts.from_fields(arm.name, arm.policy, arm.share / 100.0, fields_of(arm.name))
+            for arm in config.arms]
+    holdout = next((counts for counts in arms if counts.policy == HOLDOUT), None)
+    references: dict[str, ArmCounts] = {}
+    if holdout is None:
+        return arms, references
+    for counts in arms:
+        if counts.policy in (HOLDOUT, config.holdout_policy):
+            continue
+        ghost = ArmCounts.from_fields(holdout.arm, HOLDOUT, holdout.share,
+                                      fields_of(ghost_arm(holdout.arm, counts.policy)))
+        references[counts.arm] = replace(holdout, **{name: getattr(ghost, name) for name in OFFER_FIELDS})
+    return arms, references
