@@ -50,7 +50,8 @@ def test_events_become_offers_and_a_profile(stack: Settings, worker: Worker) -> 
     # Looking at a phone: offer what goes with it, not the phone itself.
     assert first.item_id in {"ele-case", "ele-charger"}
     assert "together with ele-phone" in first.reason
-    assert set(first.model_versions) == {"segments", "propensity", "churn", "rfm", "cooccurrence", "decision"}
+    assert set(first.model_versions) == {"segments", "propensity", "churn", "rfm", "cooccurrence", "response",
+                                         "decision"}
     assert all(o.item_id != "ele-phone" for o in mine)
 
     assert (saved["views"], saved["clicks"], saved["carts"], saved["frequency"]) == ("1", "1", "1", "1")

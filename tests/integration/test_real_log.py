@@ -44,7 +44,7 @@ def test_ta_feng_through_the_worker_scores_as_well_as_the_best_baseline(stack: S
     client = redis.Redis.from_url(settings.redis.redis_url, decode_responses=True)
     try:
         assert f"published {len(before)}, rejected 0" in replay(settings, log, tmp_path).stdout
-        wait_for(lambda: worker_stat(settings, "accepted") >= len(before) + 1, 300, "every basket applied", worker)
+        wait_for(lambda: worker_stat(settings, "accepted") >= len(before) + 1, 600, "every basket applied", worker)
         assert worker_stat(settings, "accepted") == len(before) + 1  # + the probe: each basket exactly once
         # Then the silent customers are re-scored up to the end of the replayed weeks (the stream's time).
         wait_for(lambda: sum(client.zcount(wake_key(p), "-inf", end_ts) for p in range(settings.kafka.partitions))
