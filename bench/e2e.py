@@ -189,7 +189,8 @@ def main() -> int:
         if experiment:
             asyncio.run(stop_experiment(settings, experiment))
             client.hdel(EXPERIMENTS_KEY, experiment)
-            client.delete(*client.keys(f"experiment:{experiment}:*") or ["-"])
+            for key in client.scan_iter(f"experiment:{experiment}:*"):
+                client.delete(key)
 
     ms = [v * 1000 for v in latencies]
     result = {

@@ -250,7 +250,6 @@ class Personalizer:
         versions["decision"] = self.policy.version
         return versions
 
-
     def metrics(self) -> dict[str, dict[str, float]]:
         """Each learner's own figures, by learner name."""
         return {learner.name: learner.metrics() for learner in self.learners}

@@ -30,6 +30,7 @@ class OfferHits:
         self.baselines: dict[str, list[tuple[str, str, float]]] = {name: [] for name in BASELINES}
         self.bought: dict[tuple[str, str], list[float]] = {}
         self.counts: dict[str, Counter[str]] = {}  # per customer: orders with each item, over the whole log
+        self._nbo: NextBestOffer | None = None  # today's policy as a baseline, when another one decides
 
     def add(self, event: ClickEvent | PurchaseEvent, state: CustomerState, outcome: Outcome) -> None:
         if outcome.decision is not None:
@@ -61,10 +62,10 @@ class OfferHits:
         if isinstance(segments, SegmentModel) and outcome.segment is not None:
             favourite = next((item for item in segments.favourites.predict_one(outcome.segment)
                               if item not in excluded), None)
-        nbo = None
         if self.personalizer.policy.name != NextBestOffer.name:
-            decided = NextBestOffer.from_settings(self.personalizer.settings, learners).decide(
-                OfferRequest(state, ts, outcome.outputs or {}, excluded))
+            if self._nbo is None:  # built once, on the learners this run's personalizer keeps
+                self._nbo = NextBestOffer.from_settings(self.personalizer.settings, learners)
+            decided = self._nbo.decide(OfferRequest(state, ts, outcome.outputs or {}, excluded))
             nbo = decided.item_id if decided is not None else None
         else:
             nbo = outcome.decision.item_id if outcome.decision is not None else None

@@ -68,14 +68,13 @@ def collect(state: CustomerState, items: ItemCooccurrence, favourites: SegmentFa
 
     share = state.affinity_share()
     bought = {item_id: counted for item_id, counted in state.purchase_counts.items() if counted[1] <= now_ts}
-    candidates.bought_together(state, items, sink)
-    for item_id, (times, _) in bought.items():  # the customer's staples, over more than the last few orders
-        sink(item_id, 0.25 + 0.15 * (times - 1), candidates.AGAIN, times)
-    candidates.category_favourites(state, items, share, sink)
-    if favourites is not None:
-        candidates.segment_favourites(favourites.predict_one(outputs.get("segment")),
-                                      outputs.get("segment_label") or "", sink)
-    candidates.popular(items, sink, k=10)
+
+    def staples(state: CustomerState, sink: candidates.Sink) -> None:
+        # What the customer bought before, over more orders than the last few (nbo's `buy_again` reads those).
+        for item_id, (times, _) in bought.items():
+            sink(item_id, 0.25 + 0.15 * (times - 1), candidates.AGAIN, times)
+
+    candidates.propose(state, items, favourites, outputs, share, sink, again=staples, popular_k=10)
 
     ranked = items.popular(None, k=100)
     rank = {item_id: n for n, item_id in enumerate(ranked)}

@@ -10,9 +10,12 @@ per decision was a large share of its time). The reason text is written only for
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
+from models.learners.base import Learner
 from models.learners.cooccurrence import ItemCooccurrence
+from models.learners.segments import SegmentFavourites, SegmentModel
 from models.state import CustomerState
 
 Sink = Callable[[str, float, int, object], None]
@@ -75,3 +78,22 @@ def popular(items: ItemCooccurrence, sink: Sink, k: int = 5) -> None:
     """The globally popular items: the cold-start fallback."""
     for item_id in items.popular(None, k=k):
         sink(item_id, 0.05, POPULAR, None)
+
+
+def propose(state: CustomerState, items: ItemCooccurrence, favourites: SegmentFavourites | None,
+            outputs: Mapping[str, Any], share: dict[str, float], sink: Sink,
+            again: Callable[[CustomerState, Sink], None] = buy_again, popular_k: int = 5) -> None:
+    """Every source in turn, the latest first: together, `again` (what the customer bought before), category
+    favourites, the segment's favourites, popular. The policies differ in how they score, not in what they ask."""
+    bought_together(state, items, sink)
+    again(state, sink)
+    category_favourites(state, items, share, sink)
+    if favourites is not None:
+        segment_favourites(favourites.predict_one(outputs.get("segment")), outputs.get("segment_label") or "", sink)
+    popular(items, sink, k=popular_k)
+
+
+def favourites_of(learners: Mapping[str, Learner]) -> SegmentFavourites | None:
+    """The segments learner's favourites, when one is configured (a source policies use if they can)."""
+    segments = learners.get("segments")
+    return segments.favourites if isinstance(segments, SegmentModel) else None

@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from models.learners.base import Learner
 from models.learners.cooccurrence import ItemCooccurrence
 from models.learners.response import OfferResponse
-from models.learners.segments import SegmentFavourites, SegmentModel
+from models.learners.segments import SegmentFavourites
 from models.policies import candidates
 from models.policies.base import Decision, OfferPolicy, OfferRequest, register_policy, required_learner
 from models.policies.candidate_features import FEATURES, collect
@@ -57,10 +57,8 @@ class LearnedPolicy(OfferPolicy):
 
     @classmethod
     def from_settings(cls, settings: ModelSettings, learners: Mapping[str, Learner]) -> LearnedPolicy:
-        segments = learners.get("segments")
-        favourites = segments.favourites if isinstance(segments, SegmentModel) else None
         return cls(required_learner(learners, "cooccurrence", cls.name),
-                   required_learner(learners, "response", cls.name), favourites,
+                   required_learner(learners, "response", cls.name), candidates.favourites_of(learners),
                    epsilon=settings.learned_epsilon, explore_top=settings.learned_explore_top,
                    warmup=settings.learned_warmup)
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from models.learners.base import Learner
 from models.learners.cooccurrence import ItemCooccurrence
-from models.learners.segments import SegmentFavourites, SegmentModel
+from models.learners.segments import SegmentFavourites
 from models.policies import candidates
 from models.policies.base import Decision, OfferPolicy, OfferRequest, register_policy, required_learner
 from models.settings import ModelSettings
@@ -47,9 +47,7 @@ class NextBestOffer(OfferPolicy):
 
     @classmethod
     def from_settings(cls, settings: ModelSettings, learners: Mapping[str, Learner]) -> NextBestOffer:
-        segments = learners.get("segments")
-        favourites = segments.favourites if isinstance(segments, SegmentModel) else None
-        return cls(required_learner(learners, "cooccurrence", cls.name), favourites)
+        return cls(required_learner(learners, "cooccurrence", cls.name), candidates.favourites_of(learners))
 
     def decide(self, request: OfferRequest) -> Decision | None:
         state, outputs, excluded = request.state, request.outputs, request.excluded
@@ -74,13 +72,7 @@ class NextBestOffer(OfferPolicy):
             if best[0] is None or score > best[1]:
                 best[:] = item_id, score, category, source, subject
 
-        candidates.bought_together(state, self.items, offer)
-        candidates.buy_again(state, offer)
-        candidates.category_favourites(state, self.items, share, offer)
-        if self.favourites is not None:
-            label = outputs.get("segment_label") or ""
-            candidates.segment_favourites(self.favourites.predict_one(outputs.get("segment")), label, offer)
-        candidates.popular(self.items, offer)
+        candidates.propose(state, self.items, self.favourites, outputs, share, offer)
 
         item_id, score, category, source, subject = best
         if item_id is None:
