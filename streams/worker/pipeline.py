@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -143,6 +143,7 @@ class BatchPipeline:
         # Customers due a visit by this batch's watermark (in a replay, stream time moves by hours per batch): their
         # visits come first, each at its own time, as the timeline would run them.
         marks = {partition: self.watermark(partition) for partition in batch_end}
+        await self._catch_up_visits(self._batch_starts(validated, marks), waiting=len(records))
         due = await self._until_done("load", lambda: self.store.due(marks, self.rescore_batch),
                                      waiting=len(records))
         with_events = {event.customer_id for _, event in validated}
@@ -236,22 +237,51 @@ class BatchPipeline:
         return visited
 
     async def _rescore_partition(self, partition: int, clock: float) -> int:
-        found = await self._until_done("load", lambda: self.store.due({partition: clock}, self.rescore_batch),
-                                       waiting=0, outside_a_batch=True)
-        due = found.get(partition, [])
-        if not due:
-            return 0
-        await self._until_done("load", lambda: self._load((), due), waiting=0, outside_a_batch=True)
-        updates, gone, tallies = self._visit(due, clock, datetime.now(UTC))
-        partitions = {state.customer_id: partition for state, _, _ in updates}
-        await self._until_done("save", lambda: self.store.save(updates, partitions, tallies), waiting=0,
-                               outside_a_batch=True)
-        if gone:
-            await self._until_done("save", lambda: self.store.drop_wakes(partition, gone), waiting=0,
-                                   outside_a_batch=True)
+        return (await self._visit_round({partition: clock}, waiting=0, outside_a_batch=True)).get(partition, 0)
+
+    @staticmethod
+    def _batch_starts(validated: Sequence[tuple[RawRecord, InputEvent]], marks: Mapping[int, float]
+                      ) -> dict[int, float]:
+        """Per partition, the time of the batch's earliest event, bounded by the watermark: every visit due by then
+        comes before every event of the batch, whoever's they are."""
+        starts: dict[int, float] = {}
+        for record, event in validated:
+            if event.epoch < starts.get(record.partition, float("inf")):
+                starts[record.partition] = event.epoch
+        return {partition: min(start, marks[partition]) for partition, start in starts.items()}
+
+    async def _catch_up_visits(self, until: Mapping[int, float], waiting: int) -> None:
+        """Every visit due by `until` (per partition), `rescore_batch` customers per partition per round trip, before
+        the batch's events are applied. In a replay stream time moves by hours per batch and thousands of silent
+        customers fall due: applied after later events (or in whatever rounds the re-scoring loop gets), their
+        settled labels would reach the shared models out of time order, by an amount that depends on timing."""
+        pending = dict(until)
+        while pending:
+            found = await self._visit_round(pending, waiting=waiting)
+            pending = {partition: pending[partition] for partition, count in found.items()
+                       if count == self.rescore_batch}
+            await asyncio.sleep(0)  # heartbeats and the web server between round trips
+
+    async def _visit_round(self, until: Mapping[int, float], waiting: int, outside_a_batch: bool = False
+                           ) -> dict[int, int]:
+        """One round trip: up to `rescore_batch` customers per partition due by `until`, visited and saved.
+        Returns how many were due per partition."""
+        found = await self._until_done("load", lambda: self.store.due(until, self.rescore_batch), waiting=waiting,
+                                       outside_a_batch=outside_a_batch)
+        visiting = {customer: partition for partition, customers in found.items() for customer in customers}
+        if not visiting:
+            return {}
+        await self._until_done("load", lambda: self._load((), visiting), waiting=waiting,
+                               outside_a_batch=outside_a_batch)
+        updates, gone, tallies = self._visits_due(visiting, dict(until))
+        await self._until_done("save", lambda: self.store.save(updates, visiting, tallies), waiting=waiting,
+                               outside_a_batch=outside_a_batch)
+        for partition, customers in gone.items():
+            await self._until_done("save", lambda: self.store.drop_wakes(partition, customers),  # noqa: B023
+                                   waiting=waiting, outside_a_batch=outside_a_batch)
         for sensor in self.sensors:
-            sensor.on_rescored(len(updates), len(gone))
-        return len(due)
+            sensor.on_rescored(len(updates), sum(len(c) for c in gone.values()))
+        return {partition: len(customers) for partition, customers in found.items()}
 
     def _visits_due(self, visiting: dict[str, int], marks: dict[int, float]
                     ) -> tuple[list[CustomerUpdate], dict[int, list[str]], Tallies]:

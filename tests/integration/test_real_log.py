@@ -58,6 +58,9 @@ def test_ta_feng_through_the_worker_scores_as_well_as_the_best_baseline(stack: S
                for p in profiles.values())
     figures = score_profiles(profiles, PurchaseTimes(later), end_ts)
     propensity, churn = figures["propensity"], figures["churn_risk"]
+    for name, score in (("propensity", propensity), ("churn risk", churn)):  # in the log of every run (-s / -rA)
+        print(name, {who: {k: round(v, 3) for k, v in score[who].items() if k in ("roc_auc", "ece")}
+                     for who in ("engine", "recency-only", "frequency-only")})
     assert propensity["engine"]["n"] == len(customers) > 8000
     # Ranks customers well above chance and above recency alone, close to frequency alone (the strongest single
     # signal in groceries), and its probabilities mean what they say. The margins allow for the spread between

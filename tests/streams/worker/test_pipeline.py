@@ -146,3 +146,17 @@ def test_the_timer_catches_up_partitions_whose_batches_stopped() -> None:
     assert asyncio.run(rig.pipeline.rescore_due()) == 3
     assert all(rig.store.profiles[f"c{n}"]["scored_at"].startswith(later(days=20).date().isoformat())
                for n in range(3))
+
+
+def test_a_batch_first_visits_every_customer_due_before_its_events_however_many() -> None:
+    rig = Rig()
+    rig.pipeline.rescore_batch = 2  # fewer per round trip than are due: the batch must go round until none is
+    rig.handle(rig.records([purchase(customer=f"c{n}", at=later(days=0)) for n in range(7)]))
+    visits_before = rig.counters.rescored
+    # Stream time jumps 40 days: every earlier customer has visits due long before this batch's first event, so
+    # they (and the delayed labels they settle) must come before it, not whenever the timer gets round to them.
+    rig.handle(rig.records([click(customer="late", at=later(days=40)), click(customer="late", at=later(days=41))]))
+    first_event = later(days=40).timestamp()
+    assert all(wake > first_event for customer, wake in rig.store.wakes[0].items() if customer != "late")
+    assert rig.counters.rescored - visits_before >= 7
+    assert all(rig.store.profiles[f"c{n}"]["scored_at"] >= later(days=40).date().isoformat() for n in range(7))
