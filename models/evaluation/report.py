@@ -30,6 +30,7 @@ from models.features import BEHAVIOUR_FEATURES, behaviour_features
 from models.learners.delayed import DelayedLabelLearner
 from models.learners.segments import SegmentModel
 from models.personalizer import Personalizer
+from models.policies.base import Decision
 from models.state import DAY
 from models.timeline import Timeline
 from schemas.events import ClickEvent, PurchaseEvent
@@ -59,8 +60,10 @@ class EvaluationReport:
 
 def evaluate(personalizer: Personalizer, events: Iterable[Event], planted_segments: Mapping[str, int] | None = None,
              date_every_days: float = 7.0, stability_days: int = 14,
-             progress: Callable[[int], None] | None = None) -> EvaluationReport:
-    """`progress(n)` is told every 1,000 events that n more were processed (a long log takes minutes)."""
+             progress: Callable[[int], None] | None = None,
+             on_offer: Callable[[Event, Decision], None] | None = None) -> EvaluationReport:
+    """`progress(n)` is told every 1,000 events that n more were processed (a long log takes minutes);
+    `on_offer(event, decision)` hears every offer the policy makes (to write a log for off-policy evaluation)."""
     log = sorted(events, key=lambda e: e.epoch)
     report = EvaluationReport(events=len(log))
     if not log:
@@ -112,6 +115,8 @@ def evaluate(personalizer: Personalizer, events: Iterable[Event], planted_segmen
             segment_changes += previous != outcome.segment
         last_segment[event.customer_id] = outcome.segment
         hits.add(event, state, outcome)
+        if on_offer is not None and outcome.decision is not None:
+            on_offer(event, outcome.decision)
 
     report.customers = len(timeline.states)
     report.timer_visits = timeline.visits

@@ -1,20 +1,26 @@
 """`perso evaluate`: a labelled log (synthetic, or a real one shipped in a package) through the models, in
-event-time order and without Kafka; the figures come from models/evaluation/."""
+event-time order and without Kafka; the figures come from models/evaluation/. `--write-log FILE` keeps the
+run's events and offers; `--policy NAME --from-log FILE` evaluates another policy on such a log's offers
+(off-policy: models/evaluation/logged_offers.py)."""
 
 from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
 from tqdm import tqdm
 
 from models.evaluation import EvaluationReport, evaluate
+from models.evaluation.logged_offers import LoggedOffer, OffPolicyResult, evaluate_logged_offers
 from models.personalizer import Personalizer
+from models.policies.base import Decision
 from models.settings import ModelSettings
-from schemas.events import parse_event
+from schemas.events import ClickEvent, EventRejected, OfferFeedback, PurchaseEvent, kind_of_body, parse_event
+from schemas.offers import Offer
 from streams.datasets.synthetic import SyntheticShop, history
 
 
@@ -22,10 +28,37 @@ from streams.datasets.synthetic import SyntheticShop, history
 class EvaluationRun:
     report: EvaluationReport
     seconds: float
+    offers_logged: int = 0
+
+
+@dataclass
+class _OfferLog:
+    """The offers of a run, kept to be written after the events that triggered them."""
+
+    policy: str
+    window_days: float
+    by_trigger: dict[str, list[bytes]] = field(default_factory=dict)
+    offers: int = 0
+
+    def offer(self, event: ClickEvent | PurchaseEvent, decision: Decision) -> None:
+        self.by_trigger.setdefault(event.event_id, []).append(orjson.dumps({
+            "offer_id": Offer.make_id(event.customer_id, event.event_id), "customer_id": event.customer_id,
+            "item_id": decision.item_id, "trigger_event_id": event.event_id, "event_ts": event.ts.isoformat(),
+            "expires_at": event.epoch + self.window_days * 86_400, "probability": decision.probability,
+            "policy": self.policy}))
+        self.offers += 1
+
+    def write(self, events: list[Any], path: Path) -> None:
+        """Events in event-time order, each followed by the offers it triggered (JSON Lines)."""
+        with open(path, "wb") as out:
+            for event in events:
+                out.write(event.model_dump_json().encode() + b"\n")
+                for line in self.by_trigger.get(event.event_id, ()):
+                    out.write(line + b"\n")
 
 
 def run_evaluation(settings: ModelSettings, log: str = "synthetic", days: float = 60.0, customers: int = 2000,
-                   seed: int = 5, progress: bool = True) -> EvaluationRun:
+                   seed: int = 5, progress: bool = True, write_log: Path | None = None) -> EvaluationRun:
     planted: dict[str, int] | None = None
     if log == "tafeng":
         from streams.datasets.public_logs import read_tafeng
@@ -37,7 +70,45 @@ def run_evaluation(settings: ModelSettings, log: str = "synthetic", days: float 
         events = [parse_event(kind, orjson.dumps(body)) for kind, body in log_events]
         planted = {c.customer_id: c.segment for c in shop.customers}
     began = time.monotonic()
+    events.sort(key=lambda e: e.epoch)
+    offers = _OfferLog(settings.policy, settings.attribution_window_days) if write_log is not None else None
     with tqdm(total=len(events), unit="ev", unit_scale=True, file=sys.stderr, desc="evaluate",
               disable=not progress or not sys.stderr.isatty()) as bar:
-        report = evaluate(Personalizer(settings), events, planted, progress=bar.update)
-    return EvaluationRun(report, time.monotonic() - began)
+        report = evaluate(Personalizer(settings), events, planted, progress=bar.update,
+                          on_offer=offers.offer if offers is not None else None)
+    if offers is not None and write_log is not None:
+        offers.write(events, write_log)
+    return EvaluationRun(report, time.monotonic() - began, offers.offers if offers is not None else 0)
+
+
+def read_logged(path: Path) -> tuple[list[ClickEvent | PurchaseEvent | OfferFeedback], list[LoggedOffer]]:
+    """Events and offers from one JSON Lines file (offers are the lines with an `item_id` and a
+    `trigger_event_id`, as the offers topic carries them). Raises ValueError naming the first bad line."""
+    events: list[ClickEvent | PurchaseEvent | OfferFeedback] = []
+    offers: list[LoggedOffer] = []
+    with open(path, "rb") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                body = orjson.loads(line)
+                if not isinstance(body, dict):
+                    raise ValueError("not a JSON object")
+                if "trigger_event_id" in body and "item_id" in body:
+                    offers.append(LoggedOffer.from_offer(body))
+                    continue
+                event = parse_event(kind_of_body(body), line, oldest=None)
+            except (orjson.JSONDecodeError, ValueError, EventRejected) as error:
+                raise ValueError(f"{path}:{number}: {error}") from error
+            if isinstance(event, ClickEvent | PurchaseEvent | OfferFeedback):
+                events.append(event)
+    return events, offers
+
+
+def run_off_policy(settings: ModelSettings, policy: str, path: Path) -> OffPolicyResult:
+    """The target policy `policy` on the offers logged in `path` (with the events they followed)."""
+    events, offers = read_logged(path)
+    if not offers:
+        raise ValueError(f"{path} holds no offers (lines with item_id and trigger_event_id)")
+    target = Personalizer(settings.model_copy(update={"policy": policy}))
+    return evaluate_logged_offers(target, events, offers, window_days=settings.attribution_window_days)
