@@ -33,7 +33,7 @@ COOKIE_MAX_AGE_S = 12 * 3600
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOGIN_PATH, LOGOUT_PATH = "/dashboard/login", "/dashboard/logout"
 OPEN_PATHS = frozenset({"/health", LOGIN_PATH, LOGOUT_PATH})
-_PRINCIPAL = "perso_principal"
+_PRINCIPAL = web.RequestKey("perso_principal", Principal)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -111,7 +111,7 @@ class AccessPolicy:
 def principal(request: Any) -> Principal | None:
     """Who passed the access control for this request (None on open paths)."""
     try:
-        found = request[_PRINCIPAL]
-    except (KeyError, TypeError):
+        found = request.get(_PRINCIPAL)
+    except (AttributeError, TypeError):
         return None
     return found if isinstance(found, Principal) else None
