@@ -99,8 +99,8 @@ def real_values(values: Mapping[str, float]) -> dict[str, float]:
             out[names[feature]] = round(max(0.0, math.expm1(value)), 2)
         elif feature.startswith("aff_"):
             out[f"share {feature[4:]}"] = round(value, 3)
-        elif "recency" in feature or feature.endswith("_days"):
-            out[feature.replace("_", " ")] = round(value, 2)
+        elif feature in ("recency_days", "events_per_session", "click_rate", "cart_rate", "search_share"):
+            out[feature.replace("_", " ")] = round(value, 2)  # already in their own units
     return out
 
 
