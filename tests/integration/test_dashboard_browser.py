@@ -42,7 +42,7 @@ def fed_worker(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Ite
     """A worker with a running experiment, fed for FEED_S seconds; horizons of seconds so that labels settle
     (and the reliability diagrams fill) within the test."""
     port = free_port()
-    settings = isolated(stack, "dashboard", redis_db=11, web_enabled=True, web_port=port, web_tokens=WEB_TOKENS,
+    settings = isolated(stack, "dashboard", redis_db=1, web_enabled=True, web_port=port, web_tokens=WEB_TOKENS,
                         web_history_interval_s=1.0, propensity_horizon_days=15 / 86_400,
                         churn_horizon_days=20 / 86_400)
     tmp = tmp_path_factory.mktemp("dashboard")
@@ -70,6 +70,8 @@ def fed_worker(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Ite
         if feed is not None:
             feed.terminate()
             feed.wait(timeout=30)
+        # Experiments are per Redis database: leave none running for whichever test uses it next.
+        request(base + "/experiments/browser/stop", OPERATOR_TOKEN, method="POST")
         worker.stop()
 
 

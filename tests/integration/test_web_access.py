@@ -44,6 +44,7 @@ def routes(settings: Settings) -> list[tuple[str, str]]:
 @pytest.fixture(scope="module")
 def secured(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Any:
     port = free_port()
+    # Experiments are per Redis database: the one started below is stopped before the test ends.
     settings = isolated(stack, "web-access", redis_db=9, web_enabled=True, web_port=port, web_tokens=WEB_TOKENS)
     tmp = tmp_path_factory.mktemp("web-access")
     worker = start_ready(settings, tmp / "worker.log")
