@@ -22,7 +22,7 @@ from playwright.sync_api import Page, sync_playwright
 from streams.settings import Settings
 from tests.integration.conftest import ROOT, free_port, isolated, settings_env, wait_for
 from tests.integration.scenario import start_ready, worker_stat
-from tests.integration.web import OPERATOR_TOKEN, VIEWER_TOKEN, WEB_TOKENS, get_json, request
+from tests.integration.web import OPERATOR_TOKEN, VIEWER_TOKEN, WEB_TOKENS, get_json, request, wait_until_serving
 
 CHROMIUM = os.environ.get("PERSO_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -50,6 +50,7 @@ def fed_worker(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Ite
     base = f"http://127.0.0.1:{port}"
     feed = None
     try:
+        wait_until_serving(base)
         status, body, _ = request(base + "/experiments", OPERATOR_TOKEN, method="POST",
                                   body={"name": "browser", "arms": "holdout:20,nbo:40,popular:40"})
         assert status == 201, body

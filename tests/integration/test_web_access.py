@@ -24,7 +24,7 @@ from streams.worker.app import create_app
 from tests.helpers import click, now_iso
 from tests.integration.conftest import Worker, free_port, isolated, produce, profile, wait_for
 from tests.integration.scenario import start_ready
-from tests.integration.web import OPERATOR_TOKEN, VIEWER_TOKEN, WEB_TOKENS, request
+from tests.integration.web import OPERATOR_TOKEN, VIEWER_TOKEN, WEB_TOKENS, request, wait_until_serving
 
 OPEN = {"/health", "/dashboard/login", "/dashboard/logout"}
 
@@ -49,6 +49,7 @@ def secured(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Any:
     tmp = tmp_path_factory.mktemp("web-access")
     worker = start_ready(settings, tmp / "worker.log")
     try:
+        wait_until_serving(f"http://127.0.0.1:{port}")
         yield settings, worker, f"http://127.0.0.1:{port}"
     finally:
         worker.stop()

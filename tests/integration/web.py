@@ -40,3 +40,19 @@ def get_json(url: str, token: str | None = VIEWER_TOKEN) -> Any:
     status, body, _ = request(url, token)
     assert status == 200, (status, body[:300])
     return json.loads(body)
+
+
+def wait_until_serving(base: str, timeout_s: float = 60) -> None:
+    """Until the worker's web server answers /health (a ready probe alone does not say so: another test may have
+    left a `probe` profile in the same Redis database, and the server starts listening after the consumer)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if request(base + "/health", None, timeout=3)[0] in (200, 503):
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{base}/health did not answer within {timeout_s}s")

@@ -256,7 +256,7 @@ pages.customer = {
       `<p>viewed lately: ${r.viewed_items.map(escape).join(", ") || "–"}</p>` +
       table(["bought", "at"], r.purchased.map((x) => [escape(x.item_id), when(x.at)]));
     const last = d.last_offer;
-    el("offers").innerHTML = (last ? `<p>last offer: <b>${escape(last.item)}</b> (score ${escape(last.score)}) — ${escape(last.reason)}</p>` : "<p>no offer yet</p>") +
+    el("offers").innerHTML = (last ? `<p>last offer: <b>${escape(last.item)}</b> (score ${num(last.score, 3)}) — ${escape(last.reason)}</p>` : "<p>no offer yet</p>") +
       table(["item", "decided", "open until", "arm", "sent", "feedback", "outcome so far"], d.open_offers.filter((o) => !o.ghost).map((o) =>
         [escape(o.item_id), when(o.decided_at), when(o.open_until), escape(o.arm || "–"), o.sent ? "yes" : "held out",
           escape(o.feedback.join(", ") || "–"), escape(o.converted ? `converted (${num(o.revenue, 2)})` : o.outcome_so_far)]));
