@@ -169,6 +169,21 @@ def cmd_pseudonym(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_web_token(args: argparse.Namespace) -> int:
+    from streams.access import new_token, token_entry
+
+    token = new_token()
+    try:
+        entry = token_entry(args.role, args.name, token)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    # The token goes to whoever uses it; only its hash goes into the settings.
+    print(f"token (give it to {args.name}; it is not stored anywhere): {token}")
+    print(f"add to PERSO_WEB_TOKENS (comma-separated): {entry}")
+    return 0
+
+
 def cmd_forget(args: argparse.Namespace) -> int:
     from streams.ops.forget import forget_customer
 
@@ -557,6 +572,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pseudonym", help="print the pseudonym a customer id is stored under")
     p.add_argument("customer_id")
     p.set_defaults(func=cmd_pseudonym)
+
+    p = sub.add_parser("web-token", help="make a token for the web server and dashboard, and its PERSO_WEB_TOKENS "
+                       "entry (only the SHA-256 of the token is configured)")
+    p.add_argument("--role", choices=["viewer", "operator"], default="viewer")
+    p.add_argument("--name", default="dashboard", help="who the token is for (the audit log names them)")
+    p.set_defaults(func=cmd_web_token)
 
     p = sub.add_parser("forget", help="delete a customer's profile, state and remembered events")
     p.add_argument("customer_id")

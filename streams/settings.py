@@ -15,11 +15,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.settings import ModelSettings
 from schemas.events import EVENT_KINDS
+from streams.access import parse_tokens
 
 _ENV = SettingsConfigDict(env_prefix="PERSO_", env_file=".env", extra="ignore")
 
@@ -113,8 +114,31 @@ class WorkerSettings(BaseSettings):
     web_enabled: bool = True
     web_host: str = "127.0.0.1"
     web_port: int = 6066
+    # Access control of the web server (streams/observability/auth.py, docs/dashboard.md).
+    web_tokens: str = Field("", description="who may use the web server: comma-separated ROLE:NAME:SHA256 entries "
+                            "(role viewer or operator, the SHA-256 hex of the token; `perso web-token` makes one). "
+                            "None configured: every path but /health answers 401")
+    web_metrics_open: bool = Field(False, description="serve /metrics without credentials (for a Prometheus that "
+                                   "cannot send a bearer token)")
+    web_tls_certfile: Path | None = Field(None, description="serve HTTPS with this certificate (PEM, chain first)")
+    web_tls_keyfile: Path | None = Field(None, description="private key of PERSO_WEB_TLS_CERTFILE (PEM)")
+    web_history_interval_s: float = Field(5.0, gt=0, description="the dashboard records a point of its time "
+                                          "series (rates, lag, lift) this often")
+    web_history_points: int = Field(720, ge=2, description="points of the dashboard's time series kept in Redis")
     pseudonymise_key: SecretStr | None = Field(
         None, description="secret key: customer ids are replaced by HMAC-SHA256 pseudonyms before Redis and offers")
+
+    @field_validator("web_tokens")
+    @classmethod
+    def _tokens_well_formed(cls, value: str) -> str:
+        parse_tokens(value)  # an invalid entry stops any command with one line naming the variable
+        return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> WorkerSettings:
+        if (self.web_tls_certfile is None) != (self.web_tls_keyfile is None):
+            raise ValueError("PERSO_WEB_TLS_CERTFILE and PERSO_WEB_TLS_KEYFILE go together: set both or neither")
+        return self
 
     @property
     def pseudonymise_key_bytes(self) -> bytes | None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from schemas.experiments import ExperimentConfig
+from streams.access import new_token, token_entry
 from streams.devstack.feed import run_feed
 from streams.devstack.stack import LocalStack
 from streams.observability.experiments import experiment_summary
@@ -60,9 +61,12 @@ def run_demo(settings: Settings, options: DemoOptions, say: Callable[[str], None
     worker_log = state_dir / "worker.log"
     say(f"stack up (broker {settings.kafka.bootstrap_servers}, redis {redacted_url(settings.redis.redis_url)}); "
         f"starting worker, log in {worker_log}")
+    env = dict(os.environ)
+    for line in dashboard_access(settings, env):
+        say(line)
     with open(worker_log, "ab") as out:
         worker = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], stdout=out,
-                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=dict(os.environ))
+                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
     started = time.monotonic()
     run = DemoRun()
     run.experiment = asyncio.run(_demo_experiment(settings, options, say))
@@ -111,6 +115,26 @@ def run_demo(settings: Settings, options: DemoOptions, say: Callable[[str], None
         except subprocess.TimeoutExpired:
             worker.kill()
     return run
+
+
+def dashboard_access(settings: Settings, env: dict[str, str]) -> list[str]:
+    """The dashboard's address and credentials for the demo's worker. Without PERSO_WEB_TOKENS the demo makes a
+    viewer and an operator token for this run only (their hashes go into the worker's environment, `env`); with
+    it, your tokens stand."""
+    worker = settings.worker
+    if not worker.web_enabled:
+        return ["dashboard: off (PERSO_WEB_ENABLED=false)"]
+    scheme = "https" if worker.web_tls_certfile is not None else "http"
+    host = "127.0.0.1" if worker.web_host in ("0.0.0.0", "::") else worker.web_host
+    url = f"{scheme}://{host}:{worker.web_port}/dashboard/overview"
+    if worker.web_tokens:
+        return [f"dashboard: {url} (sign in with one of your PERSO_WEB_TOKENS tokens)"]
+    viewer, operator = new_token(), new_token()
+    env["PERSO_WEB_TOKENS"] = ",".join([token_entry("viewer", "demo-viewer", viewer),
+                                        token_entry("operator", "demo-operator", operator)])
+    return [f"dashboard: {url}?token={viewer}",
+            f"  demo credentials, for this run only: viewer token {viewer}",
+            f"  operator token {operator} (curl -H 'Authorization: Bearer TOKEN' ...; docs/dashboard.md)"]
 
 
 async def _demo_experiment(settings: Settings, options: DemoOptions, say: Callable[[str], None]) -> str:

@@ -69,3 +69,18 @@ def stats_key(app_id: str, host: str, pid: int) -> str:
 def forget_channel(app_id: str) -> str:
     """Pub/sub channel on which `perso forget` tells running workers to drop a cached customer."""
     return f"perso:{app_id}:forget"
+
+
+def audit_key(app_id: str) -> str:
+    """Bounded stream of audited accesses over HTTP (customer reads, operators' actions)."""
+    return f"perso:audit:{app_id}"
+
+
+def dashboard_history_key(app_id: str) -> str:
+    """The dashboard's time series: a list of JSON points, the newest first, bounded."""
+    return f"perso:dashboard:{app_id}:history"
+
+
+def dashboard_sampler_key(app_id: str) -> str:
+    """Held for one interval by the worker that records the dashboard's next point (one point per interval)."""
+    return f"perso:dashboard:{app_id}:sampler"

@@ -21,7 +21,7 @@ from faust.types import TP
 from models.personalizer import Personalizer
 from streams.observability.health import BatchHealth
 from streams.observability.telemetry import WorkerTelemetry
-from streams.observability.web import register_views
+from streams.observability.web import register_views, web_server_options
 from streams.privacy import Pseudonymiser
 from streams.security import faust_credentials, redis_async
 from streams.settings import Settings
@@ -71,6 +71,7 @@ def create_app(settings: Settings) -> faust.App:
         web_bind=worker.web_host,
         web_port=worker.web_port,
         producer_max_request_size=kafka.producer_max_request_bytes,
+        **web_server_options(worker),  # access control (tokens, roles) and TLS of the web server
     )
     # Raw bytes in: validation is ours (pydantic), and dead letters keep the original bytes.
     inputs = app.topic(*kafka.input_topics, partitions=kafka.partitions, key_serializer="raw",
@@ -93,12 +94,13 @@ def create_app(settings: Settings) -> faust.App:
         input_topics=kafka.input_topics,
         unread=lambda topic, partition, next_offset: _unread(app, topic, partition, next_offset))
     advertised = socket.gethostname() if worker.web_host in ("0.0.0.0", "::") else worker.web_host
+    scheme = "https" if worker.web_tls_certfile is not None else "http"
     telemetry = WorkerTelemetry(counters, health, pipeline.personalizer.metrics, lambda: len(pipeline.cache),
                                 lambda: partitions.events_waiting(app),
-                                web_url=f"http://{advertised}:{worker.web_port}" if worker.web_enabled else None)
+                                web_url=f"{scheme}://{advertised}:{worker.web_port}" if worker.web_enabled else None)
     partitions = Partitions(kafka.input_topics, telemetry)
     experiments = ExperimentStore(redis_client)
-    register_views(app, telemetry, store, pseudonymiser, experiments)
+    register_views(app, telemetry, store, pseudonymiser, experiments, settings, pipeline.personalizer)
     experiment_watcher = ExperimentWatcher(experiments, pipeline, worker.experiment_poll_s)
     checkpoints = ModelCheckpoints(CheckpointStore(redis_client, settings.app_id), pipeline, telemetry,
                                    lambda: counters.accepted)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import urllib.request
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -44,6 +43,7 @@ from tests.integration.conftest import (
     wait_for,
 )
 from tests.integration.scenario import start_ready, worker_stat
+from tests.integration.web import WEB_TOKENS, get_json
 
 pytestmark = pytest.mark.integration
 
@@ -242,7 +242,7 @@ def test_bad_feedback_goes_to_dead_letters_with_reasons(stack: Settings, tmp_pat
 
 def test_two_workers_report_one_experiment(stack: Settings, tmp_path: Path) -> None:
     ports = [free_port(), free_port()]
-    settings = isolated(stack, "two-arms", redis_db=2, web_enabled=True)
+    settings = isolated(stack, "two-arms", redis_db=2, web_enabled=True, web_tokens=WEB_TOKENS)
     teachers, events, expected = scenario(datetime.now(UTC) - timedelta(days=12))
     taught(settings, teachers, tmp_path).stop()
     start_experiment(settings)
@@ -277,5 +277,4 @@ def _stats_keys(settings: Settings) -> list[str]:
 
 
 def _get(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return json.loads(response.read())  # type: ignore[no-any-return]
+    return get_json(url)  # type: ignore[no-any-return]

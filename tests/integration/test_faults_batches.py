@@ -45,6 +45,7 @@ from tests.integration.scenario import (
     total_events,
     wait_until_profiles_match,
 )
+from tests.integration.web import WEB_TOKENS, request
 
 
 def health(port: int) -> tuple[int, dict[str, Any]]:
@@ -80,6 +81,7 @@ def test_redis_out_of_memory_loses_nothing_and_says_so(stack: Settings, tmp_path
     server.start()
     port = free_port()
     settings = isolated(stack, "redis-oom", redis_db=0, redis_url=server.url, web_enabled=True, web_port=port,
+                        web_tokens=WEB_TOKENS,
                         redis_retry_max_s=1.0)
     worker = start_ready(settings, tmp_path / "worker.log")
     client = server.client()
@@ -97,7 +99,7 @@ def test_redis_out_of_memory_loses_nothing_and_says_so(stack: Settings, tmp_path
         assert status.returncode == 1 and not report["healthy"], status.stdout
         assert report["total_lag"] > 0, "lag must not read 0 while events wait"
         assert "out of memory" in report["redis"]["problem"]
-        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3).read().decode()
+        metrics = request(f"http://127.0.0.1:{port}/metrics")[1].decode()
         assert re.search(r'perso_batch_failures_total\{cause="redis_out_of_memory"\} [1-9]', metrics), metrics
         assert "perso_healthy 0.0" in metrics
         worker.assert_alive()

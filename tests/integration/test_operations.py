@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import orjson
@@ -27,16 +25,14 @@ from tests.integration.conftest import (
     settings_env,
     wait_for,
 )
+from tests.integration.web import WEB_TOKENS, request
 
 KEY = "integration-test-secret"
 
 
 def http_get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
+    status, body, _ = request(url)  # a viewer's token
+    return status, body
 
 
 def perso(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
@@ -46,7 +42,7 @@ def perso(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_operating_a_pseudonymising_worker(stack: Settings, tmp_path: Path) -> None:
     port = free_port()
-    settings = isolated(stack, "ops", redis_db=6, web_enabled=True, web_port=port,
+    settings = isolated(stack, "ops", redis_db=6, web_enabled=True, web_port=port, web_tokens=WEB_TOKENS,
                         pseudonymise_key=SecretStr(KEY), profile_ttl_days=2.0)
     alias = Pseudonymiser(KEY.encode()).apply("alice@example.com")
     worker = Worker(settings, tmp_path / "worker.log")
