@@ -160,6 +160,8 @@ class Personalizer:
                 state, Offer.make_id(state.customer_id, event.event_id), decision.item_id,
                 self._price_of(decision.item_id), ctx.ts, outcome.experiment or "", outcome.arm or "",
                 outcome.published, tallies, features=decision.features if policy.learns_from_outcomes else None)
+            if decision.examples and self._response is not None:
+                self._response.remember(state, ctx.ts, decision.examples, CANDIDATE_FEATURES)
             if running is not None and arm is not None and arm.policy == HOLDOUT:
                 self._record_ghosts(running, arm.name, state, event.event_id, ctx.ts, ctx.outputs, tallies)
         self._schedule(state, max(ctx.ts, state.scored_ts))
