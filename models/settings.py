@@ -51,7 +51,7 @@ class ModelSettings(BaseSettings):
     exclude_bought_days: float = Field(30.0, ge=0, description="never offer what the customer bought within this")
     attribution_window_days: float = Field(7.0, gt=0, description="an offer converts when its item is bought (or "
                                            "it is redeemed) within this much event time")
-    learned_epsilon: float = Field(0.1, ge=0, le=1, description="the learned policy explores this share of its "
+    learned_epsilon: float = Field(0.05, ge=0, le=1, description="the learned policy explores this share of its "
                                    "decisions (a random one of its top candidates)")
     learned_explore_top: int = Field(5, ge=1, description="how many of its best candidates it explores among")
     learned_warmup: int = Field(200, ge=0, description="outcomes learned before the learned policy trusts its "

@@ -33,12 +33,13 @@ from models.state import DAY, CustomerState
 
 SOURCES = ("together", "again", "category", "segment", "popular")
 # Every value is bounded (about 0..1) so one learning rate suits them all. The customer x item history is said
-# several ways (log count, share of orders, recency buckets, how due it is) and crossed with the item's repeat rate:
-# a linear model cannot multiply features itself, and "bought often, lately, an item people re-buy" is the signal.
+# several ways (log count, share of orders and its log, recency buckets, how due it is) and crossed with the item's
+# repeat rate: a linear model cannot multiply features itself, and "bought often, lately, an item people re-buy" is
+# the signal. The log share: P(in the next order) is about the share, so its log is what a logit adds up.
 FEATURES = (*SOURCES, "relevance", "together_strength", "seen_lately", "log_price", "affinity", "log_times",
-            "order_share", "bought_lately", "never_bought", "within_week", "within_month", "due", "repeat_rate",
-            "repeat_x_share", "repeat_x_never", "times_x_lately", "popularity", "popularity_x_never", "propensity",
-            "churn_risk")
+            "order_share", "log_share", "bought_lately", "never_bought", "within_week", "within_month", "due",
+            "repeat_rate", "repeat_x_share", "repeat_x_never", "times_x_lately", "popularity", "popularity_x_never",
+            "propensity", "churn_risk")
 REPEAT_RATE = 0.2  # an item's repeat rate when nobody counts it
 NEVER_BOUGHT_DAYS = 60.0  # what "days since bought" says of an item never bought (the features stay bounded)
 
@@ -96,7 +97,7 @@ def collect(state: CustomerState, items: ItemCooccurrence, favourites: SegmentFa
     orders = max(1, state.purchases)
     placed = state.recent_orders
     gap_days = max(1.0, (placed[-1] - placed[0]) / (len(placed) - 1) / DAY) if len(placed) > 1 else 30.0
-    log, exp = math.log1p, math.exp
+    log, log_of, exp = math.log1p, math.log, math.exp
     # How lately the customer looked at (or bought) each of their recent items: 1 the latest, then x 0.7 per step.
     seen = {item_id: 0.7**age for age, item_id in enumerate(reversed(state.recent_items))}
     for item_id, candidate in found.items():
@@ -116,7 +117,7 @@ def collect(state: CustomerState, items: ItemCooccurrence, favourites: SegmentFa
             1.0 if "popular" in strength else 0.0, candidate.relevance, strength.get("together", 0.0),
             seen.get(item_id, 0.0),
             log(info.price) / 5.0 if info else 0.0, share.get(candidate.category or "", 0.0),
-            log_times, order_share, lately, never,
+            log_times, order_share, max(log_of(order_share), -5.0) / 5.0 + 1.0 if times else 0.0, lately, never,
             1.0 if times and days < 7.0 else 0.0, 1.0 if times and 7.0 <= days < 30.0 else 0.0,
             min(days / gap_days, 4.0) / 4.0 if times else 0.0, repeat, repeat * order_share, repeat * never,
             log_times * lately, popularity, popularity * never, propensity, churn)
