@@ -3,16 +3,18 @@ became of each offer (attribution: converted, or not, when its window closes) an
 
 - **Attributed outcomes** (`learn_outcome`): each published offer of the learned policy, when its window closes.
 - **Implicit outcomes** (`remember`): a decision also hands over a few candidates it did not offer; each waits in
-  the customer's state until the customer buys its item within the window (a positive, learned at that purchase)
-  or the window passes (a negative, learned at the visit that closes it). In a replayed log an offer changes
-  nothing the customer does, so an unoffered candidate's outcome is exactly what offering it would have scored:
-  the response model learns from many candidates per decision, not only the one chosen. Live, what it learns
-  from them is the purchase likelihood without an offer (`PERSO_LEARNED_TEACH_CANDIDATES=0` turns it off).
+  the customer's state until its window has passed, then is learned as a positive if the customer bought its item
+  within the window, else as a negative (at the visit that closes the window, as attribution closes offers). In a
+  replayed log an offer changes nothing the customer does, so an unoffered candidate's outcome is exactly what
+  offering it would have scored: the response model learns from many candidates per decision, not only the chosen.
+  Live, what it learns from them is the purchase likelihood without an offer (`PERSO_LEARNED_TEACH_CANDIDATES=0`
+  turns it off).
 - **Item repeat statistics** (`repeat_rate`): per item, the share of its buyers who bought it again (groceries are
   re-bought, gadgets are not), counted from every order: a feature of the candidates.
 
 The features describe one candidate for one customer (models/policies/candidate_features.py). The model is River's
-logistic regression; scoring reads its weights directly (a dot product over the features), since a decision
+logistic regression on standardised features with averaged weights (`AveragedLogistic`, as propensity's); scoring
+reads its weights directly (a dot product over the features), since a decision
 scores dozens of candidates and River's `predict_proba_one` costs several microseconds each.
 
 >>> response = OfferResponse()
@@ -31,14 +33,13 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from river import linear_model, optim
-
 from models.learners.base import EventContext, Learner, TimeContext, register_learner
+from models.learners.delayed import AveragedLogistic
 from models.settings import ModelSettings
 from models.state import DAY, CustomerState
 from schemas.events import PurchaseEvent
 
-# Implicit examples waiting per customer (no more are taken beyond): (item, decided at, features).
+# Implicit examples waiting per customer (no more are taken beyond): (item, decided at, features, bought since).
 MAX_WAITING = 48
 # Repeat rate prior: an item with few buyers says what the average item does (pseudo-counts).
 REPEAT_PRIOR_BUYERS, REPEAT_PRIOR_RATE = 5.0, 0.2
@@ -49,15 +50,19 @@ class OfferResponse(Learner):
     name = "response"
     version = "response-2"
 
-    def __init__(self, learning_rate: float = 0.2, l2: float = 1e-4, window_s: float = 7 * DAY) -> None:
-        self.model = linear_model.LogisticRegression(optimizer=optim.SGD(learning_rate), l2=l2,
-                                                     intercept_lr=learning_rate)
+    def __init__(self, learning_rate: float = 0.2, l2: float = 1e-4, window_s: float = 7 * DAY,
+                 window: int = 50_000) -> None:
+        # Standardised features (one learning rate suits a flag and a log share spread over 0.2) and weights
+        # averaged over the last `window` examples: plain SGD on raw values swung with each day's outcomes and,
+        # on a planted truth, ranked a customer's own staples below items they never bought.
+        self.model = AveragedLogistic(learning_rate=learning_rate, l2=l2, window=window)
         self.window_s = window_s
         self.feature_names: tuple[str, ...] = ()  # of the waiting examples' values (`remember` says)
         self.outcomes = 0  # attributed outcomes of published offers
         self.converted = 0
         self.implicit = 0  # implicit outcomes of candidates not offered
         self.implicit_bought = 0
+        self._effective: tuple[float, dict[str, float]] | None = None  # derived from the model (not checkpointed)
         self.buyers: dict[str, tuple[int, int]] = {}  # item -> (customers who bought it, who bought it again)
 
     @classmethod
@@ -90,7 +95,7 @@ class OfferResponse(Learner):
 
     def learn_outcome(self, x: Mapping[str, float], converted: bool) -> None:
         """A published offer closed: whether it converted."""
-        self.model.learn_one(dict(x), converted)
+        self._learn(dict(x), converted)
         self.outcomes += 1
         self.converted += converted
         self.n_learned = self.outcomes + self.implicit
@@ -105,30 +110,36 @@ class OfferResponse(Learner):
         room = MAX_WAITING - len(waiting)
         # A full list takes no more (rather than dropping the oldest unsettled: those are the negatives, and
         # dropping them would teach a rate of buying that is too high for the most active customers).
-        waiting.extend((item_id, now_ts, values) for item_id, values in list(examples)[:max(room, 0)])
+        waiting.extend((item_id, now_ts, values, False) for item_id, values in list(examples)[:max(room, 0)])
         state.learner_data[self.name] = tuple(waiting)  # replaced, never changed in place (undo copies share)
 
     def _settle(self, state: CustomerState, now_ts: float, bought: Iterable[str]) -> None:
+        # Each example is learned once, when its window has passed, with what it became: learning the bought
+        # ones at once and the others a window later skewed the model (a day of orders taught only positives).
         bought = set(bought)
         still = []
         for example in state.learner_data.get(self.name, ()):
-            item_id, ts, values = example
-            if item_id in bought and ts < now_ts <= ts + self.window_s:
-                self._learn_implicit(values, True)
-            elif now_ts > ts + self.window_s:
-                self._learn_implicit(values, False)
-            else:
-                still.append(example)
+            item_id, ts, values, converted = example
+            if now_ts > ts + self.window_s:
+                self._learn_implicit(values, converted)
+                continue
+            if not converted and item_id in bought and ts < now_ts:
+                example = (item_id, ts, values, True)
+            still.append(example)
         state.learner_data[self.name] = tuple(still)
 
     def _learn_implicit(self, values: tuple[float, ...], bought: bool) -> None:
         names = self.feature_names
         if len(values) != len(names):
             return  # written with another feature set (an older release): not learned
-        self.model.learn_one(dict(zip(names, values, strict=True)), bought)
+        self._learn(dict(zip(names, values, strict=True)), bought)
         self.implicit += 1
         self.implicit_bought += bought
         self.n_learned = self.outcomes + self.implicit
+
+    def _learn(self, x: dict[str, float], label: bool) -> None:
+        self.model.learn_one(x, label)
+        self._effective = None
 
     # --- predicting ----------------------------------------------------------------------------
     @property
@@ -142,14 +153,28 @@ class OfferResponse(Learner):
         return (again + REPEAT_PRIOR_BUYERS * REPEAT_PRIOR_RATE) / (bought + REPEAT_PRIOR_BUYERS)
 
     def weights(self, names: Sequence[str]) -> tuple[float, list[float]]:
-        """The intercept and the weights of `names`, in that order (scoring many candidates reuses them)."""
-        weights = self.model._weights  # River's weights (a dict); read, never changed here
-        return self.model.intercept, [weights.get(name, 0.0) for name in names]
+        """The intercept and the weights of `names` on the raw feature values, in that order (the scaler folded
+        in: scoring many candidates is then one dot product each)."""
+        intercept, weights = self._folded()
+        return intercept, [weights.get(name, 0.0) for name in names]
 
     def probability(self, x: Mapping[str, float]) -> float:
-        weights = self.model._weights
-        z = self.model.intercept + sum(weights.get(name, 0.0) * value for name, value in x.items())
-        return sigmoid(z)
+        intercept, weights = self._folded()
+        return sigmoid(intercept + sum(weights.get(name, 0.0) * value for name, value in x.items()))
+
+    def _folded(self) -> tuple[float, dict[str, float]]:
+        # w . (x - mean) / sd + b  =  (w / sd) . x + (b - sum(w mean / sd)); recomputed after learning only.
+        if self._effective is None:
+            means, variances = self.model.scaler.means, self.model.scaler.vars
+            weights: dict[str, float] = {}
+            intercept = self.model.intercept
+            for name, w in self.model.weights.items():  # the averaged weights (a dict); read, never changed here
+                sd = math.sqrt(variances.get(name, 0.0))
+                if sd > 0:
+                    weights[name] = w / sd
+                    intercept -= w * means.get(name, 0.0) / sd
+            self._effective = (intercept, weights)
+        return self._effective
 
     def metrics(self) -> dict[str, Any]:
         return {"outcomes_learned": float(self.outcomes),
