@@ -50,7 +50,7 @@ class OfferResponse(Learner):
     name = "response"
     version = "response-2"
 
-    def __init__(self, learning_rate: float = 0.2, l2: float = 1e-4, window_s: float = 7 * DAY,
+    def __init__(self, learning_rate: float = 0.05, l2: float = 1e-4, window_s: float = 7 * DAY,
                  window: int = 50_000) -> None:
         # Standardised features (one learning rate suits a flag and a log share spread over 0.2) and weights
         # averaged over the last `window` examples: plain SGD on raw values swung with each day's outcomes and,

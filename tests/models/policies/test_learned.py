@@ -42,9 +42,10 @@ def test_closed_offers_teach_the_response_model_and_decisions_say_their_probabil
     assert end - later().timestamp() > 7 * DAY
 
 
-def planted_grocery_log(customers: int = 80, weeks: int = 16, seed: int = 3) -> list[PurchaseEvent]:
-    """An order every five days per customer: each of the customer's three own staples with probability 0.6, plus one of
-    five items everybody buys now and then (each the most popular item globally, yet only 0.2 likely an order)."""
+def planted_grocery_log(customers: int = 80, weeks: int = 24, seed: int = 3) -> list[PurchaseEvent]:
+    """An order every five days (within the 7-day attribution window) per customer: each of the customer's three
+    own staples with probability 0.6, plus one of five items everybody buys now and then (each the most popular
+    item globally, yet only 0.2 likely an order)."""
     rng = random.Random(seed)
     events = []
     for n in range(customers):
@@ -65,11 +66,11 @@ def test_on_a_planted_truth_the_learned_policy_beats_popularity_and_nbo_at_the_s
     response = personalizer.learner("response")
     assert isinstance(response, OfferResponse) and response.implicit > 5 * response.outcomes > 0
     # Customers re-buy their own staples (0.6 an order); a common item is 0.2 likely. The relevance ranking
-    # (nbo's) and popularity do not know which; the response model learns it from the implicit outcomes (0.38
-    # against 0.30 and 0.19 here). "Buy again" is this truth's own rule and still wins (0.48): the model learns
-    # nothing in the first week (no window has closed) and little in the second.
-    assert offers["hit_rate"] > 1.8 * offers["popularity_hit_rate"]
-    assert offers["hit_rate"] > 1.15 * offers["nbo_hit_rate"]
+    # (nbo's) and popularity do not know which; the response model learns it from the implicit outcomes (0.41
+    # against 0.35 and 0.18 here). "Buy again" is this truth's own rule and still wins (0.48): the model learns
+    # nothing in the first week (no window has closed) and little in the next.
+    assert offers["hit_rate"] > 2 * offers["popularity_hit_rate"]
+    assert offers["hit_rate"] > 1.1 * offers["nbo_hit_rate"]
 
 
 def test_without_implicit_outcomes_it_learns_only_from_its_offers() -> None:
