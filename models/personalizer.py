@@ -209,8 +209,11 @@ class Personalizer:
     def _learn_from_outcome(self, offer: tuple[Any, ...]) -> None:
         """A published offer of a learning policy has closed: teach the response model whether it converted."""
         features = offer[FEATURES]
-        if features is not None and self._response is not None and offer[FLAGS] & PUBLISHED:
-            self._response.learn_outcome(dict(zip(CANDIDATE_FEATURES, features, strict=False)),
+        # An offer recorded with another feature set (before an upgrade) is not learned: its values would be
+        # read under the wrong names.
+        if (features is not None and len(features) == len(CANDIDATE_FEATURES) and self._response is not None
+                and offer[FLAGS] & PUBLISHED):
+            self._response.learn_outcome(dict(zip(CANDIDATE_FEATURES, features, strict=True)),
                                          bool(offer[FLAGS] & CONVERTED))
 
     def _price_of(self, item_id: str) -> float | None:

@@ -69,6 +69,17 @@ class OfferResponse(Learner):
     def from_settings(cls, settings: ModelSettings) -> OfferResponse:
         return cls(window_s=settings.attribution_window_days * DAY)
 
+    # The folded weights are derived from the model: kept out of checkpoints, recomputed on first use.
+    def drop_caches(self) -> None:
+        self._effective = None
+
+    def __getstate__(self) -> dict[str, object]:
+        return {k: v for k, v in self.__dict__.items() if k != "_effective"}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._effective = None
+
     # --- learning ------------------------------------------------------------------------------
     def learn_one(self, ctx: EventContext) -> None:
         """On an order: count each item's buyers and repeat buyers, and learn the waiting examples it settles."""
