@@ -50,6 +50,8 @@ CALLS = [
     ("co-occurrence: observe_item", "cooccurrence.py", "observe_item"),
     ("favourites: predict_one", "favourites.py", "predict_one"),
     ("policy: decide (nbo)", "nbo.py", "decide"),
+    ("policy: decide (learned)", "learned.py", "decide"),
+    ("learned: candidate features", "candidate_features.py", "collect"),
     ("guardrails and policy", "guardrails.py", "decide"),
 ]
 

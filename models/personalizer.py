@@ -160,6 +160,8 @@ class Personalizer:
                 state, Offer.make_id(state.customer_id, event.event_id), decision.item_id,
                 self._price_of(decision.item_id), ctx.ts, outcome.experiment or "", outcome.arm or "",
                 outcome.published, tallies, features=decision.features if policy.learns_from_outcomes else None)
+            if decision.examples and self._response is not None:
+                self._response.remember(state, ctx.ts, decision.examples, CANDIDATE_FEATURES)
             if running is not None and arm is not None and arm.policy == HOLDOUT:
                 self._record_ghosts(running, arm.name, state, event.event_id, ctx.ts, ctx.outputs, tallies)
         self._schedule(state, max(ctx.ts, state.scored_ts))
@@ -207,8 +209,11 @@ class Personalizer:
     def _learn_from_outcome(self, offer: tuple[Any, ...]) -> None:
         """A published offer of a learning policy has closed: teach the response model whether it converted."""
         features = offer[FEATURES]
-        if features is not None and self._response is not None and offer[FLAGS] & PUBLISHED:
-            self._response.learn_outcome(dict(zip(CANDIDATE_FEATURES, features, strict=False)),
+        # An offer recorded with another feature set (before an upgrade) is not learned: its values would be
+        # read under the wrong names.
+        if (features is not None and len(features) == len(CANDIDATE_FEATURES) and self._response is not None
+                and offer[FLAGS] & PUBLISHED):
+            self._response.learn_outcome(dict(zip(CANDIDATE_FEATURES, features, strict=True)),
                                          bool(offer[FLAGS] & CONVERTED))
 
     def _price_of(self, item_id: str) -> float | None:

@@ -51,11 +51,16 @@ class ModelSettings(BaseSettings):
     exclude_bought_days: float = Field(30.0, ge=0, description="never offer what the customer bought within this")
     attribution_window_days: float = Field(7.0, gt=0, description="an offer converts when its item is bought (or "
                                            "it is redeemed) within this much event time")
-    learned_epsilon: float = Field(0.1, ge=0, le=1, description="the learned policy explores this share of its "
+    learned_epsilon: float = Field(0.05, ge=0, le=1, description="the learned policy explores this share of its "
                                    "decisions (a random one of its top candidates)")
     learned_explore_top: int = Field(5, ge=1, description="how many of its best candidates it explores among")
     learned_warmup: int = Field(200, ge=0, description="outcomes learned before the learned policy trusts its "
                                 "model (it ranks by relevance until then)")
+    learned_teach_candidates: int = Field(8, ge=0, description="candidates the learned policy did not offer that "
+                                          "its response model learns from per decision, by whether the customer "
+                                          "bought them within the attribution window (0: only the offers' outcomes)")
+    learned_explore_within: float = Field(0.5, gt=0, le=1, description="the learned policy explores only among "
+                                          "candidates at least this likely relative to its best (odds ratio)")
     open_offers_max: int = Field(16, ge=1, description="offers kept open per customer for attribution; beyond, "
                                  "the oldest closes early")
 

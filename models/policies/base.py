@@ -34,6 +34,8 @@ class Decision:
     reason: str
     probability: float = 1.0  # with which the policy chose this item (1: deterministic); off-policy evaluation
     features: tuple[float, ...] | None = None  # of the chosen candidate, for a policy that learns from outcomes
+    # Candidates not offered, (item, features), that a learning policy learns from by their implicit outcome.
+    examples: tuple[tuple[str, tuple[float, ...]], ...] = ()
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs more, and this is built per event

@@ -10,7 +10,7 @@ models/learners/response.py), the best one offered, with exploration so the mode
   response model whether it converted.
 
 >>> from models.learners.cooccurrence import ItemCooccurrence, ItemInfo
->>> from models.learners.response import OfferResponse
+>>> from models.learners.response import OfferResponse, sigmoid
 >>> from models.state import CustomerState
 >>> items, response = ItemCooccurrence(), OfferResponse()
 >>> for item in ("tea", "mug", "pot"):
@@ -27,63 +27,95 @@ models/learners/response.py), the best one offered, with exploration so the mode
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Mapping
+from operator import mul
 
 from models.learners.base import Learner
 from models.learners.cooccurrence import ItemCooccurrence
-from models.learners.response import OfferResponse
+from models.learners.response import OfferResponse, sigmoid
 from models.learners.segments import SegmentFavourites
 from models.policies import candidates
 from models.policies.base import Decision, OfferPolicy, OfferRequest, register_policy, required_learner
-from models.policies.candidate_features import FEATURES, collect
+from models.policies.candidate_features import FEATURES, Candidate, collect
 from models.settings import ModelSettings
 
 
 @register_policy
 class LearnedPolicy(OfferPolicy):
     name = "learned"
-    version = "learned-1"
+    version = "learned-2"
     learns_from_outcomes = True
 
     def __init__(self, items: ItemCooccurrence, response: OfferResponse, favourites: SegmentFavourites | None = None,
-                 epsilon: float = 0.1, explore_top: int = 5, warmup: int = 200) -> None:
+                 epsilon: float = 0.1, explore_top: int = 5, warmup: int = 200, teach: int = 4,
+                 explore_within: float = 0.5) -> None:
         self.items = items
         self.response = response
         self.favourites = favourites
         self.epsilon = epsilon
         self.explore_top = explore_top
+        self.explore_within = explore_within
         self.warmup = warmup
+        self.teach = teach
 
     @classmethod
     def from_settings(cls, settings: ModelSettings, learners: Mapping[str, Learner]) -> LearnedPolicy:
         return cls(required_learner(learners, "cooccurrence", cls.name),
                    required_learner(learners, "response", cls.name), candidates.favourites_of(learners),
                    epsilon=settings.learned_epsilon, explore_top=settings.learned_explore_top,
-                   warmup=settings.learned_warmup)
+                   warmup=settings.learned_warmup, teach=settings.learned_teach_candidates,
+                   explore_within=settings.learned_explore_within)
 
     def decide(self, request: OfferRequest) -> Decision | None:
+        response = self.response
         found = collect(request.state, self.items, self.favourites, request.outputs, request.excluded,
-                        request.now_ts)
+                        request.now_ts, repeat_rate=response.repeat_rate)
         if not found:
             return None
-        learned = self.response.outcomes >= self.warmup
-        probability = self.response.probability
-        # The relevance breaks ties (and ranks alone before the model has learned enough).
-        scored = sorted(((probability(c.features) if learned else 0.0) + 1e-3 * c.relevance, c.item_id)
-                        for c in found.values())
-        scored.reverse()
-        top = scored[:self.explore_top]
+        learned = response.learned >= self.warmup
+        if learned:
+            intercept, weights = response.weights(FEATURES)
+            # The relevance breaks ties; the logit ranks as the probability does and costs no exp per candidate.
+            scored = [(intercept + sum(map(mul, weights, c.values)) + 1e-6 * c.relevance, c.item_id)
+                      for c in found.values()]
+        else:  # ranks by relevance alone before the model has learned enough
+            scored = [(c.relevance, c.item_id) for c in found.values()]
+        scored.sort(reverse=True)
         chosen, share = 0, 1.0
-        if self.epsilon > 0 and len(top) > 1:
-            rng = random.Random(f"{request.state.customer_id}:{request.now_ts}")
-            explore = rng.random() < self.epsilon
-            chosen = rng.randrange(len(top)) if explore else 0
-            share = self.epsilon / len(top) + (1 - self.epsilon if chosen == 0 else 0.0)
-        score, item_id = top[chosen]
+        rng = random.Random(f"{request.state.customer_id}:{request.now_ts}")
+        if self.epsilon > 0 and len(scored) > 1:
+            # Explore among the top candidates that are nearly as likely as the best (an offer nobody would take
+            # teaches little and wastes the customer's attention).
+            floor = scored[0][0] + math.log(self.explore_within) if learned else -math.inf
+            pool = [n for n, (z, _) in enumerate(scored[:self.explore_top]) if z >= floor]
+            if len(pool) > 1:
+                explore = rng.random() < self.epsilon
+                chosen = pool[rng.randrange(len(pool))] if explore else 0
+                share = self.epsilon / len(pool) + (1 - self.epsilon if chosen == 0 else 0.0)
+        score, item_id = scored[chosen]
         candidate = found[item_id]
         reason = candidates.reason(candidate.source, candidate.subject)
         if learned:
-            reason += f" ({min(score, 1.0):.0%} likely to convert)"
-        features = tuple(round(candidate.features.get(name, 0.0), 4) for name in FEATURES)
-        return Decision(item_id, candidate.category, max(score, 0.0), reason, probability=share, features=features)
+            score = sigmoid(score)
+            reason += f" ({score:.0%} likely to convert)"
+        return Decision(item_id, candidate.category, max(score, 0.0), reason, probability=share,
+                        features=_rounded(candidate.values),
+                        examples=self._examples(scored, chosen, found, rng) if self.teach else ())
+
+    def _examples(self, scored: list[tuple[float, str]], chosen: int, found: dict[str, Candidate],
+                  rng: random.Random) -> tuple[tuple[str, tuple[float, ...]], ...]:
+        """Candidates not offered that the response model learns from by their implicit outcome: the next best
+        ones (where the ranking is decided) and as many drawn from the rest (so it also sees what it ranks low)."""
+        others = [item_id for n, (_, item_id) in enumerate(scored) if n != chosen]
+        best = self.teach - self.teach // 2
+        picked = others[:best]
+        rest = others[best:]
+        if rest:
+            picked += rng.sample(rest, min(len(rest), self.teach // 2))
+        return tuple((item_id, _rounded(found[item_id].values)) for item_id in picked)
+
+
+def _rounded(values: tuple[float, ...]) -> tuple[float, ...]:
+    return tuple(round(value, 4) for value in values)

@@ -10,7 +10,7 @@
 >>> request = OfferRequest(state, now_ts=60.0, outputs={"propensity": 0.5}, excluded={"phone"})
 >>> NextBestOffer(items).decide(request)
 Decision(item_id='case', category='electronics', score=3.53..., reason='often bought or viewed together with phone',
-         probability=1.0, features=None)
+         probability=1.0, features=None, examples=())
 """
 
 from __future__ import annotations

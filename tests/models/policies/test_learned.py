@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import random
+
 import orjson
 
+from models.evaluation import evaluate
 from models.learners.response import OfferResponse
 from models.personalizer import Personalizer
 from models.settings import ModelSettings
 from models.state import DAY, CustomerState
-from schemas.events import parse_event
+from schemas.events import PurchaseEvent, parse_event
 from tests.helpers import click, later, purchase
 
 
@@ -37,3 +40,41 @@ def test_closed_offers_teach_the_response_model_and_decisions_say_their_probabil
     assert response.outcomes >= len(states) and 0 < response.converted < response.outcomes
     assert not any(state.open_offers for state in states.values())
     assert end - later().timestamp() > 7 * DAY
+
+
+def planted_grocery_log(customers: int = 80, weeks: int = 24, seed: int = 3) -> list[PurchaseEvent]:
+    """An order every five days (within the 7-day attribution window) per customer: each of the customer's three
+    own staples with probability 0.6, plus one of five items everybody buys now and then (each the most popular
+    item globally, yet only 0.2 likely an order)."""
+    rng = random.Random(seed)
+    events = []
+    for n in range(customers):
+        staples = rng.sample([f"staple{i}" for i in range(40)], 3)
+        for week in range(weeks):
+            items = [item for item in staples if rng.random() < 0.6] + [f"common{rng.randrange(5)}"]
+            at = later(days=5 * week + rng.random())
+            body = purchase(customer=f"c{n}", items=tuple((item, "grocery", 3.0) for item in items), at=at)
+            event = parse_event("purchases", orjson.dumps(body))
+            assert isinstance(event, PurchaseEvent)
+            events.append(event)
+    return events
+
+
+def test_on_a_planted_truth_the_learned_policy_beats_popularity_and_nbo_at_the_same_moments() -> None:
+    personalizer = Personalizer(ModelSettings(policy="learned", exclude_bought_days=0))
+    offers = evaluate(personalizer, planted_grocery_log()).offers
+    response = personalizer.learner("response")
+    assert isinstance(response, OfferResponse) and response.implicit > 5 * response.outcomes > 0
+    # Customers re-buy their own staples (0.6 an order); a common item is 0.2 likely. The relevance ranking
+    # (nbo's) and popularity do not know which; the response model learns it from the implicit outcomes (0.41
+    # against 0.35 and 0.18 here). "Buy again" is this truth's own rule and still wins (0.48): the model learns
+    # nothing in the first week (no window has closed) and little in the next.
+    assert offers["hit_rate"] > 2 * offers["popularity_hit_rate"]
+    assert offers["hit_rate"] > 1.1 * offers["nbo_hit_rate"]
+
+
+def test_without_implicit_outcomes_it_learns_only_from_its_offers() -> None:
+    personalizer = Personalizer(ModelSettings(policy="learned", exclude_bought_days=0, learned_teach_candidates=0))
+    evaluate(personalizer, planted_grocery_log(customers=20, weeks=6))
+    response = personalizer.learner("response")
+    assert isinstance(response, OfferResponse) and response.implicit == 0 < response.outcomes
