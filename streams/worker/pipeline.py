@@ -143,9 +143,16 @@ class BatchPipeline:
         # Customers due a visit by this batch's watermark (in a replay, stream time moves by hours per batch): their
         # visits come first, each at its own time, as the timeline would run them.
         marks = {partition: self.watermark(partition) for partition in batch_end}
-        await self._catch_up_visits(self._batch_starts(validated, marks), waiting=len(records))
         due = await self._until_done("load", lambda: self.store.due(marks, self.rescore_batch),
                                      waiting=len(records))
+        # A full page means more are due than one batch takes (a replay): catch those due before the batch's
+        # first event up first, then ask again. Live, pages are short and this costs no extra round trip.
+        backlog = {p: start for p, start in self._batch_starts(validated, marks).items()
+                   if len(due.get(p, ())) >= self.rescore_batch}
+        if backlog:
+            await self._catch_up_visits(backlog, waiting=len(records))
+            due.update(await self._until_done("load", lambda: self.store.due(
+                {p: marks[p] for p in backlog}, self.rescore_batch), waiting=len(records)))
         with_events = {event.customer_id for _, event in validated}
         visiting = {c: p for p, customers in due.items() for c in customers if c not in with_events}
         windows = await self._until_done("load", lambda: self._load(validated, visiting), waiting=len(records))
