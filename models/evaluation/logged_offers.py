@@ -28,6 +28,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from models.evaluation.off_policy import Estimate, Logged, off_policy_estimates
@@ -54,23 +55,19 @@ class LoggedOffer:
     @classmethod
     def from_offer(cls, body: dict[str, Any]) -> LoggedOffer:
         """From an offer record as the offers topic carries it (timestamps as ISO text or epoch seconds)."""
-        from datetime import datetime
-
-        def epoch(value: Any) -> float | None:
-            if value is None:
-                return None
-            if isinstance(value, int | float):
-                return float(value)
-            return datetime.fromisoformat(str(value)).timestamp()
-
         try:
-            ts = epoch(body["event_ts"])
-            assert ts is not None
+            expires = body.get("expires_at")
             return cls(str(body["offer_id"]), str(body["customer_id"]), str(body["item_id"]),
-                       str(body["trigger_event_id"]), ts, float(body.get("probability", 1.0)),
-                       epoch(body.get("expires_at")))
-        except (KeyError, ValueError, AssertionError) as error:
+                       str(body["trigger_event_id"]), _epoch(body["event_ts"]), float(body.get("probability", 1.0)),
+                       _epoch(expires) if expires is not None else None)
+        except (KeyError, ValueError, TypeError) as error:
             raise ValueError(f"not a logged offer ({error!s}): {str(body)[:200]}") from error
+
+
+def _epoch(value: Any) -> float:
+    if isinstance(value, int | float):
+        return float(value)
+    return datetime.fromisoformat(str(value)).timestamp()
 
 
 @dataclass
