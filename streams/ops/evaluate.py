@@ -19,9 +19,10 @@ from models.evaluation.logged_offers import LoggedOffer, OffPolicyResult, evalua
 from models.personalizer import Personalizer
 from models.policies.base import Decision
 from models.settings import ModelSettings
-from schemas.events import ClickEvent, EventRejected, OfferFeedback, PurchaseEvent, kind_of_body, parse_event
+from schemas.events import ClickEvent, EventRejected, InputEvent, PurchaseEvent, parse_event
 from schemas.offers import Offer
 from streams.datasets.synthetic import SyntheticShop, history
+from streams.ops.log_sources import read_file
 
 
 @dataclass
@@ -81,27 +82,23 @@ def run_evaluation(settings: ModelSettings, log: str = "synthetic", days: float 
     return EvaluationRun(report, time.monotonic() - began, offers.offers if offers is not None else 0)
 
 
-def read_logged(path: Path) -> tuple[list[ClickEvent | PurchaseEvent | OfferFeedback], list[LoggedOffer]]:
-    """Events and offers from one JSON Lines file (offers are the lines with an `item_id` and a
-    `trigger_event_id`, as the offers topic carries them). Raises ValueError naming the first bad line."""
-    events: list[ClickEvent | PurchaseEvent | OfferFeedback] = []
+def read_logged(path: Path) -> tuple[list[InputEvent], list[LoggedOffer]]:
+    """Events and offers from one log file in any format `perso replay` reads (offers are the records with an
+    `item_id` and a `trigger_event_id`, as the offers topic carries them). Raises ValueError naming the first
+    bad record."""
+    events: list[InputEvent] = []
     offers: list[LoggedOffer] = []
-    with open(path, "rb") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                body = orjson.loads(line)
-                if not isinstance(body, dict):
-                    raise ValueError("not a JSON object")
-                if "trigger_event_id" in body and "item_id" in body:
-                    offers.append(LoggedOffer.from_offer(body))
-                    continue
-                event = parse_event(kind_of_body(body), line, oldest=None)
-            except (orjson.JSONDecodeError, ValueError, EventRejected) as error:
-                raise ValueError(f"{path}:{number}: {error}") from error
-            if isinstance(event, ClickEvent | PurchaseEvent | OfferFeedback):
-                events.append(event)
+    for record in read_file(path):
+        try:
+            if record.kind is None:
+                raise ValueError("not a JSON object")
+            body = orjson.loads(record.value)
+            if "trigger_event_id" in body and "item_id" in body:
+                offers.append(LoggedOffer.from_offer(body))
+            else:
+                events.append(parse_event(record.kind, record.value, oldest=None))
+        except (ValueError, EventRejected) as error:
+            raise ValueError(f"{record.source}: {error}") from error
     return events, offers
 
 
