@@ -107,7 +107,7 @@ def register_views(app: faust.App, telemetry: WorkerTelemetry, store: RedisCusto
         async def delete(self, request: Request, customer_id: str) -> Response:
             """Forget the customer, as `perso forget` does: delete the keys, tell running workers to drop theirs."""
             stored_id = pseudonymiser.apply(customer_id)
-            deleted = int(await client.delete(*keys.customer_keys(stored_id)))
+            deleted = await store.forget(stored_id)
             notified = int(await client.publish(keys.forget_channel(settings.app_id), stored_id))
             await audit.record(principal(request), "forget customer", customer=stored_id, detail=f"keys={deleted}")
             return self.json({"customer_id": stored_id, "keys_deleted": deleted, "workers_notified": notified})
