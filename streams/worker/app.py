@@ -48,10 +48,13 @@ from streams.worker.sensors import BatchCounters
 STATS_PUBLISH_S = 1.0
 
 
-def create_app(settings: Settings) -> faust.App:
+def faust_app(settings: Settings) -> faust.App:
+    """The Faust app with the worker's broker, consumer and web settings, no agents yet: the engine's worker
+    and the bare-agent benchmark (bench/bare_agent.py) are built on the same one, so the bench measures the
+    framework exactly as the engine runs it."""
     kafka, worker = settings.kafka, settings.worker
     kafka_transport.install(kafka.fetch_max_wait_ms)
-    app = faust.App(
+    return faust.App(
         settings.app_id,
         broker=kafka.broker_url,
         broker_credentials=faust_credentials(kafka),
@@ -66,6 +69,7 @@ def create_app(settings: Settings) -> faust.App:
         # A member that died without leaving holds the group until this passes; keep restarts quick.
         broker_rebalance_timeout=max(2 * kafka.session_timeout_s, 20.0),
         stream_buffer_maxsize=worker.stream_buffer_maxsize,
+        cython_optimizations=worker.cython_optimizations,
         web_enabled=worker.web_enabled,
         web_host=worker.web_host,
         web_bind=worker.web_host,
@@ -73,9 +77,19 @@ def create_app(settings: Settings) -> faust.App:
         producer_max_request_size=kafka.producer_max_request_bytes,
         **web_server_options(worker),  # access control (tokens, roles) and TLS of the web server
     )
-    # Raw bytes in: validation is ours (pydantic), and dead letters keep the original bytes.
-    inputs = app.topic(*kafka.input_topics, partitions=kafka.partitions, key_serializer="raw",
-                       value_serializer="raw")
+
+
+def input_topic(app: faust.App, settings: Settings) -> Any:
+    """The input topics as one Faust topic of raw bytes: validation is ours (pydantic), and dead letters keep
+    the original bytes."""
+    kafka = settings.kafka
+    return app.topic(*kafka.input_topics, partitions=kafka.partitions, key_serializer="raw", value_serializer="raw")
+
+
+def create_app(settings: Settings) -> faust.App:
+    kafka, worker = settings.kafka, settings.worker
+    app = faust_app(settings)
+    inputs = input_topic(app, settings)
 
     redis_client = redis_async(settings.redis)
     store = RedisCustomerStore(redis_client, ttl_s=settings.redis.profile_ttl_days * 86_400,
