@@ -2,13 +2,18 @@
 
     python bench/e2e.py [--events 100000] [--latency-rate 0 (= half the throughput)] [--latency-seconds 20]
                         [--profile SECONDS (py-spy the draining worker)] [--experiment holdout:10,nbo:90]
+                        [--no-bare]
 
 Runs against PERSO_BROKER_URL / PERSO_REDIS_URL (start them with `perso stack up`). Uses fresh topics and a
 fresh consumer group each run. Phase 1 preloads N events, starts one worker process and measures how fast
-it drains them with all models learning. Phase 2 feeds a fixed rate (default: half the measured throughput)
-into the running worker and measures, for every offer, the time from the event's timestamp (stamped when
-produced) to the offer's arrival on the offers topic, and for every profile written, its Redis write time
-minus its last event's timestamp. Prints the figures on the last lines and writes bench/results/e2e.json.
+it drains them with all models learning; before and after it, a bare Faust agent (bench/bare_agent.py: the
+worker's own Faust app, taking and acking batches and nothing else) drains the same backlog in its own consumer
+group, and the engine's rate is printed as a share of the bare agent's (the framework's ceiling, measured in the
+same run because this machine's speed varies by the minute). Phase 2 feeds a fixed rate (default: half the
+measured throughput) into the running worker and measures, for every offer, the time from the event's timestamp
+(stamped when produced) to the offer's arrival on the offers topic, and for every profile written, its Redis
+write time minus its last event's timestamp.
+Prints the figures on the last lines and writes bench/results/e2e.json.
 """
 
 from __future__ import annotations
@@ -90,6 +95,31 @@ def profile_latencies_ms(client: redis.Redis, prefix: str) -> list[float]:
     return latencies
 
 
+def bare_agent_rate(env: dict[str, str], client: redis.Redis, events: int, label: str) -> float:
+    """Events/s of a bare Faust agent draining the run's backlog (after its first batch, as the engine's rate)."""
+    app_id = f"{env['PERSO_APP_ID']}-{label}"
+    key = f"bench:bare:{app_id}"
+    client.delete(key)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "bare_agent.py")], cwd=ROOT,
+                            env={**env, "PERSO_APP_ID": app_id}, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        started = time.monotonic()
+        while True:
+            seen = {k.decode(): float(v) for k, v in client.hgetall(key).items()}  # type: ignore[union-attr]
+            if seen.get("records", 0) >= events:
+                break
+            if proc.poll() is not None:
+                raise SystemExit(f"the bare agent exited with {proc.returncode}")
+            if time.monotonic() - started > 600:
+                raise SystemExit(f"the bare agent timed out with {seen.get('records', 0):.0f} of {events}")
+            time.sleep(0.2)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        client.delete(key)
+    return (seen["records"] - seen["first_records"]) / max(seen["last_at"] - seen["first_at"], 1e-9)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -122,6 +152,7 @@ def main() -> int:
                         help="sample the draining worker with py-spy this long and print where its time goes")
     parser.add_argument("--experiment", metavar="ARMS", default=None,
                         help="run with an experiment of these arms (every customer joins; offers are attributed)")
+    parser.add_argument("--no-bare", action="store_true", help="skip the bare Faust agent's drains")
     args = parser.parse_args()
 
     run = uuid.uuid4().hex[:6]
@@ -140,6 +171,11 @@ def main() -> int:
     feed = asyncio.run(run_feed(settings.kafka, customers=args.customers, rate=1e9, max_events=args.events, seed=3,
                                 prefix=f"e2e{run}-"))
     print(f"preloaded {feed.sent} events in {time.monotonic() - t0:.1f}s ({feed.rate:.0f}/s produce)", flush=True)
+
+    bare_rates: list[float] = []
+    if not args.no_bare:
+        bare_rates.append(bare_agent_rate(env, client, feed.sent, "bare1"))
+        print(f"bare Faust agent drained the backlog at {bare_rates[-1]:.0f} events/s", flush=True)
 
     experiment = f"bench-{run}" if args.experiment else None
     if experiment:  # refused while another experiment runs in this Redis: stop it first
@@ -175,6 +211,9 @@ def main() -> int:
         drained = time.monotonic() - first_at
         throughput = (feed.sent - first_done) / drained
         print(f"drained {feed.sent} events in {drained:.1f}s after the first batch", flush=True)
+        if not args.no_bare:
+            bare_rates.append(bare_agent_rate(env, client, feed.sent, "bare2"))
+            print(f"bare Faust agent drained the backlog at {bare_rates[-1]:.0f} events/s", flush=True)
 
         rate = args.latency_rate or round(throughput / 2)
         before = worker_counters(client, settings.app_id, worker.pid)
@@ -195,6 +234,9 @@ def main() -> int:
     ms = [v * 1000 for v in latencies]
     result = {
         "events": feed.sent, "throughput_events_per_s": round(throughput, 1), "experiment": args.experiment,
+        "cython_optimizations": settings.worker.cython_optimizations,
+        "bare_agent_events_per_s": [round(r, 1) for r in bare_rates],
+        "share_of_bare_agent": round(throughput / statistics.fmean(bare_rates), 3) if bare_rates else None,
         "latency_offered_rate": rate, "offers_measured": len(ms),
         "event_to_offer_ms": {"p50": round(percentile(ms, 0.50), 1), "p95": round(percentile(ms, 0.95), 1),
                               "p99": round(percentile(ms, 0.99), 1), "mean": round(statistics.fmean(ms), 1)}
@@ -213,6 +255,10 @@ def main() -> int:
         print("where the draining worker's time went (py-spy samples): "
               + "; ".join(f"{part} {share}%" for part, share in profile.items()))
     print(f"throughput: {throughput:.0f} events/s (one worker, all models learning)")
+    if bare_rates:
+        print(f"bare Faust agent on the same backlog: {statistics.fmean(bare_rates):.0f} events/s (before and after: "
+              f"{', '.join(f'{r:.0f}' for r in bare_rates)}); the engine drains {result['share_of_bare_agent']:.0%} "
+              "of it")
     if stages:
         print(f"worker at {rate:.0f} events/s: {stages['batches']} batches of {stages['records_per_batch']} records; "
               "ms per batch: " + ", ".join(f"{k} {stages['ms'][k]}" for k in STAGES))
