@@ -91,3 +91,30 @@ def test_segment_is_reassigned_on_purchase_new_session_or_after_the_interval() -
     assert state.segment is not None
     default = Personalizer().learner("segments")
     assert isinstance(default, SegmentModel) and default.resegment_every_s == 0  # learns from every event
+
+
+class RiverPathSegments(SegmentModel):
+    """The same learner on River's own KMeans.learn_predict_one / predict_one: the reference of the fast path."""
+
+    def _euclidean_kmeans(self) -> bool:
+        return False
+
+
+def test_the_fast_nearest_centre_path_matches_rivers_kmeans() -> None:
+    import random
+
+    rng = random.Random(7)
+    fast, river = SegmentModel(n_segments=5), RiverPathSegments(n_segments=5)
+    categories: list[str] = []
+    for step in range(3000):
+        if step % 300 == 0:  # new categories appear as the stream goes on, as in a shop
+            categories.append(f"aff_c{len(categories)}")
+        x = {"frequency": rng.expovariate(1.0), "monetary": rng.gauss(3.0, 1.5), "recency_days": rng.random() * 30}
+        for category in categories:
+            x[category] = rng.random() * (1.0 if rng.random() < 0.3 else 0.1)
+        assert fast.learn_predict_one(x) == river.learn_predict_one(x), f"assignments differ at step {step}"
+        if step % 97 == 0:
+            assert fast.predict_one(x) == river.predict_one(x)
+    for segment, centre in fast.kmeans.centers.items():
+        for feature, value in centre.items():
+            assert abs(value - river.kmeans.centers[segment][feature]) <= 1e-9 * max(1.0, abs(value))
