@@ -1,0 +1,144 @@
+"""A soak: one worker under a steady feed for a long while, watched for memory growth, lag and lost events.
+
+    python bench/soak.py [--minutes 60] [--rate 2000] [--customers 100000] [--sample-s 10]
+
+Runs against PERSO_BROKER_URL / PERSO_REDIS_URL (start them with `perso stack up`); fresh topics and consumer
+group each run. Starts one worker and `perso feed` at --rate events/s (about half of what one worker drains
+on this 2-core machine: bench/e2e.py) with 2% deliberately bad records for --minutes, then waits for the
+worker to drain. Every --sample-s seconds it records the worker's resident memory (/proc), its lag (input
+events on its partitions not yet committed: the `events_waiting` of its stats), and its counters. At the end,
+lost events = sent - (applied + dead-lettered + duplicates), which must be 0. Writes bench/results/soak.csv
+and bench/results/soak.png (memory, lag and events over time) and prints the summary on its last lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no screen here
+import matplotlib.pyplot as plt
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from e2e import delete_customers, worker_counters  # noqa: E402
+
+from streams.security import redis_sync  # noqa: E402
+from streams.settings import Settings  # noqa: E402
+
+FIELDS = ("seconds", "rss_mib", "events_waiting", "records", "accepted", "dead_letters", "duplicates", "offers")
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def plot(rows: list[dict[str, float]], path: Path, title: str) -> None:
+    minutes = [row["seconds"] / 60 for row in rows]
+    figure, (memory, lag, events) = plt.subplots(3, 1, figsize=(9, 8), sharex=True)
+    memory.plot(minutes, [row["rss_mib"] for row in rows])
+    memory.set_ylabel("worker RSS (MiB)")
+    lag.plot(minutes, [row["events_waiting"] for row in rows])
+    lag.set_ylabel("lag (events waiting)")
+    events.plot(minutes, [row["records"] for row in rows], label="consumed")
+    events.plot(minutes, [row["accepted"] for row in rows], label="applied")
+    events.plot(minutes, [row["dead_letters"] for row in rows], label="dead-lettered")
+    events.set_ylabel("events")
+    events.set_xlabel("minutes")
+    events.legend()
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=60.0)
+    parser.add_argument("--rate", type=float, default=2000.0, help="events/s fed")
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--sample-s", type=float, default=10.0)
+    args = parser.parse_args()
+
+    run = uuid.uuid4().hex[:6]
+    env = {**os.environ, "PERSO_APP_ID": f"soak-{run}", "PERSO_CLICKSTREAM_TOPIC": f"soak-{run}-clickstream",
+           "PERSO_PURCHASES_TOPIC": f"soak-{run}-purchases", "PERSO_FEEDBACK_TOPIC": f"soak-{run}-feedback",
+           "PERSO_OFFERS_TOPIC": f"soak-{run}-offers", "PERSO_DEAD_LETTER_TOPIC": f"soak-{run}-deadletter",
+           "PERSO_WEB_ENABLED": "false"}
+    os.environ.update(env)
+    settings = Settings()
+    client = redis_sync(settings.redis)
+    subprocess.run([sys.executable, "-m", "streams.cli", "topics"], cwd=ROOT, env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    results = ROOT / "bench" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    log = results / f"soak-worker-{run}.log"
+    with open(log, "wb") as out:  # the worker keeps its own copy of the descriptor
+        worker = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warn"], cwd=ROOT,
+                                  env=env, stdout=out, stderr=subprocess.STDOUT)
+    feed = subprocess.Popen([sys.executable, "-m", "streams.cli", "feed", "--rate", str(args.rate),
+                             "--duration", str(args.minutes * 60), "--customers", str(args.customers),
+                             "--prefix", f"soak{run}-"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    rows: list[dict[str, float]] = []
+    started = time.monotonic()
+    sent: int | None = None
+    try:
+        while True:
+            time.sleep(args.sample_s)
+            if worker.poll() is not None:
+                raise SystemExit(f"the worker exited with {worker.returncode}: see {log}")
+            counters = worker_counters(client, settings.app_id, worker.pid)
+            row = {"seconds": round(time.monotonic() - started, 1), "rss_mib": round(rss_mib(worker.pid), 1),
+                   **{name: counters.get(name, 0.0) for name in FIELDS[2:]}}
+            rows.append(row)
+            print(" ".join(f"{k}={v:g}" for k, v in row.items()), flush=True)
+            if sent is None and feed.poll() is not None:
+                output = feed.stdout.read() if feed.stdout else ""
+                found = re.findall(r"sent (\d+) events", output)  # progress lines, then the report: the last
+                if not found:
+                    raise SystemExit(f"the feed ended without its report: {output[-500:]}")
+                sent = int(found[-1])
+            if sent is not None and row["accepted"] + row["dead_letters"] + row["duplicates"] >= sent:
+                break
+            if sent is not None and time.monotonic() - started > args.minutes * 60 + 600:
+                break  # drained or not, stop: the summary says what is missing
+    finally:
+        feed.kill()
+        worker.terminate()
+        worker.wait(timeout=60)
+        delete_customers(client, [f"soak{run}-"])
+    with open(results / "soak.csv", "w", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    last = rows[-1]
+    lost = (sent or 0) - int(last["accepted"] + last["dead_letters"] + last["duplicates"])
+    plot(rows, results / "soak.png", f"soak: {args.rate:.0f} events/s for {args.minutes:g} min, "
+         f"{args.customers:,} customers; lost {lost}")
+    steady = [row["rss_mib"] for row in rows if row["seconds"] >= min(300.0, rows[-1]["seconds"] / 2)]
+    print(f"sent {sent}, applied {last['accepted']:.0f}, dead-lettered {last['dead_letters']:.0f}, duplicates "
+          f"{last['duplicates']:.0f}: lost {lost}")
+    print(f"worker RSS {rows[0]['rss_mib']:.0f} MiB at the first sample, {max(steady):.0f} MiB at most after "
+          f"{min(300.0, rows[-1]['seconds'] / 2):.0f} s, {last['rss_mib']:.0f} MiB at the end; lag at most "
+          f"{max(row['events_waiting'] for row in rows):.0f} events")
+    print(f"wrote {results / 'soak.csv'} and {results / 'soak.png'}")
+    return 0 if lost == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
