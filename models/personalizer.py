@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from models.catalog import Catalog
 from models.experiments.attribution import (
     CONVERTED,
     FEATURES,
@@ -84,6 +85,7 @@ class Personalizer:
         self.settings = settings or ModelSettings()
         import_plugins(self.settings.plugins)
         self.space = FeatureSpace()
+        self.catalog = Catalog()  # fed by the streams side from the items topic; empty: no catalog
         self.learners: list[Learner] = build_learners(self.settings)
         self.guardrails = Guardrails.from_settings(self.settings)
         self.attribution = Attribution(self.settings.attribution_window_days * DAY, self.settings.open_offers_max,

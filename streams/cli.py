@@ -193,6 +193,43 @@ def cmd_forget(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_catalog(args: argparse.Namespace) -> int:
+    """load: exit status 1 when any row was rejected (the valid ones are published all the same)."""
+    from streams.ops.catalog_load import load_catalog
+    from streams.security import redis_async
+    from streams.storage.catalog_store import CatalogStore
+
+    settings = _settings()
+    if args.action == "get":
+        async def get() -> dict[str, Any] | None:
+            client = redis_async(settings.redis)
+            try:
+                return await CatalogStore(client).get(args.target)
+            finally:
+                await client.aclose()
+
+        item = asyncio.run(get())
+        if item is None:
+            print(f"no item {args.target!r} in the catalog", file=sys.stderr)
+            return 1
+        print(json.dumps(item, indent=2, sort_keys=True))
+        return 0
+    path = Path(args.target)
+    if not path.is_file():
+        print(f"error: no such file: {path}", file=sys.stderr)
+        return 2
+    try:
+        summary = asyncio.run(load_catalog(settings.kafka, path, progress=args.progress))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for reject in summary.rejects:
+        print(f"rejected {reject}", file=sys.stderr)
+    for line in summary.lines():
+        print(line)
+    return 1 if summary.rejects else 0
+
+
 def cmd_experiment(args: argparse.Namespace) -> int:
     from streams.ops.experiments import start_experiment, stop_experiment
 
@@ -582,6 +619,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("forget", help="delete a customer's profile, state and remembered events")
     p.add_argument("customer_id")
     p.set_defaults(func=cmd_forget)
+
+    p = sub.add_parser("catalog", help="load a catalog file (CSV or JSON Lines) into the items topic, or print an "
+                                       "item as the workers stored it")
+    p.add_argument("action", choices=["load", "get"])
+    p.add_argument("target", metavar="FILE|ITEM_ID", help="load: a .csv or .jsonl file; get: an item id")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="load: no progress bar")
+    p.set_defaults(func=cmd_catalog)
 
     p = sub.add_parser("experiment", help="start or stop an experiment (arms with shares of the customers)")
     p.add_argument("action", choices=["start", "stop"])
