@@ -39,6 +39,7 @@ class CatalogEntry:
     tags: tuple[str, ...] = ()
     valid_from: float | None = None
     valid_to: float | None = None
+    in_catalog: bool = True  # False: made up from what events said of an item the catalog does not know
 
     @classmethod
     def from_item(cls, item: CatalogItem) -> CatalogEntry:

@@ -239,8 +239,17 @@ def cmd_experiment(args: argparse.Namespace) -> int:
             if not args.arms:
                 print("error: perso experiment start NAME --arms holdout:10,nbo:45,popular:45", file=sys.stderr)
                 return 2
-            config = asyncio.run(start_experiment(settings, args.name, args.arms, salt=args.salt))
-            arms = ", ".join(f"{arm.name} ({arm.policy}) {arm.share:g}%" for arm in config.arms)
+            rules: dict[str, str] = {}
+            for entry in args.arm_rules or []:
+                arm, sep, text = entry.partition("=")
+                if not sep:
+                    print(f"error: --arm-rules {entry!r}: write ARM=RULES, e.g. b='exclude: item.hidden'",
+                          file=sys.stderr)
+                    return 2
+                rules[arm.strip()] = f"{rules[arm.strip()]}; {text}" if arm.strip() in rules else text
+            config = asyncio.run(start_experiment(settings, args.name, args.arms, salt=args.salt, rules=rules))
+            arms = ", ".join(f"{arm.name} ({arm.policy}) {arm.share:g}%" + (f" [{arm.rules}]" if arm.rules else "")
+                             for arm in config.arms)
             print(f"started experiment {config.name!r}: {arms}; running workers pick it up within "
                   f"{settings.worker.experiment_poll_s:g}s")
         else:
@@ -634,6 +643,9 @@ def build_parser() -> argparse.ArgumentParser:
                                   "holdout:10,nbo:45,popular:45 (policies: holdout, nbo, popular, random, plug-ins)")
     p.add_argument("--salt", help="start: the assignment hash's salt (default: random; the same salt and name "
                                   "reproduce an assignment)")
+    p.add_argument("--arm-rules", action="append", metavar="ARM=RULES",
+                   help="start: rules that arm's offers are held to besides the deployment's, e.g. "
+                        "b='exclude: item.category == \"alcohol\"' (repeat for more arms or rules; docs/offers.md)")
     p.set_defaults(func=cmd_experiment)
 
     p = sub.add_parser("experiments", help="each experiment's report: arms, rates, lift against the holdout")

@@ -16,16 +16,22 @@ True
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from models.policies.base import Decision, OfferPolicy, OfferRequest
 from models.settings import ModelSettings
 from models.state import CustomerState
 
+if TYPE_CHECKING:
+    from models.rules import RuleSet
+
 CAP_WINDOW_S = 3600.0
 
 
 class Guardrails:
+    # The deployment's rules (models/rules/), set by the Personalizer; None: no rules, as before there were any.
+    rules: RuleSet | None = None
+
     def __init__(self, cap_per_hour: int = 4, refresh_s: float = 600.0, exclude_days: float = 30.0) -> None:
         self.cap_per_hour = cap_per_hour
         self.refresh_s = refresh_s
@@ -36,16 +42,25 @@ class Guardrails:
         return cls(cap_per_hour=settings.offer_cap_per_hour, refresh_s=settings.offer_refresh_s,
                    exclude_days=settings.exclude_bought_days)
 
-    def decide(self, policy: OfferPolicy, state: CustomerState, now_ts: float, outputs: Mapping[str, Any]
-               ) -> Decision | None:
-        """The policy's choice held to these rules, recorded on the state when it goes out."""
+    def decide(self, policy: OfferPolicy, state: CustomerState, now_ts: float, outputs: Mapping[str, Any],
+               rules: RuleSet | None = None) -> Decision | None:
+        """The policy's choice held to these rules, recorded on the state when it goes out. `rules`: an experiment
+        arm's rule set (the deployment's and the arm's), instead of the deployment's."""
         if not self.permits(state, now_ts):
             return None
-        decision = policy.decide(OfferRequest(state, now_ts, outputs, self.excluded(state, now_ts)))
+        decision = self.choose(policy, state, now_ts, outputs, rules)
         if decision is None or self.repeats(state, decision, now_ts):
             return None
         self.record(state, decision, now_ts)
         return decision
+
+    def choose(self, policy: OfferPolicy, state: CustomerState, now_ts: float, outputs: Mapping[str, Any],
+               rules: RuleSet | None = None) -> Decision | None:
+        """What the policy offers now among the items neither excluded nor refused by the rules (no cap, no
+        refresh: also what a holdout's ghost would have been offered)."""
+        request = OfferRequest(state, now_ts, outputs, self.excluded(state, now_ts))
+        rules = rules if rules is not None else self.rules
+        return policy.decide(request) if rules is None else rules.choose(policy, request)
 
     def permits(self, state: CustomerState, now_ts: float) -> bool:
         """Below the frequency cap: fewer than `cap_per_hour` offers in the last hour of event time."""

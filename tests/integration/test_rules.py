@@ -1,0 +1,93 @@
+"""Rules on the real broker and Redis: an out-of-stock, hidden or held-back item is never offered, comes back when
+the catalog says so, and a bad rule stops the worker at start with what is wrong."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import orjson
+
+from streams.settings import Settings
+from tests.helpers import click, now_iso
+from tests.integration.conftest import ROOT, Worker, changed, isolated, produce, read_topic, settings_env, wait_for
+
+
+def load_catalog(settings: Settings, path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "streams.cli", "catalog", "load", str(path), "--no-progress"],
+                          cwd=ROOT, env=settings_env(settings), capture_output=True, text=True, timeout=120)
+
+
+def views(settings: Settings, prefix: str, counts: dict[str, int]) -> list[str]:
+    """Each item viewed by `counts[item]` new customers (one view each, the items taking turns); returns the
+    customers."""
+    records, customers = [], []
+    for n in range(max(counts.values())):
+        for item in (item for item, count in counts.items() if n < count):
+            customer = f"{prefix}-{item}-{n}"
+            customers.append(customer)
+            category = "alcohol" if item.endswith("wine") else "home"
+            records.append(("clickstream", customer, orjson.dumps(click(customer=customer, item=item,
+                                                                        category=category, at=now_iso()))))
+    produce(settings, records)
+    return customers
+
+
+def test_refused_items_are_never_offered_and_a_restocked_item_is_offered_again(stack: Settings,
+                                                                              tmp_path: Path) -> None:
+    settings = isolated(stack, "rules", redis_db=13, policy="popular", rules='exclude: item.category == "alcohol"')
+    run = uuid.uuid4().hex[:6]
+    gone, hidden, wine, mug, pot = (f"{run}-{name}" for name in ("gone", "hidden", "wine", "mug", "pot"))
+    catalog = tmp_path / "catalog.jsonl"
+    catalog.write_text("\n".join(orjson.dumps(item).decode() for item in [
+        {"item_id": gone, "category": "home", "price": 30.0, "in_stock": False},
+        {"item_id": hidden, "category": "home", "price": 30.0, "hidden": True},
+        {"item_id": wine, "category": "alcohol", "price": 12.0},
+        {"item_id": mug, "category": "home", "price": 8.0},
+        {"item_id": pot, "category": "home", "price": 20.0}]) + "\n")
+    assert load_catalog(settings, catalog).returncode == 0
+
+    worker = Worker(settings, tmp_path / "worker.log")
+    worker.start()
+    try:
+        # The refused items are the most viewed: without the rules they are what `popular` offers. (Over 500 views:
+        # the global popularity ranking the policy reads is refreshed every 500.)
+        warm = views(settings, f"{run}-w", {gone: 200, hidden: 160, wine: 120, mug: 80, pot: 40})
+        customers = views(settings, f"{run}-a", {pot: 10})
+        everyone = set(warm) | set(customers)
+        offers = read_topic(settings, settings.kafka.offers_topic,
+                            lambda got: {o["customer_id"] for o in got} >= set(customers), timeout_s=90)
+        assert {o["customer_id"] for o in offers} >= set(customers), worker.log_tail()
+        assert {o["customer_id"] for o in offers} <= everyone
+        offered = {offer["item_id"] for offer in offers}
+        assert offered <= {mug, pot}, offered
+        assert {o["item_id"] for o in offers if o["customer_id"] in customers} == {mug}
+
+        # Back in stock: the next customers are offered it (it is the most popular item they may get).
+        restock = tmp_path / "restock.jsonl"
+        restock.write_text(orjson.dumps({"item_id": gone, "category": "home", "price": 30.0}).decode() + "\n")
+        assert load_catalog(settings, restock).returncode == 0
+        later = views(settings, f"{run}-b", {pot: 4})
+
+        def offers_to_later() -> list[dict[str, object]]:
+            got = read_topic(settings, settings.kafka.offers_topic,
+                             lambda got: len([o for o in got if o["customer_id"] in later]) >= len(later), 30)
+            return [o for o in got if o["customer_id"] in later]
+
+        later_offers = wait_for(lambda: (got := offers_to_later()) and all(o["item_id"] == gone for o in got)
+                                and got, 60, "offers of the restocked item", worker)
+        assert len(later_offers) == len(later)
+        worker.assert_alive()
+    finally:
+        worker.stop()
+
+
+def test_a_bad_rule_stops_the_worker_at_start_with_what_is_wrong(stack: Settings, tmp_path: Path) -> None:
+    settings = changed(stack, rules="include: item.in_stock; exclude: item.colour == 'red'", app_id="bad-rules")
+    worker = Worker(settings, tmp_path / "worker.log")
+    worker.start()
+    assert worker.wait_exit(60) != 0
+    log = worker.log_path.read_text()
+    assert "invalid configuration: PERSO_RULES" in log and "rule 2 (exclude): unknown field item.colour" in log, log
