@@ -4,11 +4,11 @@
 
 Replays a synthetic log through `Personalizer.process` (no services): the first half warms the models; the second
 half is run on copies of the warmed models under each configuration (the fastest of `--repeats` runs each), the
-time inside `Guardrails.decide` (rules, policy and all) measured per call:
-no catalog and no rules (as before), a catalog of every item (a fifth out of stock, one in twenty hidden, one in
-ten with a validity window, half of those expired) with the default rule, plus two item rules, plus a customer
-rule and a rule reading both. Prints µs per decide call (and per event, noisier), writes
-bench/results/rules_cost.json.
+time inside `Guardrails.decide` (rules, policy and all) measured per call: no catalog and no rules (as before), a
+catalog of every item (a fifth out of stock, one in twenty hidden, one in ten with a validity window, half of
+those expired) with the default rule, plus two item rules, plus a customer rule and a rule reading both, and the
+item rules with a promotion taking a tenth of the decisions. Then the same 2,000 choices (`Guardrails.choose`)
+replayed on the same states under each. Prints µs per call, writes bench/results/rules_cost.json.
 """
 
 from __future__ import annotations
@@ -28,16 +28,20 @@ sys.path.insert(0, str(ROOT))
 
 from models.catalog import CatalogEntry  # noqa: E402
 from models.personalizer import Personalizer  # noqa: E402
+from models.promotions import Promotions  # noqa: E402
 from models.rules import RuleSet, parse_rules  # noqa: E402
 from models.state import CustomerState  # noqa: E402
 from schemas.events import ClickEvent, PurchaseEvent, parse_event  # noqa: E402
+from schemas.promotions import PromotionConfig  # noqa: E402
 from streams.datasets.synthetic import SyntheticShop, history  # noqa: E402
 
 ITEM_RULES = 'exclude: item.category == "toys"; include: item.price < 500 or "premium" in item.tags'
 CUSTOMER_RULES = "include: customer.segment != 99; exclude: customer.segment == 1 and item.price > 200"
 CONFIGS = {"no catalog, no rules": (False, ""), "catalog, default rule": (True, ""),
            "+ 2 item rules": (True, ITEM_RULES), "+ a customer rule, a mixed rule": (True, f"{ITEM_RULES}; "
-                                                                                      f"{CUSTOMER_RULES}")}
+                                                                                      f"{CUSTOMER_RULES}"),
+           "2 item rules + a promotion (share 0.1)": (True, ITEM_RULES)}
+PROMOTION = PromotionConfig(name="premium", filter='"premium" in item.tags', share=0.1, budget=1_000_000)
 
 
 def fill_catalog(personalizer: Personalizer, events: list[ClickEvent | PurchaseEvent], now: float) -> int:
@@ -142,6 +146,8 @@ def main() -> None:
             items = fill_catalog(personalizer, events, middle) if with_catalog else 0
             personalizer.guardrails.rules = RuleSet(parse_rules(rules), personalizer.catalog,
                                                     fallback=personalizer._described_by_events)
+            if "promotion" in label:
+                personalizer.guardrails.promotions = Promotions([PROMOTION], personalizer.catalog)
             seconds, deciding, calls, decisions = timed(personalizer, run_states, timed_events)
             figures = results[label]
             figures["us_per_event"] = round(min(figures["us_per_event"], seconds / len(timed_events) * 1e6), 2)

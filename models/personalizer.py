@@ -45,6 +45,7 @@ from models.learners.cooccurrence import ItemCooccurrence
 from models.learners.response import OfferResponse
 from models.policies import Decision, Guardrails, OfferPolicy, build_policy
 from models.policies.candidate_features import FEATURES as CANDIDATE_FEATURES
+from models.promotions import PromotedDecision, Promotions, check_promotions
 from models.rules import Rule, RuleSet, arm_rules, configured_rules
 from models.settings import ModelSettings
 from models.state import DAY, CustomerState
@@ -99,6 +100,9 @@ class Personalizer:
         self.guardrails.rules = self._rule_set([])
         self._arm_rules: dict[str, RuleSet] = {}
         self._ghost_rules: dict[str, RuleSet] = {}
+        promotions = check_promotions(self.settings.promotions_text())
+        self.promotions = Promotions(promotions, self.catalog) if promotions else None
+        self.guardrails.promotions = self.promotions
 
     @property
     def learners_by_name(self) -> dict[str, Learner]:
@@ -138,6 +142,14 @@ class Personalizer:
         # A holdout's ghost of a policy is held to the rules of the arm that runs that policy.
         self._ghost_rules = {arm.policy: self._arm_rules[arm.name] for arm in (config.arms if config else [])
                              if arm.name in self._arm_rules and arm.policy != HOLDOUT}
+
+    def promotion_refused(self, state: CustomerState, outcome: Outcome, offer_id: str) -> Decision:
+        """The worker found the promotion's budget spent: the offer becomes its fallback, on the state too."""
+        decision = outcome.decision
+        assert isinstance(decision, PromotedDecision) and decision.fallback is not None
+        fallback = Promotions.refused(state, decision, offer_id, self._price_of(decision.fallback.item_id))
+        outcome.decision = fallback
+        return fallback
 
     def _described_by_events(self, item_id: str) -> CatalogEntry | None:
         """An item the catalog does not know, as the events describe it (what rules judge it by)."""

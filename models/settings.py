@@ -69,6 +69,9 @@ class ModelSettings(BaseSettings):
     rules_file: Path | None = Field(None, description="a file of more rules, one a line (# comments)")
     rules_default: bool = Field(True, description="never offer a catalog item out of stock, hidden, or outside "
                                 "its valid_from / valid_to at the decision's event time")
+    promotions: str = Field("", description="promotions as JSON: [{name, filter, share, budget, reason}] "
+                            "(docs/offers.md)")
+    promotions_file: Path | None = Field(None, description="a JSON file of promotions, instead of PERSO_PROMOTIONS")
 
     @field_validator("rules")
     @classmethod
@@ -87,6 +90,26 @@ class ModelSettings(BaseSettings):
             parse_rules(read_rules_file(value), source=f"PERSO_RULES_FILE {value}")
         return value
 
+    @field_validator("promotions")
+    @classmethod
+    def _promotions_compile(cls, value: str) -> str:
+        from models.promotions import check_promotions
+
+        check_promotions(value)
+        return value
+
+    @field_validator("promotions_file")
+    @classmethod
+    def _promotions_file_compiles(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            from models.promotions import check_promotions
+
+            check_promotions(read_rules_file(value))
+        return value
+
+    def promotions_text(self) -> str:
+        return read_rules_file(self.promotions_file) if self.promotions_file is not None else self.promotions
+
     @field_validator("learners", "plugins", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
@@ -96,7 +119,8 @@ class ModelSettings(BaseSettings):
 
 
 def read_rules_file(path: Path) -> str:
+    """A rules (or promotions) file's text; ValueError naming it when it cannot be read."""
     try:
         return path.read_text(encoding="utf-8")
     except OSError as error:
-        raise ValueError(f"cannot read the rules file {path}: {error.strerror or error}") from None
+        raise ValueError(f"cannot read the file {path}: {error.strerror or error}") from None

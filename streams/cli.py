@@ -230,6 +230,21 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     return 1 if summary.rejects else 0
 
 
+def cmd_promotion(args: argparse.Namespace) -> int:
+    from streams.ops.promotions import promotion_status
+
+    rows = asyncio.run(promotion_status(_settings()))
+    if args.json:
+        print(json.dumps({"promotions": rows}, indent=2))
+        return 0
+    if not rows:
+        print("no promotions configured (PERSO_PROMOTIONS, PERSO_PROMOTIONS_FILE)")
+    for row in rows:
+        print(f"{row['name']}: {row['spent']} of {row['budget']} offers spent, {row['remaining']} remaining "
+              f"(share {row['share']:g}, filter {row['filter']})")
+    return 0
+
+
 def cmd_experiment(args: argparse.Namespace) -> int:
     from streams.ops.experiments import start_experiment, stop_experiment
 
@@ -635,6 +650,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", metavar="FILE|ITEM_ID", help="load: a .csv or .jsonl file; get: an item id")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="load: no progress bar")
     p.set_defaults(func=cmd_catalog)
+
+    p = sub.add_parser("promotion", help="each configured promotion's budget: spent and remaining")
+    p.add_argument("action", choices=["status"])
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_promotion)
 
     p = sub.add_parser("experiment", help="start or stop an experiment (arms with shares of the customers)")
     p.add_argument("action", choices=["start", "stop"])

@@ -30,11 +30,12 @@ price; in stock, not hidden, no tags, always valid), when a policy first chooses
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from models.catalog import Catalog, CatalogEntry
+from models.policies.exclusions import OnlyAmong
 from models.rules.expressions import BOOL, NUMBER, TEXT, TEXTS, Compiled, Field, RuleError, compile_expression
 from models.settings import ModelSettings, read_rules_file
 from models.state import DAY, CustomerState
@@ -271,10 +272,11 @@ class RuleSet:
         return entry is None or not self._mixed_rules or self._item_passes(entry, customer, self._mixed_rules)
 
     # --- one decision --------------------------------------------------------------------------
-    def choose(self, policy: OfferPolicy, request: OfferRequest) -> Decision | None:
+    def choose(self, policy: OfferPolicy, request: OfferRequest, only: Set[str] | None = None) -> Decision | None:
         """The policy's choice among the candidates these rules allow: the refused items are added to the request's
-        exclusions (so they never reach the policy's choice), and a choice refused after all is asked again."""
-        if not self.rules and not len(self.catalog):
+        exclusions (so they never reach the policy's choice), and a choice refused after all is asked again.
+        `only`: among these items alone (a promotion's)."""
+        if not self.rules and not len(self.catalog) and only is None:
             return policy.decide(request)  # nothing to hold it to: as before there were rules or a catalog
         customer = self.customer_view(request.state, request.outputs, request.now_ts) if self.reads_customer else {}
         if not self.customer_allows(customer):
@@ -283,7 +285,7 @@ class RuleSet:
         excluded = request.excluded
         added = excluded - blocked  # lent to the shared set for this decision only, taken back below
         blocked |= added
-        request.excluded = blocked
+        request.excluded = blocked if only is None else OnlyAmong(blocked, only)
         refused: set[str] = set()
         try:
             for _ in range(MAX_CHOICES):

@@ -34,6 +34,12 @@ def item_key(item_id: str) -> str:
     return f"item:{item_id}"
 
 
+def promotion_key(name: str) -> str:
+    """Set of the offer ids a promotion's budget was spent on (its size is what is spent; streams/storage/
+    promotions.py). Kept by `rebuild`: a replay re-decides the same offer ids, which spend nothing twice."""
+    return f"promotion:{name}"
+
+
 def customer_keys(customer_id: str) -> list[str]:
     """Every key that holds something about one customer (what `forget` deletes)."""
     return [state_key(customer_id), profile_key(customer_id), seen_key(customer_id)]

@@ -30,6 +30,7 @@ from streams.storage.catalog_store import CatalogStore
 from streams.storage.checkpoints import CheckpointStore
 from streams.storage.customer_store import RedisCustomerStore
 from streams.storage.experiments import ExperimentStore
+from streams.storage.promotions import PromotionBudgets
 from streams.storage.state_cache import StateCache
 from streams.worker import kafka_transport
 from streams.worker.catalog import CatalogFollower
@@ -94,7 +95,8 @@ def create_app(settings: Settings) -> faust.App:
         pseudonymiser=pseudonymiser, sensors=[counters, health], retry_max_s=worker.redis_retry_max_s,
         stopping=lambda: bool(app.should_stop), rescore_batch=worker.rescore_batch,
         input_topics=kafka.input_topics,
-        unread=lambda topic, partition, next_offset: _unread(app, topic, partition, next_offset))
+        unread=lambda topic, partition, next_offset: _unread(app, topic, partition, next_offset),
+        promotion_budgets=PromotionBudgets(redis_client))
     advertised = socket.gethostname() if worker.web_host in ("0.0.0.0", "::") else worker.web_host
     scheme = "https" if worker.web_tls_certfile is not None else "http"
     telemetry = WorkerTelemetry(counters, health, pipeline.personalizer.metrics, lambda: len(pipeline.cache),

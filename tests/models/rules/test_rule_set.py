@@ -155,7 +155,7 @@ def test_bad_rules_stop_the_configuration_with_what_and_where(tmp_path) -> None:
     path.write_text("# held back\ninclude: item.in_stock\nexclude: item.price <\n")
     with pytest.raises(ValidationError, match=r"PERSO_RULES_FILE .*rules.txt rule 2 \(exclude\): syntax error"):
         ModelSettings(rules_file=path)
-    with pytest.raises(ValidationError, match="cannot read the rules file"):
+    with pytest.raises(ValidationError, match="cannot read the file"):
         ModelSettings(rules_file=tmp_path / "missing.txt")
     with pytest.raises(ValueError, match="arm 'b'"):
         Personalizer().run_experiment(ExperimentConfig.start("x", "a=nbo:50,b=nbo:50", rules={"b": "exclude: 1"}))
