@@ -16,9 +16,11 @@ import orjson
 import redis.asyncio as aioredis
 
 from schemas.items import CatalogItem
-from streams.storage.keys import item_key
+from streams.storage.keys import catalog_reject_key, item_key
 
 DELETED_MARKER_TTL_S = 86_400
+# How long the claim on dead-lettering a refused record is kept (longer than any worker takes to read the topic).
+REJECT_CLAIM_TTL_S = 30 * 86_400
 
 # KEYS: the items' hashes; ARGV[1]: JSON [[offset, [field, value, ...] or null for deleted], ...] in KEYS' order,
 # ARGV[2]: how long a deleted marker lives. One call per chunk of records.
@@ -83,6 +85,18 @@ class CatalogStore:
             written += int(await self._write(keys=[item_key(item_id) for item_id, _, _ in chunk],
                                              args=[orjson.dumps(batch), DELETED_MARKER_TTL_S]))
         return written
+
+    async def claim_rejects(self, records: Sequence[tuple[str, int, int]]) -> list[bool]:
+        """For each refused (topic, partition, offset): whether this worker is the one to dead-letter it."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for topic, partition, offset in records:
+                pipe.set(catalog_reject_key(topic, partition, offset), "1", nx=True, ex=REJECT_CLAIM_TTL_S)
+            return [bool(taken) for taken in await pipe.execute()]
+
+    async def release_rejects(self, records: Sequence[tuple[str, int, int]]) -> None:
+        """Give claims back (their dead letters could not be published: another read will try again)."""
+        if records:
+            await self.client.delete(*(catalog_reject_key(*record) for record in records))
 
     async def get(self, item_id: str) -> dict[str, Any] | None:
         """The item as stored (tags decoded), or None when unknown or deleted."""

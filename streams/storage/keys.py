@@ -34,6 +34,11 @@ def item_key(item_id: str) -> str:
     return f"item:{item_id}"
 
 
+def catalog_reject_key(topic: str, partition: int, offset: int) -> str:
+    """Taken (SET NX) by the one worker that dead-letters a refused catalog record: every worker reads it."""
+    return f"perso:catalog-reject:{topic}:{partition}:{offset}"
+
+
 def promotion_key(name: str) -> str:
     """Set of the offer ids a promotion's budget was spent on (its size is what is spent; streams/storage/
     promotions.py). Kept by `rebuild`: a replay re-decides the same offer ids, which spend nothing twice."""

@@ -111,7 +111,8 @@ def create_app(settings: Settings) -> faust.App:
     stats = StatsPublisher(redis_client, keys.stats_key(settings.app_id, socket.gethostname(), os.getpid()),
                            telemetry)
     forget = ForgetListener(redis_client, keys.forget_channel(settings.app_id), pipeline)
-    catalog = CatalogFollower(kafka, pipeline.personalizer.catalog, CatalogStore(redis_client))
+    catalog = CatalogFollower(kafka, pipeline.personalizer.catalog, CatalogStore(redis_client),
+                              publisher=KafkaPublisher(send, kafka.offers_topic, kafka.dead_letter_topic))
 
     @app.agent(inputs, name="personalize")
     async def personalize(stream: Any) -> None:

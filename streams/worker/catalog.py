@@ -8,8 +8,8 @@ topic read from offset 0 is the whole catalog at every start, and nothing is com
 be: the catalog is rebuilt from the topic each time. `ready` is set once the records present at start have been
 read, and the worker decides nothing before (an out-of-stock item must not slip out while the catalog loads).
 
-A record the contract refuses is logged with its reason and skipped: `perso catalog load` validates before it
-publishes, so only a foreign producer can write one, and every worker would dead-letter the same record.
+A record the contract refuses is skipped and dead-lettered with its reason code, once: every worker reads it, and
+the one that first claims it in Redis (SET NX on its topic, partition and offset) publishes the dead letter.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -30,6 +31,8 @@ from schemas.items import CatalogItem, parse_item
 from streams.security import kafka_options, start_or_close
 from streams.settings import KafkaSettings
 from streams.storage.catalog_store import CatalogStore
+from streams.worker.contracts import RawRecord, dead_letter_from
+from streams.worker.publisher import Publisher
 
 log = logging.getLogger(__name__)
 COMPACTED = {"cleanup.policy": "compact"}
@@ -39,10 +42,11 @@ RETRY_S = 2.0
 
 class CatalogFollower:
     def __init__(self, settings: KafkaSettings, catalog: Catalog, store: CatalogStore | None = None,
-                 on_change: Callable[[int], None] | None = None) -> None:
+                 on_change: Callable[[int], None] | None = None, publisher: Publisher | None = None) -> None:
         self.settings = settings
         self.catalog = catalog
         self.store = store
+        self.publisher = publisher  # of dead letters for refused records
         self.on_change = on_change  # told how many records a fetch applied (e.g. to count them)
         self.ready = asyncio.Event()
         self.applied = 0
@@ -93,23 +97,43 @@ class CatalogFollower:
 
     async def _apply(self, records: list[object]) -> None:
         writes: list[tuple[str, int, CatalogItem | None]] = []
+        refused: list[tuple[RawRecord, EventRejected]] = []
         for record in records:
-            key, value, offset = record.key, record.value, record.offset  # type: ignore[attr-defined]
+            key, value, offset, partition = (record.key, record.value, record.offset,  # type: ignore[attr-defined]
+                                             record.partition)  # type: ignore[attr-defined]
             try:
                 item = parse_item(key, value)
             except EventRejected as rejected:
                 self.rejected += 1
-                log.warning("catalog: record %s:%d:%d refused (%s): %s", self.settings.items_topic,
-                            record.partition, offset, rejected.reason, rejected.detail)  # type: ignore[attr-defined]
+                log.warning("catalog: record %s:%d:%d refused (%s): %s", self.settings.items_topic, partition,
+                            offset, rejected.reason, rejected.detail)
+                refused.append((RawRecord(self.settings.items_topic, partition, offset, key, value), rejected))
                 continue
             item_id = key.decode()
             self.catalog.apply(item_id, CatalogEntry.from_item(item) if item is not None else None)
             writes.append((item_id, offset, item))
         if writes and self.store is not None:
             await self.store.write(writes)
+        if refused:
+            await self._dead_letter(refused)
         self.applied += len(writes)
         if writes and self.on_change is not None:
             self.on_change(len(writes))
+
+
+    async def _dead_letter(self, refused: list[tuple[RawRecord, EventRejected]]) -> None:
+        if self.store is None or self.publisher is None:
+            return
+        where = [(raw.topic, raw.partition, raw.offset) for raw, _ in refused]
+        claimed = await self.store.claim_rejects(where)
+        mine = [(raw, rejected) for (raw, rejected), taken in zip(refused, claimed, strict=True) if taken]
+        received_at = datetime.now(UTC)
+        failed = await self.publisher.publish([], [dead_letter_from(raw, rejected, received_at)
+                                                   for raw, rejected in mine])
+        if failed:
+            # Given back, so that the next read of the topic (this worker's retry, or another's) tries again.
+            await self.store.release_rejects([(raw.topic, raw.partition, raw.offset) for raw, _ in mine])
+            raise RuntimeError(f"{len(failed)} dead letters of refused catalog records not published: {failed[0][1]}")
 
 
 async def ensure_items_topic(settings: KafkaSettings) -> None:

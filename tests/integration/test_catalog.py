@@ -7,10 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import redis
 
 from streams.settings import Settings
-from tests.integration.conftest import ROOT, Worker, isolated, settings_env, wait_for
+from tests.integration.conftest import ROOT, Worker, isolated, produce, read_topic, settings_env, wait_for
 
 
 def perso(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
@@ -73,4 +74,35 @@ def test_a_catalog_load_rejects_bad_rows_publishes_every_good_one_and_workers_st
             second.stop()
     finally:
         worker.stop()
+        client.close()
+
+
+def test_records_the_contract_refuses_are_dead_lettered_once_however_many_workers_read_them(
+        stack: Settings, tmp_path: Path) -> None:
+    settings = isolated(stack, "catalog-dead", redis_db=12)
+    run = settings.app_id
+    topic = settings.kafka.items_topic
+    good = f"{run}-tea"
+    produce(settings, [(topic, good, orjson.dumps({"item_id": good, "category": "grocery", "price": 4.5})),
+                       (topic, f"{run}-bad", b'{"item_id": '),
+                       (topic, f"{run}-other", orjson.dumps({"item_id": good, "category": "grocery", "price": 1.0})),
+                       (topic, f"{run}-neg", orjson.dumps({"item_id": f"{run}-neg", "category": "x", "price": -1}))])
+    client = redis.Redis.from_url(settings.redis.redis_url, decode_responses=True)
+    workers = [Worker(settings, tmp_path / f"worker{n}.log") for n in range(2)]
+    for worker in workers:
+        worker.start()
+    try:
+        for worker in workers:
+            wait_for(lambda w=worker: "catalog: 1 items read" in w.log_path.read_text(errors="replace"), 90,
+                     "the worker to read the catalog", worker)
+        assert client.hget(f"item:{good}", "price") == "4.5"  # the refused version under another key changed nothing
+        letters = read_topic(settings, settings.kafka.dead_letter_topic, lambda got: len(got) > 3, timeout_s=5)
+        assert sorted((letter["reason"], letter["key"]) for letter in letters) == [
+            ("key_mismatch", f"{run}-other"), ("malformed_json", f"{run}-bad"), ("out_of_range", f"{run}-neg")]
+        assert {letter["source_topic"] for letter in letters} == {topic}
+        for worker in workers:
+            worker.assert_alive()
+    finally:
+        for worker in workers:
+            worker.stop()
         client.close()
