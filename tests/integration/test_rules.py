@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -37,7 +38,8 @@ def views(settings: Settings, prefix: str, counts: dict[str, int]) -> list[str]:
 
 def test_refused_items_are_never_offered_and_a_restocked_item_is_offered_again(stack: Settings,
                                                                               tmp_path: Path) -> None:
-    settings = isolated(stack, "rules", redis_db=13, policy="popular", rules='exclude: item.category == "alcohol"')
+    settings = isolated(stack, "rules", redis_db=13, policy="popular", rules='exclude: item.category == "alcohol"',
+                        checkpoint_interval_s=1.0)
     run = uuid.uuid4().hex[:6]
     gone, hidden, wine, mug, pot = (f"{run}-{name}" for name in ("gone", "hidden", "wine", "mug", "pot"))
     catalog = tmp_path / "catalog.jsonl"
@@ -64,6 +66,19 @@ def test_refused_items_are_never_offered_and_a_restocked_item_is_offered_again(s
         offered = {offer["item_id"] for offer in offers}
         assert offered <= {mug, pot}, offered
         assert {o["item_id"] for o in offers if o["customer_id"] in customers} == {mug}
+
+        # After a crash the new worker reads the catalog again before it decides anything (its models come back from
+        # the last checkpoint, once a second here).
+        time.sleep(3)  # a save after the last batch (a checkpoint is written only when something was learned since)
+        assert "model checkpoint saved" in worker.log_path.read_text(errors="replace")
+        worker.kill()
+        worker = Worker(settings, tmp_path / "worker-after-kill.log")
+        worker.start()
+        after_kill = views(settings, f"{run}-k", {pot: 6})
+        offers = read_topic(settings, settings.kafka.offers_topic,
+                            lambda got: {o["customer_id"] for o in got} >= set(after_kill), timeout_s=90)
+        assert {o["customer_id"] for o in offers} >= set(after_kill), worker.log_tail()
+        assert {o["item_id"] for o in offers} <= {mug, pot}
 
         # Back in stock: the next customers are offered it (it is the most popular item they may get).
         restock = tmp_path / "restock.jsonl"
