@@ -3,6 +3,7 @@ the catalog says so, and a bad rule stops the worker at start with what is wrong
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -10,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import orjson
+import redis
 
 from streams.settings import Settings
 from tests.helpers import click, now_iso
@@ -106,3 +108,29 @@ def test_a_bad_rule_stops_the_worker_at_start_with_what_is_wrong(stack: Settings
     assert worker.wait_exit(60) != 0
     log = worker.log_path.read_text()
     assert "invalid configuration: PERSO_RULES" in log and "rule 2 (exclude): unknown field item.colour" in log, log
+
+
+def test_an_arm_s_rules_are_checked_and_stored_with_the_experiment(stack: Settings) -> None:
+    settings = changed(stack, redis_url=stack.redis.redis_url.rsplit("/", 1)[0] + "/13")
+    name = f"arm-rules-{uuid.uuid4().hex[:6]}"
+
+    def start(*rules: str) -> subprocess.CompletedProcess[str]:
+        extra = [part for rule in rules for part in ("--arm-rules", rule)]
+        return subprocess.run([sys.executable, "-m", "streams.cli", "experiment", "start", name, "--arms",
+                               "a=nbo:50,b=nbo:50", *extra], cwd=ROOT, env=settings_env(settings),
+                              capture_output=True, text=True, timeout=60)
+
+    bad = start("b=exclude: item.colour == 'red'")
+    assert bad.returncode == 2 and "arm 'b' rule 1 (exclude): unknown field item.colour" in bad.stderr, bad
+    assert start("c=exclude: item.hidden").returncode == 2  # no arm c
+    client = redis.Redis.from_url(settings.redis.redis_url, decode_responses=True)
+    try:
+        good = start('b=exclude: item.category == "alcohol"', "b=include: item.price < 100")
+        assert good.returncode == 0, good.stderr
+        stored = json.loads(client.hget("experiments", name))  # type: ignore[arg-type]
+    finally:  # a running experiment would split every other worker's customers on this database
+        subprocess.run([sys.executable, "-m", "streams.cli", "experiment", "stop", name], cwd=ROOT,
+                       env=settings_env(settings), capture_output=True, text=True, timeout=60)
+        client.close()
+    assert {arm["name"]: arm.get("rules") for arm in stored["arms"]} == {
+        "a": None, "b": 'exclude: item.category == "alcohol"; include: item.price < 100'}
