@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from models.catalog import Catalog, CatalogEntry
 from models.experiments.attribution import (
     CONVERTED,
     FEATURES,
@@ -42,8 +43,10 @@ from models.features import FeatureSpace
 from models.learners import EventContext, Learner, TimeContext, build_learners
 from models.learners.cooccurrence import ItemCooccurrence
 from models.learners.response import OfferResponse
-from models.policies import Decision, Guardrails, OfferPolicy, OfferRequest, build_policy
+from models.policies import Decision, Guardrails, OfferPolicy, build_policy
 from models.policies.candidate_features import FEATURES as CANDIDATE_FEATURES
+from models.promotions import PromotedDecision, Promotions, check_promotions
+from models.rules import Rule, RuleSet, arm_rules, configured_rules
 from models.settings import ModelSettings
 from models.state import DAY, CustomerState
 from schemas.events import InputEvent, OfferFeedback, PurchaseEvent
@@ -84,6 +87,7 @@ class Personalizer:
         self.settings = settings or ModelSettings()
         import_plugins(self.settings.plugins)
         self.space = FeatureSpace()
+        self.catalog = Catalog()  # fed by the streams side from the items topic; empty: no catalog
         self.learners: list[Learner] = build_learners(self.settings)
         self.guardrails = Guardrails.from_settings(self.settings)
         self.attribution = Attribution(self.settings.attribution_window_days * DAY, self.settings.open_offers_max,
@@ -91,6 +95,14 @@ class Personalizer:
         self.policy: OfferPolicy = build_policy(self.settings.policy, self.settings, self.learners_by_name)
         self.experiment: RunningExperiment | None = None
         self._refresh_hooks()
+        # Business rules (models/rules/): the deployment's for everyone, an arm's own on top for its customers.
+        self._rules: list[Rule] = configured_rules(self.settings)
+        self.guardrails.rules = self._rule_set([])
+        self._arm_rules: dict[str, RuleSet] = {}
+        self._ghost_rules: dict[str, RuleSet] = {}
+        promotions = check_promotions(self.settings.promotions_text())
+        self.promotions = Promotions(promotions, self.catalog) if promotions else None
+        self.guardrails.promotions = self.promotions
 
     @property
     def learners_by_name(self) -> dict[str, Learner]:
@@ -112,9 +124,37 @@ class Personalizer:
         everyone). Raises ValueError for an arm whose policy is not registered."""
         if config is None or not config.running:
             self.experiment = None
+            self._use_arm_rules({}, None)
         elif self.experiment is None or self.experiment.config != config:
+            own_rules = arm_rules(config)  # a bad rule raises before anything changes
             self.experiment = RunningExperiment(
                 config, self.policy, lambda name: build_policy(name, self.settings, self.learners_by_name))
+            self._use_arm_rules(own_rules, config)
+
+    def _rule_set(self, extra: list[Rule]) -> RuleSet:
+        return RuleSet(self._rules + extra, self.catalog, default=self.settings.rules_default,
+                       fallback=self._described_by_events)
+
+    def _use_arm_rules(self, own_rules: dict[str, list[Rule]], config: ExperimentConfig | None) -> None:
+        for rule_set in self._arm_rules.values():
+            rule_set.close()
+        self._arm_rules = {arm: self._rule_set(rules) for arm, rules in own_rules.items()}
+        # A holdout's ghost of a policy is held to the rules of the arm that runs that policy.
+        self._ghost_rules = {arm.policy: self._arm_rules[arm.name] for arm in (config.arms if config else [])
+                             if arm.name in self._arm_rules and arm.policy != HOLDOUT}
+
+    def promotion_refused(self, state: CustomerState, outcome: Outcome, offer_id: str) -> Decision:
+        """The worker found the promotion's budget spent: the offer becomes its fallback, on the state too."""
+        decision = outcome.decision
+        assert isinstance(decision, PromotedDecision) and decision.fallback is not None
+        fallback = Promotions.refused(state, decision, offer_id, self._price_of(decision.fallback.item_id))
+        outcome.decision = fallback
+        return fallback
+
+    def _described_by_events(self, item_id: str) -> CatalogEntry | None:
+        """An item the catalog does not know, as the events describe it (what rules judge it by)."""
+        info = self._items.info.get(item_id) if self._items is not None else None
+        return CatalogEntry(item_id, info.category, info.price, in_catalog=False) if info is not None else None
 
     def _refresh_hooks(self) -> None:
         # Only learners that override a hook are called for it (calls per event saved).
@@ -147,7 +187,8 @@ class Personalizer:
         for learner in self.learners:
             learner.learn_one(ctx)
         policy = running.policy_of(arm) if running is not None and arm is not None else self.policy
-        decision = self.guardrails.decide(policy, state, ctx.ts, ctx.outputs)
+        decision = self.guardrails.decide(policy, state, ctx.ts, ctx.outputs,
+                                          self._arm_rules.get(arm.name) if arm is not None else None)
         outcome = Outcome(ctx.outputs, decision, published=decision is not None, policy_version=policy.version,
                           tallies=tallies)
         if running is not None and arm is not None:
@@ -198,9 +239,8 @@ class Personalizer:
     def _record_ghosts(self, running: RunningExperiment, holdout: str, state: CustomerState, event_id: str,
                        ts: float, outputs: dict[str, Any], tallies: Tallies) -> None:
         """What each other arm's policy would have offered this holdout customer now: recorded, never sent."""
-        excluded = self.guardrails.excluded(state, ts)
         for name, ghost in running.ghosts.items():
-            decision = ghost.decide(OfferRequest(state, ts, outputs, excluded))
+            decision = self.guardrails.choose(ghost, state, ts, outputs, self._ghost_rules.get(name))
             if decision is not None:
                 self.attribution.record_offer(
                     state, f"{Offer.make_id(state.customer_id, event_id)}{GHOST}{name}", decision.item_id,

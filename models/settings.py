@@ -9,6 +9,7 @@ it directly, so a model setting is declared once, here.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
@@ -63,6 +64,51 @@ class ModelSettings(BaseSettings):
                                           "candidates at least this likely relative to its best (odds ratio)")
     open_offers_max: int = Field(16, ge=1, description="offers kept open per customer for attribution; beyond, "
                                  "the oldest closes early")
+    rules: str = Field("", description="include / exclude rules every offer is held to: `include: EXPR` or "
+                       "`exclude: EXPR`, separated by `;` or new lines (docs/offers.md)")
+    rules_file: Path | None = Field(None, description="a file of more rules, one a line (# comments)")
+    rules_default: bool = Field(True, description="never offer a catalog item out of stock, hidden, or outside "
+                                "its valid_from / valid_to at the decision's event time")
+    promotions: str = Field("", description="promotions as JSON: [{name, filter, share, budget, reason}] "
+                            "(docs/offers.md)")
+    promotions_file: Path | None = Field(None, description="a JSON file of promotions, instead of PERSO_PROMOTIONS")
+
+    @field_validator("rules")
+    @classmethod
+    def _rules_compile(cls, value: str) -> str:
+        from models.rules import parse_rules  # here: the rules' modules import the catalog and the state
+
+        parse_rules(value, source="PERSO_RULES")  # a bad rule stops any command, saying which and where
+        return value
+
+    @field_validator("rules_file")
+    @classmethod
+    def _rules_file_compiles(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            from models.rules import parse_rules
+
+            parse_rules(read_rules_file(value), source=f"PERSO_RULES_FILE {value}")
+        return value
+
+    @field_validator("promotions")
+    @classmethod
+    def _promotions_compile(cls, value: str) -> str:
+        from models.promotions import check_promotions
+
+        check_promotions(value)
+        return value
+
+    @field_validator("promotions_file")
+    @classmethod
+    def _promotions_file_compiles(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            from models.promotions import check_promotions
+
+            check_promotions(read_rules_file(value))
+        return value
+
+    def promotions_text(self) -> str:
+        return read_rules_file(self.promotions_file) if self.promotions_file is not None else self.promotions
 
     @field_validator("learners", "plugins", mode="before")
     @classmethod
@@ -70,3 +116,11 @@ class ModelSettings(BaseSettings):
         if isinstance(value, str):
             return [name.strip() for name in value.split(",") if name.strip()]
         return value
+
+
+def read_rules_file(path: Path) -> str:
+    """A rules (or promotions) file's text; ValueError naming it when it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ValueError(f"cannot read the file {path}: {error.strerror or error}") from None

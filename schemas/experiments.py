@@ -17,6 +17,7 @@ ValueError: arm shares add up to 90%, not 100%: holdout:10,nbo:80
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -34,6 +35,8 @@ class ArmSpec(BaseModel):
     name: ArmName
     policy: ArmName = Field(description="'holdout' (decided and recorded, never sent) or a registered offer policy")
     share: float = Field(gt=0, le=100, description="percent of the experiment's customers")
+    rules: str | None = Field(None, max_length=4000, description="include / exclude rules this arm's offers are "
+                              "held to besides the deployment's (docs/offers.md), `;`-separated")
 
 
 class ExperimentConfig(BaseModel):
@@ -64,9 +67,10 @@ class ExperimentConfig(BaseModel):
 
     @classmethod
     def start(cls, name: str, arms: str, salt: str | None = None, now: datetime | None = None,
-              holdout_policy: str = "nbo") -> ExperimentConfig:
-        """A new experiment from the command line's arm list; a fresh random salt unless one is given.
-        Raises ValueError with what is wrong."""
+              holdout_policy: str = "nbo", rules: Mapping[str, str] | None = None) -> ExperimentConfig:
+        """A new experiment from the command line's arm list; a fresh random salt unless one is given. `rules`: an
+        arm's own rules by arm name (checked where the rule language is, models/rules/). Raises ValueError with
+        what is wrong."""
         specs = []
         for part in (p.strip() for p in arms.split(",") if p.strip()):
             label, sep, share = part.rpartition(":")
@@ -78,6 +82,12 @@ class ExperimentConfig(BaseModel):
             except ValueError:
                 raise ValueError(f"arm {part!r}: the share {share!r} is not a number") from None
             specs.append({"name": arm_name, "policy": policy or arm_name, "share": value})
+        for arm_name, text in (rules or {}).items():
+            spec = next((spec for spec in specs if spec["name"] == arm_name), None)
+            if spec is None:
+                raise ValueError(f"rules for arm {arm_name!r}, but there is no arm named {arm_name!r} (arms: "
+                                 f"{', '.join(str(spec['name']) for spec in specs)})")
+            spec["rules"] = text
         try:
             return cls(name=name, arms=specs, salt=salt or secrets.token_hex(8),
                        started_at=now or datetime.now(UTC), holdout_policy=holdout_policy)

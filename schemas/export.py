@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from schemas.dead_letter import DeadLetter
 from schemas.events import ClickEvent, OfferFeedback, PurchaseEvent
 from schemas.experiments import ExperimentConfig
+from schemas.items import CatalogItem
 from schemas.offers import Offer
 from schemas.profile import ProfileUpdate
 
@@ -21,6 +22,7 @@ CONTRACTS: dict[str, type[BaseModel]] = {
     "profile_update": ProfileUpdate,
     "dead_letter": DeadLetter,
     "experiment": ExperimentConfig,
+    "catalog_item": CatalogItem,
 }
 
 

@@ -193,6 +193,58 @@ def cmd_forget(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_catalog(args: argparse.Namespace) -> int:
+    """load: exit status 1 when any row was rejected (the valid ones are published all the same)."""
+    from streams.ops.catalog_load import load_catalog
+    from streams.security import redis_async
+    from streams.storage.catalog_store import CatalogStore
+
+    settings = _settings()
+    if args.action == "get":
+        async def get() -> dict[str, Any] | None:
+            client = redis_async(settings.redis)
+            try:
+                return await CatalogStore(client).get(args.target)
+            finally:
+                await client.aclose()
+
+        item = asyncio.run(get())
+        if item is None:
+            print(f"no item {args.target!r} in the catalog", file=sys.stderr)
+            return 1
+        print(json.dumps(item, indent=2, sort_keys=True))
+        return 0
+    path = Path(args.target)
+    if not path.is_file():
+        print(f"error: no such file: {path}", file=sys.stderr)
+        return 2
+    try:
+        summary = asyncio.run(load_catalog(settings.kafka, path, progress=args.progress))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for reject in summary.rejects:
+        print(f"rejected {reject}", file=sys.stderr)
+    for line in summary.lines():
+        print(line)
+    return 1 if summary.rejects else 0
+
+
+def cmd_promotion(args: argparse.Namespace) -> int:
+    from streams.ops.promotions import promotion_status
+
+    rows = asyncio.run(promotion_status(_settings()))
+    if args.json:
+        print(json.dumps({"promotions": rows}, indent=2))
+        return 0
+    if not rows:
+        print("no promotions configured (PERSO_PROMOTIONS, PERSO_PROMOTIONS_FILE)")
+    for row in rows:
+        print(f"{row['name']}: {row['spent']} of {row['budget']} offers spent, {row['remaining']} remaining "
+              f"(share {row['share']:g}, filter {row['filter']})")
+    return 0
+
+
 def cmd_experiment(args: argparse.Namespace) -> int:
     from streams.ops.experiments import start_experiment, stop_experiment
 
@@ -202,8 +254,17 @@ def cmd_experiment(args: argparse.Namespace) -> int:
             if not args.arms:
                 print("error: perso experiment start NAME --arms holdout:10,nbo:45,popular:45", file=sys.stderr)
                 return 2
-            config = asyncio.run(start_experiment(settings, args.name, args.arms, salt=args.salt))
-            arms = ", ".join(f"{arm.name} ({arm.policy}) {arm.share:g}%" for arm in config.arms)
+            rules: dict[str, str] = {}
+            for entry in args.arm_rules or []:
+                arm, sep, text = entry.partition("=")
+                if not sep:
+                    print(f"error: --arm-rules {entry!r}: write ARM=RULES, e.g. b='exclude: item.hidden'",
+                          file=sys.stderr)
+                    return 2
+                rules[arm.strip()] = f"{rules[arm.strip()]}; {text}" if arm.strip() in rules else text
+            config = asyncio.run(start_experiment(settings, args.name, args.arms, salt=args.salt, rules=rules))
+            arms = ", ".join(f"{arm.name} ({arm.policy}) {arm.share:g}%" + (f" [{arm.rules}]" if arm.rules else "")
+                             for arm in config.arms)
             print(f"started experiment {config.name!r}: {arms}; running workers pick it up within "
                   f"{settings.worker.experiment_poll_s:g}s")
         else:
@@ -583,6 +644,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("customer_id")
     p.set_defaults(func=cmd_forget)
 
+    p = sub.add_parser("catalog", help="load a catalog file (CSV or JSON Lines) into the items topic, or print an "
+                                       "item as the workers stored it")
+    p.add_argument("action", choices=["load", "get"])
+    p.add_argument("target", metavar="FILE|ITEM_ID", help="load: a .csv or .jsonl file; get: an item id")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="load: no progress bar")
+    p.set_defaults(func=cmd_catalog)
+
+    p = sub.add_parser("promotion", help="each configured promotion's budget: spent and remaining")
+    p.add_argument("action", choices=["status"])
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_promotion)
+
     p = sub.add_parser("experiment", help="start or stop an experiment (arms with shares of the customers)")
     p.add_argument("action", choices=["start", "stop"])
     p.add_argument("name")
@@ -590,6 +663,9 @@ def build_parser() -> argparse.ArgumentParser:
                                   "holdout:10,nbo:45,popular:45 (policies: holdout, nbo, popular, random, plug-ins)")
     p.add_argument("--salt", help="start: the assignment hash's salt (default: random; the same salt and name "
                                   "reproduce an assignment)")
+    p.add_argument("--arm-rules", action="append", metavar="ARM=RULES",
+                   help="start: rules that arm's offers are held to besides the deployment's, e.g. "
+                        "b='exclude: item.category == \"alcohol\"' (repeat for more arms or rules; docs/offers.md)")
     p.set_defaults(func=cmd_experiment)
 
     p = sub.add_parser("experiments", help="each experiment's report: arms, rates, lift against the holdout")

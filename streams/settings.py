@@ -44,6 +44,8 @@ class KafkaSettings(BaseSettings):
     feedback_topic: str = Field("feedback", description="offer feedback from messaging services, keyed by customer")
     offers_topic: str = "offers"
     dead_letter_topic: str = "deadletter"
+    items_topic: str = Field("items", description="the item catalog (compacted, keyed by item id; every worker "
+                             "reads all of it)")
     partitions: int = Field(4, ge=1, description="partitions of the input topics (fixed once created)")
     replication_factor: int = Field(1, ge=1)
     # The worker's clients.

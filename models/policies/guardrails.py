@@ -15,17 +15,27 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Set
+from typing import TYPE_CHECKING, Any
 
 from models.policies.base import Decision, OfferPolicy, OfferRequest
+from models.policies.exclusions import OnlyAmong
 from models.settings import ModelSettings
 from models.state import CustomerState
+
+if TYPE_CHECKING:
+    from models.promotions import Promotions
+    from models.rules import RuleSet
 
 CAP_WINDOW_S = 3600.0
 
 
 class Guardrails:
+    # The deployment's rules (models/rules/), set by the Personalizer; None: no rules, as before there were any.
+    rules: RuleSet | None = None
+    # Promotions (models/promotions.py), set by the Personalizer when configured.
+    promotions: Promotions | None = None
+
     def __init__(self, cap_per_hour: int = 4, refresh_s: float = 600.0, exclude_days: float = 30.0) -> None:
         self.cap_per_hour = cap_per_hour
         self.refresh_s = refresh_s
@@ -36,16 +46,31 @@ class Guardrails:
         return cls(cap_per_hour=settings.offer_cap_per_hour, refresh_s=settings.offer_refresh_s,
                    exclude_days=settings.exclude_bought_days)
 
-    def decide(self, policy: OfferPolicy, state: CustomerState, now_ts: float, outputs: Mapping[str, Any]
-               ) -> Decision | None:
-        """The policy's choice held to these rules, recorded on the state when it goes out."""
+    def decide(self, policy: OfferPolicy, state: CustomerState, now_ts: float, outputs: Mapping[str, Any],
+               rules: RuleSet | None = None) -> Decision | None:
+        """The policy's choice held to these rules, recorded on the state when it goes out. `rules`: an experiment
+        arm's rule set (the deployment's and the arm's), instead of the deployment's."""
         if not self.permits(state, now_ts):
             return None
-        decision = policy.decide(OfferRequest(state, now_ts, outputs, self.excluded(state, now_ts)))
+        decision = self.choose(policy, state, now_ts, outputs, rules)
+        if self.promotions is not None:
+            decision = self.promotions.apply(self, policy, state, now_ts, outputs, rules, decision)
         if decision is None or self.repeats(state, decision, now_ts):
             return None
         self.record(state, decision, now_ts)
         return decision
+
+    def choose(self, policy: OfferPolicy, state: CustomerState, now_ts: float, outputs: Mapping[str, Any],
+               rules: RuleSet | None = None, only: Set[str] | None = None) -> Decision | None:
+        """What the policy offers now among the items neither excluded nor refused by the rules (no cap, no
+        refresh: also what a holdout's ghost would have been offered); `only`: and among these items alone."""
+        request = OfferRequest(state, now_ts, outputs, self.excluded(state, now_ts))
+        rules = rules if rules is not None else self.rules
+        if rules is not None:
+            return rules.choose(policy, request, only)
+        if only is not None:
+            request.excluded = OnlyAmong(request.excluded, only)
+        return policy.decide(request)
 
     def permits(self, state: CustomerState, now_ts: float) -> bool:
         """Below the frequency cap: fewer than `cap_per_hour` offers in the last hour of event time."""
@@ -70,3 +95,4 @@ class Guardrails:
         state.last_offer = {"item_id": decision.item_id, "score": decision.score, "reason": decision.reason,
                             "ts": now_ts}
         state.offer_times = [t for t in state.offer_times if now_ts - t < CAP_WINDOW_S] + [now_ts]
+

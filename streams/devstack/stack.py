@@ -24,6 +24,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from streams.security import kafka_options
 from streams.settings import KafkaSettings, Settings
+from streams.worker.catalog import COMPACTED
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +182,8 @@ def _alive(pid: int) -> bool:
 
 
 async def create_topics(settings: KafkaSettings, timeout_s: float = 20.0) -> list[str]:
-    """Create the input, offers and dead-letter topics with the configured partitions; existing ones stay."""
+    """Create the input, offers, dead-letter and (compacted) items topics with the configured partitions; existing
+    ones stay."""
     admin = AIOKafkaAdminClient(**kafka_options(settings), request_timeout_ms=10_000)
     deadline = time.monotonic() + timeout_s
     while True:
@@ -192,7 +194,7 @@ async def create_topics(settings: KafkaSettings, timeout_s: float = 20.0) -> lis
             if time.monotonic() > deadline:
                 raise StackError(f"cannot reach the broker at {settings.bootstrap_servers}: {error}") from error
             await asyncio.sleep(0.5)
-    names = [*settings.input_topics, settings.offers_topic, settings.dead_letter_topic]
+    names = [*settings.input_topics, settings.offers_topic, settings.dead_letter_topic, settings.items_topic]
     created = []
     try:
         existing = set(await admin.list_topics())
@@ -200,7 +202,9 @@ async def create_topics(settings: KafkaSettings, timeout_s: float = 20.0) -> lis
             if name in existing:
                 continue
             try:
-                await admin.create_topics([NewTopic(name, settings.partitions, settings.replication_factor)])
+                configs = COMPACTED if name == settings.items_topic else None
+                await admin.create_topics([NewTopic(name, settings.partitions, settings.replication_factor,
+                                                    topic_configs=configs)])
                 created.append(name)
             except TopicAlreadyExistsError:
                 pass

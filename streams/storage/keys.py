@@ -1,9 +1,9 @@
 """Every Redis key and channel the engine uses, in one place.
 
 Per customer: `state:{id}` (the worker's full state, JSON), `profile:{id}` (the hash websites read),
-`seen:{id}` (applied event ids, for exactly-once). Per input partition: `wake:{partition}` (its customers by
-the stream time they are next due a re-scoring visit). Per app: model checkpoints, worker stats, the forget
-channel. The Redis database is assumed to belong to the engine.
+`seen:{id}` (applied event ids, for exactly-once). Per catalog item: `item:{id}`. Per input partition:
+`wake:{partition}` (its customers by the stream time they are next due a re-scoring visit). Per app: model
+checkpoints, worker stats, the forget channel. The Redis database is assumed to belong to the engine.
 
 >>> customer_keys("c1")
 ['state:c1', 'profile:c1', 'seen:c1']
@@ -29,6 +29,22 @@ def wake_key(partition: int) -> str:
     return f"wake:{partition}"
 
 
+def item_key(item_id: str) -> str:
+    """Hash of one catalog item as the items topic last said (streams/storage/catalog_store.py)."""
+    return f"item:{item_id}"
+
+
+def catalog_reject_key(topic: str, partition: int, offset: int) -> str:
+    """Taken (SET NX) by the one worker that dead-letters a refused catalog record: every worker reads it."""
+    return f"perso:catalog-reject:{topic}:{partition}:{offset}"
+
+
+def promotion_key(name: str) -> str:
+    """Set of the offer ids a promotion's budget was spent on (its size is what is spent; streams/storage/
+    promotions.py). Kept by `rebuild`: a replay re-decides the same offer ids, which spend nothing twice."""
+    return f"promotion:{name}"
+
+
 def customer_keys(customer_id: str) -> list[str]:
     """Every key that holds something about one customer (what `forget` deletes)."""
     return [state_key(customer_id), profile_key(customer_id), seen_key(customer_id)]
@@ -45,7 +61,7 @@ EXPERIMENTS_KEY = "experiments"
 
 # What `rebuild` deletes: everything derived from the input topics (per customer, and the experiments' counters,
 # which a rebuild counts again from the events).
-DERIVED_KEY_PATTERNS = ("state:*", "profile:*", "seen:*", "wake:*", "experiment:*")
+DERIVED_KEY_PATTERNS = ("state:*", "profile:*", "seen:*", "wake:*", "experiment:*", "item:*")
 
 
 def checkpoint_key(app_id: str) -> str:

@@ -26,11 +26,14 @@ from streams.privacy import Pseudonymiser
 from streams.security import faust_credentials, redis_async
 from streams.settings import Settings
 from streams.storage import keys
+from streams.storage.catalog_store import CatalogStore
 from streams.storage.checkpoints import CheckpointStore
 from streams.storage.customer_store import RedisCustomerStore
 from streams.storage.experiments import ExperimentStore
+from streams.storage.promotions import PromotionBudgets
 from streams.storage.state_cache import StateCache
 from streams.worker import kafka_transport
+from streams.worker.catalog import CatalogFollower
 from streams.worker.contracts import RawRecord, is_historical
 from streams.worker.lifecycle import (
     ExperimentWatcher,
@@ -106,7 +109,8 @@ def create_app(settings: Settings) -> faust.App:
         pseudonymiser=pseudonymiser, sensors=[counters, health], retry_max_s=worker.redis_retry_max_s,
         stopping=lambda: bool(app.should_stop), rescore_batch=worker.rescore_batch,
         input_topics=kafka.input_topics,
-        unread=lambda topic, partition, next_offset: _unread(app, topic, partition, next_offset))
+        unread=lambda topic, partition, next_offset: _unread(app, topic, partition, next_offset),
+        promotion_budgets=PromotionBudgets(redis_client))
     advertised = socket.gethostname() if worker.web_host in ("0.0.0.0", "::") else worker.web_host
     scheme = "https" if worker.web_tls_certfile is not None else "http"
     telemetry = WorkerTelemetry(counters, health, pipeline.personalizer.metrics, lambda: len(pipeline.cache),
@@ -121,10 +125,13 @@ def create_app(settings: Settings) -> faust.App:
     stats = StatsPublisher(redis_client, keys.stats_key(settings.app_id, socket.gethostname(), os.getpid()),
                            telemetry)
     forget = ForgetListener(redis_client, keys.forget_channel(settings.app_id), pipeline)
+    catalog = CatalogFollower(kafka, pipeline.personalizer.catalog, CatalogStore(redis_client),
+                              publisher=KafkaPublisher(send, kafka.offers_topic, kafka.dead_letter_topic))
 
     @app.agent(inputs, name="personalize")
     async def personalize(stream: Any) -> None:
         await checkpoints.restore_once()
+        await catalog.ready.wait()  # decide nothing before the catalog is in (an out-of-stock item would slip out)
         async for events in stream.take_events(worker.batch_size, within=worker.batch_window_s):
             records = [RawRecord(e.message.topic, e.message.partition, e.message.offset, e.message.key,
                                  e.message.value, worker.historical_replays and is_historical(e.message.headers))
@@ -154,6 +161,10 @@ def create_app(settings: Settings) -> faust.App:
     @app.task
     async def listen_for_forget() -> None:
         await forget.run()
+
+    @app.task
+    async def follow_catalog() -> None:
+        await catalog.run()
 
     @app.task
     async def follow_experiments() -> None:

@@ -34,16 +34,19 @@ from typing import TypeVar
 
 from models.experiments.attribution import Tallies, merge
 from models.personalizer import Outcome, Personalizer
+from models.promotions import PromotedDecision
 from models.state import CustomerState
 from schemas.dead_letter import DeadLetter
 from schemas.events import OLDEST_ACCEPTED, ClickEvent, EventRejected, InputEvent, PurchaseEvent, parse_event
 from schemas.offers import Offer
 from streams.privacy import Pseudonymiser
+from streams.storage.promotions import PromotionBudgets
 from streams.storage.repository import CustomerRepository, CustomerUpdate, SeenWindow
 from streams.storage.state_cache import StateCache
 from streams.worker.contracts import RawRecord, dead_letter_from, offer_from, profile_from
 from streams.worker.dedup import OUTSIDE_WINDOW, triage
 from streams.worker.failures import Failure, classify, describe, is_record_too_large, root_cause
+from streams.worker.promotions import PromotionOffer, settle
 from streams.worker.publisher import Outgoing, Publisher
 from streams.worker.sensors import BatchReport, PipelineSensor
 
@@ -94,8 +97,8 @@ class BatchPipeline:
                  pseudonymiser: Pseudonymiser | None = None, sensors: Sequence[PipelineSensor] = (),
                  retry_max_s: float = 5.0, stopping: Callable[[], bool] = lambda: False,
                  rescore_batch: int = 500, input_topics: Sequence[str] = (),
-                 unread: Callable[[str, int, int | None], bool] = lambda topic, partition, next_offset: False
-                 ) -> None:
+                 unread: Callable[[str, int, int | None], bool] = lambda topic, partition, next_offset: False,
+                 promotion_budgets: PromotionBudgets | None = None) -> None:
         self.personalizer = personalizer
         self.store = store
         self.publisher = publisher
@@ -113,6 +116,7 @@ class BatchPipeline:
         # unread(topic, partition, next offset or None if none read yet): whether records of it wait unprocessed.
         self.input_topics = tuple(input_topics)
         self.unread = unread
+        self.promotion_budgets = promotion_budgets  # where promotions' budgets are reserved (when configured)
         # Held for a whole batch: `forget` must not interleave with a batch that holds the customer's state,
         # and a model checkpoint must not catch a batch half-applied.
         self.lock = asyncio.Lock()
@@ -165,6 +169,10 @@ class BatchPipeline:
 
         visits, gone, tallies = self._visits_due(visiting, marks)
         applied = self._apply(sorted_out.fresh, dead, received_at)
+        if applied.promoted and self.promotion_budgets is not None:
+            budgets = self.promotion_budgets
+            await self._until_done("promotions", lambda: settle(self.personalizer, budgets, applied.offers,
+                                                                applied.promoted), waiting=len(records))
         updates = visits + self._profiles(applied, dead, received_at)
         for customer_tallies in applied.tallies.values():
             merge(tallies, customer_tallies)
@@ -370,6 +378,8 @@ class BatchPipeline:
             if offer is not None:
                 applied.offers.append(offer)
                 applied.trigger_of[offer.offer_id] = record
+                if isinstance(outcome.decision, PromotedDecision) and isinstance(event, ClickEvent | PurchaseEvent):
+                    applied.promoted.append(PromotionOffer(len(applied.offers) - 1, state, outcome, event))
         return applied
 
     def _profiles(self, applied: _Applied, dead: list[DeadLetter], received_at: datetime) -> list[CustomerUpdate]:
@@ -521,4 +531,5 @@ class _Applied:
     offers: list[Offer] = field(default_factory=list)
     trigger_of: dict[str, RawRecord] = field(default_factory=dict)  # offer_id -> the record that triggered it
     tallies: dict[str, Tallies] = field(default_factory=dict)  # per customer: what its events counted
+    promoted: list[PromotionOffer] = field(default_factory=list)  # the offers subject to a promotion's budget
     accepted: int = 0

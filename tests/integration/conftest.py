@@ -213,7 +213,7 @@ def isolated(stack: Settings, name: str, redis_db: int, **overrides: Any) -> Set
     fields: dict[str, Any] = {
         "app_id": run, "clickstream_topic": f"{run}-clicks", "purchases_topic": f"{run}-orders",
         "feedback_topic": f"{run}-answers",
-        "offers_topic": f"{run}-offers", "dead_letter_topic": f"{run}-dead",
+        "offers_topic": f"{run}-offers", "dead_letter_topic": f"{run}-dead", "items_topic": f"{run}-items",
         "redis_url": stack.redis.redis_url.rsplit("/", 1)[0] + f"/{redis_db}"}
     settings = changed(stack, **{**fields, **overrides})
     asyncio.run(create_topics(settings.kafka))

@@ -73,7 +73,7 @@ def test_exported_json_schemas_validate_real_events(tmp_path) -> None:  # type: 
     paths = {p.name: p for p in export_json_schemas(tmp_path)}
     assert set(paths) == {"click_event.schema.json", "purchase_event.schema.json", "offer.schema.json",
                           "profile_update.schema.json", "dead_letter.schema.json", "offer_feedback.schema.json",
-                          "experiment.schema.json"}
+                          "experiment.schema.json", "catalog_item.schema.json"}
     click_schema = json.loads(paths["click_event.schema.json"].read_text())
     jsonschema.validate(click(), click_schema)
     with pytest.raises(jsonschema.ValidationError):
