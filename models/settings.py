@@ -64,7 +64,19 @@ class ModelSettings(BaseSettings):
     open_offers_max: int = Field(16, ge=1, description="offers kept open per customer for attribution; beyond, "
                                  "the oldest closes early")
 
-    @field_validator("learners", "plugins", mode="before")
+    # Triggers in time (models/triggers/, docs/offers.md "Moments"): offers decided by a timer, not an event.
+    triggers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="timed triggers that run for every customer when no experiment names "
+        "any (comma-separated: abandoned_cart, win_back); none by default: they message customers unprompted")
+    cart_reminder_minutes: float = Field(60.0, gt=0, description="abandoned cart: remind this long after an "
+                                         "add_to_cart not followed by a purchase of the item")
+    cart_episode_days: float = Field(7.0, gt=0, description="abandoned cart: an item added and not bought is one "
+                                     "episode (one reminder at most) for this long; re-adding it within is the same")
+    winback_days: float = Field(30.0, gt=0, description="win-back: a customer with no event for this long ...")
+    winback_min_churn: float = Field(0.7, ge=0, le=1, description="... and a churn risk at least this high gets "
+                                     "one win-back offer per lapse")
+
+    @field_validator("learners", "plugins", "triggers", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):

@@ -41,7 +41,7 @@ class Guardrails:
         """The policy's choice held to these rules, recorded on the state when it goes out."""
         if not self.permits(state, now_ts):
             return None
-        decision = policy.decide(OfferRequest(state, now_ts, outputs, self.excluded(state, now_ts)))
+        decision = policy.decide(OfferRequest(state, now_ts, outputs, self.excluded(state, now_ts, policy.reminds)))
         if decision is None or self.repeats(state, decision, now_ts):
             return None
         self.record(state, decision, now_ts)
@@ -52,10 +52,12 @@ class Guardrails:
         recent = sum(1 for t in state.offer_times if now_ts - t < CAP_WINDOW_S)
         return recent < self.cap_per_hour
 
-    def excluded(self, state: CustomerState, now_ts: float) -> set[str]:
-        """Never offered now: what the customer bought within `exclude_days`, and the item they just looked at."""
+    def excluded(self, state: CustomerState, now_ts: float, reminder: bool = False) -> set[str]:
+        """Never offered now: what the customer bought within `exclude_days`, and the item they just looked at
+        (unless the offer is a `reminder` of it: a trigger's, models/triggers/)."""
         excluded = state.bought_within(now_ts, self.exclude_days)
-        excluded.update(state.recent_items[-1:])
+        if not reminder:
+            excluded.update(state.recent_items[-1:])
         return excluded
 
     def repeats(self, state: CustomerState, decision: Decision, now_ts: float) -> bool:
