@@ -77,3 +77,35 @@ def test_live_a_reminder_fires_on_time_with_no_other_event(stack: Settings, tmp_
         assert datetime.fromisoformat(decided) >= added + timedelta(seconds=3)  # not before the delay
     finally:
         worker.stop()
+
+
+def test_a_lapsed_customer_gets_one_win_back_across_a_kill_and_a_replay(stack: Settings, tmp_path: Path) -> None:
+    # Threshold 0: what a churn model learns from a handful of customers is anyone's guess (the threshold itself is
+    # tested in tests/models/triggers/test_win_back.py); this test is about the lapse and exactly once.
+    settings = isolated(stack, "winback", redis_db=13, triggers=["win_back"], winback_days=30.0,
+                        winback_min_churn=0.0)
+    log = tmp_path / "lapse.jsonl"
+    bodies = [click(customer="lapsed", item="ele-001"), click(customer="lapsed", item="ele-002", at=T0 + timedelta(
+        minutes=1))]
+    bodies += [click(customer=f"filler{n}", item=f"i{n}", at=T0 + timedelta(days=31)) for n in range(FILLERS)]
+    log.write_bytes(b"".join(orjson.dumps(body) + b"\n" for body in bodies))
+    worker = start_ready(settings, tmp_path / "worker.log", probe_at=T0)
+
+    def win_backs(got: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [o for o in got if o["customer_id"] == "lapsed" and o.get("moment") == "win_back"]
+
+    try:
+        replay(settings, log, tmp_path)
+        offers = read_topic(settings, settings.kafka.offers_topic, lambda got: bool(win_backs(got)), 60)
+        worker.kill()
+        [offer] = win_backs(offers)
+        assert offer["reason"].startswith("we miss you: ") and offer["channel"] == "email"
+        assert offer["event_ts"].startswith((T0 + timedelta(days=30, minutes=1)).isoformat()[:19])
+
+        worker = start_ready(settings, tmp_path / "worker-restarted.log", probe_at=T0)
+        replay(settings, log, tmp_path)
+        wait_for(lambda: worker_stat(settings, "duplicates") >= len(bodies), 120, "the second pass", worker)
+        offers = read_topic(settings, settings.kafka.offers_topic, lambda got: False, 5)
+        assert {o["offer_id"] for o in win_backs(offers)} == {offer["offer_id"]}
+    finally:
+        worker.stop()
