@@ -235,11 +235,12 @@ class Personalizer:
             if outputs is None:
                 outputs = self.scores(state, now_ts)
             ghost = trigger not in triggers.send
-            if ghost:
+            if ghost:  # held to the same caps as if it were sent, but not counted against them
                 excluded = self.guardrails.excluded(state, now_ts, trigger.reminds)
-                decision = trigger.decide(OfferRequest(state, now_ts, outputs, excluded))
+                decision = (trigger.decide(OfferRequest(state, now_ts, outputs, excluded))
+                            if self.guardrails.permits(state, now_ts, trigger.channel) else None)
             else:
-                decision = self.guardrails.decide(trigger, state, now_ts, outputs)
+                decision = self.guardrails.decide(trigger, state, now_ts, outputs, trigger.channel)
             trigger.spend(state, moment, now_ts, decision is not None)
             if decision is None:
                 continue

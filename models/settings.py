@@ -76,6 +76,20 @@ class ModelSettings(BaseSettings):
     winback_min_churn: float = Field(0.7, ge=0, le=1, description="... and a churn risk at least this high gets "
                                      "one win-back offer per lapse")
 
+    # Caps a marketer sets (models/policies/caps.py), besides the hourly one; 0 and empty: none.
+    offer_cap_per_day: int = Field(0, ge=0, description="offers per customer per day of event time, all channels "
+                                   "together (0: no daily cap)")
+    channel_caps: str = Field("", description="offers per customer per channel and window, e.g. "
+                              "'email:1/day,web:10/day' (windows: hour, day, week); timed triggers send on email")
+
+    @field_validator("channel_caps")
+    @classmethod
+    def _valid_channel_caps(cls, value: str) -> str:
+        from models.policies.caps import parse_channel_caps  # here: that package imports these settings
+
+        parse_channel_caps(value)
+        return value
+
     @field_validator("learners", "plugins", "triggers", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:

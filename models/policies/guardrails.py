@@ -19,38 +19,45 @@ from collections.abc import Mapping
 from typing import Any
 
 from models.policies.base import Decision, OfferPolicy, OfferRequest
+from models.policies.caps import OfferCaps, parse_channel_caps
 from models.settings import ModelSettings
 from models.state import CustomerState
 
 CAP_WINDOW_S = 3600.0
+# The channel of an offer that follows the customer's own event (timed triggers send on their own, e.g. email).
+DEFAULT_CHANNEL = "web"
 
 
 class Guardrails:
-    def __init__(self, cap_per_hour: int = 4, refresh_s: float = 600.0, exclude_days: float = 30.0) -> None:
+    def __init__(self, cap_per_hour: int = 4, refresh_s: float = 600.0, exclude_days: float = 30.0,
+                 caps: OfferCaps | None = None) -> None:
         self.cap_per_hour = cap_per_hour
         self.refresh_s = refresh_s
         self.exclude_days = exclude_days
+        self.caps = caps or OfferCaps()  # per day and per channel
 
     @classmethod
     def from_settings(cls, settings: ModelSettings) -> Guardrails:
         return cls(cap_per_hour=settings.offer_cap_per_hour, refresh_s=settings.offer_refresh_s,
-                   exclude_days=settings.exclude_bought_days)
+                   exclude_days=settings.exclude_bought_days,
+                   caps=OfferCaps(settings.offer_cap_per_day, parse_channel_caps(settings.channel_caps)))
 
-    def decide(self, policy: OfferPolicy, state: CustomerState, now_ts: float, outputs: Mapping[str, Any]
-               ) -> Decision | None:
-        """The policy's choice held to these rules, recorded on the state when it goes out."""
-        if not self.permits(state, now_ts):
+    def decide(self, policy: OfferPolicy, state: CustomerState, now_ts: float, outputs: Mapping[str, Any],
+               channel: str = DEFAULT_CHANNEL) -> Decision | None:
+        """The policy's choice held to these rules, recorded on the state when it goes out on `channel`."""
+        if not self.permits(state, now_ts, channel):
             return None
         decision = policy.decide(OfferRequest(state, now_ts, outputs, self.excluded(state, now_ts, policy.reminds)))
         if decision is None or self.repeats(state, decision, now_ts):
             return None
-        self.record(state, decision, now_ts)
+        self.record(state, decision, now_ts, channel)
         return decision
 
-    def permits(self, state: CustomerState, now_ts: float) -> bool:
-        """Below the frequency cap: fewer than `cap_per_hour` offers in the last hour of event time."""
+    def permits(self, state: CustomerState, now_ts: float, channel: str = DEFAULT_CHANNEL) -> bool:
+        """Below the frequency cap (fewer than `cap_per_hour` offers in the last hour of event time) and the
+        daily and channel caps (models/policies/caps.py)."""
         recent = sum(1 for t in state.offer_times if now_ts - t < CAP_WINDOW_S)
-        return recent < self.cap_per_hour
+        return recent < self.cap_per_hour and self.caps.permits(state, channel, now_ts)
 
     def excluded(self, state: CustomerState, now_ts: float, reminder: bool = False) -> set[str]:
         """Never offered now: what the customer bought within `exclude_days`, and the item they just looked at
@@ -67,8 +74,10 @@ class Guardrails:
             return False
         return now_ts - float(last.get("ts", 0)) < self.refresh_s
 
-    def record(self, state: CustomerState, decision: Decision, now_ts: float) -> None:
-        """The offer goes out: remember it as the customer's last, and count it against the cap."""
+    def record(self, state: CustomerState, decision: Decision, now_ts: float, channel: str = DEFAULT_CHANNEL
+               ) -> None:
+        """The offer goes out: remember it as the customer's last, and count it against the caps."""
         state.last_offer = {"item_id": decision.item_id, "score": decision.score, "reason": decision.reason,
                             "ts": now_ts}
         state.offer_times = [t for t in state.offer_times if now_ts - t < CAP_WINDOW_S] + [now_ts]
+        self.caps.record(state, channel, now_ts)
