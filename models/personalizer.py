@@ -160,7 +160,7 @@ class Personalizer:
             learner.learn_one(ctx)
         triggers = self.moments.for_arm(arm) if self.moments.any else None
         if triggers is not None:
-            for trigger in triggers.all:
+            for trigger in triggers.observing:
                 trigger.observe(state, event)
         policy = running.policy_of(arm) if running is not None and arm is not None else self.policy
         decision = self.guardrails.decide(policy, state, ctx.ts, ctx.outputs)
@@ -312,9 +312,9 @@ class Personalizer:
         if expiry is not None and expiry < wake:
             wake = max(expiry, now_ts)
         for trigger in triggers.all if triggers is not None else ():
-            moment = trigger.due(state)
-            if moment is not None and moment.due_ts < wake:
-                wake = max(moment.due_ts, now_ts)
+            due = trigger.next_due(state)
+            if due is not None and due < wake:
+                wake = max(due, now_ts)
         state.wake_ts = wake
 
     def model_versions(self) -> dict[str, str]:

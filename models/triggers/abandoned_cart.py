@@ -86,6 +86,13 @@ class AbandonedCart(TriggerPolicy):
         episode = self._next(state)
         return Moment(f"cart:{episode[EVENT]}", episode[ADDED] + self.delay_s) if episode is not None else None
 
+    def next_due(self, state: CustomerState) -> float | None:
+        episodes = state.learner_data.get(self.name)
+        if not episodes:
+            return None
+        waiting = [e[ADDED] for e in episodes if not e[REMINDED]]
+        return min(waiting) + self.delay_s if waiting else None
+
     def decide(self, request: OfferRequest) -> Decision | None:
         episode = self._next(request.state)
         if episode is None or request.now_ts < episode[ADDED] + self.delay_s:

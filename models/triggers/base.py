@@ -52,6 +52,7 @@ class TriggerPolicy(OfferPolicy):
     channel: ClassVar[str] = TRIGGER_CHANNEL
     # A reminder offers what the customer just looked at: the Guardrails do not exclude the last item seen.
     reminds: ClassVar[bool] = True
+    observes: ClassVar[bool] = True  # False: `observe` does nothing (not called after each event)
 
     @abstractmethod
     def observe(self, state: CustomerState, event: InputEvent) -> None:
@@ -60,6 +61,11 @@ class TriggerPolicy(OfferPolicy):
     @abstractmethod
     def due(self, state: CustomerState) -> Moment | None:
         """The customer's next moment for this trigger, or None."""
+
+    def next_due(self, state: CustomerState) -> float | None:
+        """When `due` is, without building its moment: called after every event (the wake time), so kept cheap."""
+        moment = self.due(state)
+        return moment.due_ts if moment is not None else None
 
     @abstractmethod
     def spend(self, state: CustomerState, moment: Moment, now_ts: float, decided: bool) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from models.policies.base import OfferPolicy
 from models.triggers.base import TriggerPolicy
@@ -30,9 +31,14 @@ class TriggerSet:
     send: tuple[TriggerPolicy, ...] = ()  # decided through the Guardrails and sent
     ghost: tuple[TriggerPolicy, ...] = ()  # decided and recorded for the holdout, never sent
 
-    @property
+    @cached_property
     def all(self) -> tuple[TriggerPolicy, ...]:
         return self.send + self.ghost
+
+    @cached_property
+    def observing(self) -> tuple[TriggerPolicy, ...]:
+        """Those that follow events (called after every event: the others are skipped)."""
+        return tuple(trigger for trigger in self.all if trigger.observes)
 
 
 NONE = TriggerSet()

@@ -40,6 +40,7 @@ class WinBack(TriggerPolicy):
     name = "win_back"
     version = "win-back-1"
     reminds = False  # an ordinary offer: the usual exclusions hold
+    observes = False  # the lapse is measured from state.last_event_ts
 
     def __init__(self, default: OfferPolicy, days: float = 30.0, min_churn: float = 0.7) -> None:
         self.default = default
@@ -65,6 +66,12 @@ class WinBack(TriggerPolicy):
         if kept is None or kept[0] != anchor:
             return Moment(key, anchor + self.lapse_s)
         return Moment(key, kept[1]) if kept[1] is not None else None
+
+    def next_due(self, state: CustomerState) -> float | None:
+        if not state.events:
+            return None
+        kept = state.learner_data.get(self.name)
+        return state.last_event_ts + self.lapse_s if kept is None or kept[0] != state.last_event_ts else kept[1]
 
     def decide(self, request: OfferRequest) -> Decision | None:
         churn = request.outputs.get("churn_risk")
