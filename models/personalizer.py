@@ -235,12 +235,8 @@ class Personalizer:
             if outputs is None:
                 outputs = self.scores(state, now_ts)
             ghost = trigger not in triggers.send
-            if ghost:  # held to the same caps as if it were sent, but not counted against them
-                excluded = self.guardrails.excluded(state, now_ts, trigger.reminds)
-                decision = (trigger.decide(OfferRequest(state, now_ts, outputs, excluded))
-                            if self.guardrails.permits(state, now_ts, trigger.channel) else None)
-            else:
-                decision = self.guardrails.decide(trigger, state, now_ts, outputs, trigger.channel)
+            # A holdout's ghost is held to the same rules as if it were sent, but not counted against the caps.
+            decision = self.guardrails.decide(trigger, state, now_ts, outputs, trigger.channel, record=not ghost)
             trigger.spend(state, moment, now_ts, decision is not None)
             if decision is None:
                 continue

@@ -43,14 +43,16 @@ class Guardrails:
                    caps=OfferCaps(settings.offer_cap_per_day, parse_channel_caps(settings.channel_caps)))
 
     def decide(self, policy: OfferPolicy, state: CustomerState, now_ts: float, outputs: Mapping[str, Any],
-               channel: str = DEFAULT_CHANNEL) -> Decision | None:
-        """The policy's choice held to these rules, recorded on the state when it goes out on `channel`."""
+               channel: str = DEFAULT_CHANNEL, record: bool = True) -> Decision | None:
+        """The policy's choice held to these rules, recorded on the state when it goes out on `channel` (`record`
+        False: a holdout's ghost, decided under the same rules but never sent, so not counted)."""
         if not self.permits(state, now_ts, channel):
             return None
         decision = policy.decide(OfferRequest(state, now_ts, outputs, self.excluded(state, now_ts, policy.reminds)))
         if decision is None or self.repeats(state, decision, now_ts):
             return None
-        self.record(state, decision, now_ts, channel)
+        if record:
+            self.record(state, decision, now_ts, channel)
         return decision
 
     def permits(self, state: CustomerState, now_ts: float, channel: str = DEFAULT_CHANNEL) -> bool:
