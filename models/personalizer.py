@@ -49,6 +49,7 @@ from models.promotions import PromotedDecision, Promotions, check_promotions
 from models.rules import Rule, RuleSet, arm_rules, configured_rules
 from models.settings import ModelSettings
 from models.state import DAY, CustomerState
+from models.triggers import Fired, Moments, TriggerSet
 from schemas.events import InputEvent, OfferFeedback, PurchaseEvent
 from schemas.experiments import HOLDOUT, ExperimentConfig
 from schemas.offers import Offer
@@ -68,6 +69,7 @@ class Outcome:
     expires_ts: float | None = None
     policy_version: str | None = None  # of the policy that decided (an experiment's arm may run another)
     tallies: Tallies = field(default_factory=dict)
+    moments: list[Fired] = field(default_factory=list)  # what timed triggers decided at a visit (models/triggers)
 
     @property
     def segment(self) -> int | None:
@@ -94,6 +96,7 @@ class Personalizer:
                                        on_close=self._learn_from_outcome)
         self.policy: OfferPolicy = build_policy(self.settings.policy, self.settings, self.learners_by_name)
         self.experiment: RunningExperiment | None = None
+        self.moments = self._build_moments()
         self._refresh_hooks()
         # Business rules (models/rules/): the deployment's for everyone, an arm's own on top for its customers.
         self._rules: list[Rule] = configured_rules(self.settings)
@@ -116,19 +119,28 @@ class Personalizer:
         """Swap in learners (restored from a checkpoint); the policy is rebuilt on them."""
         self.learners = list(learners)
         self.policy = build_policy(self.settings.policy, self.settings, self.learners_by_name)
+        self.moments = self._build_moments()
         self._refresh_hooks()
-        self.run_experiment(self.experiment.config if self.experiment is not None else None)
+        config = self.experiment.config if self.experiment is not None else None
+        self.experiment = None
+        self.run_experiment(config)
+
+    def _build_moments(self) -> Moments:
+        return Moments(self.settings.triggers, lambda name: build_policy(name, self.settings, self.learners_by_name))
 
     def run_experiment(self, config: ExperimentConfig | None) -> None:
         """Decide by `config`'s arms from the next event on (None, or a stopped experiment: by PERSO_POLICY for
         everyone). Raises ValueError for an arm whose policy is not registered."""
         if config is None or not config.running:
+            self.moments.configure(None)
             self.experiment = None
             self._use_arm_rules({}, None)
         elif self.experiment is None or self.experiment.config != config:
             own_rules = arm_rules(config)  # a bad rule raises before anything changes
-            self.experiment = RunningExperiment(
+            experiment = RunningExperiment(
                 config, self.policy, lambda name: build_policy(name, self.settings, self.learners_by_name))
+            self.moments.configure(config)
+            self.experiment = experiment
             self._use_arm_rules(own_rules, config)
 
     def _rule_set(self, extra: list[Rule]) -> RuleSet:
@@ -186,6 +198,10 @@ class Personalizer:
             self.attribution.on_purchase(state, event, running.name if running is not None else None, tallies)
         for learner in self.learners:
             learner.learn_one(ctx)
+        triggers = self.moments.for_arm(arm) if self.moments.any else None
+        if triggers is not None:
+            for trigger in triggers.observing:
+                trigger.observe(state, event)
         policy = running.policy_of(arm) if running is not None and arm is not None else self.policy
         decision = self.guardrails.decide(policy, state, ctx.ts, ctx.outputs,
                                           self._arm_rules.get(arm.name) if arm is not None else None)
@@ -205,7 +221,7 @@ class Personalizer:
                 self._response.remember(state, ctx.ts, decision.examples, CANDIDATE_FEATURES)
             if running is not None and arm is not None and arm.policy == HOLDOUT:
                 self._record_ghosts(running, arm.name, state, event.event_id, ctx.ts, ctx.outputs, tallies)
-        self._schedule(state, max(ctx.ts, state.scored_ts))
+        self._schedule(state, max(ctx.ts, state.scored_ts), triggers)
         return outcome
 
     def tick(self, state: CustomerState, now_ts: float, watermark: float | None = None) -> Outcome:
@@ -219,8 +235,16 @@ class Personalizer:
         tallies: Tallies = {}
         if state.open_offers or state.pending_feedback:
             self.attribution.expire(state, now_ts if watermark is None else min(now_ts, watermark), tallies)
-        self._schedule(state, now_ts)
-        return Outcome(ctx.outputs, None, tallies=tallies)
+        fired: list[Fired] = []
+        triggers = None
+        if self.moments.any:
+            running = self.experiment
+            arm = running.arm_of(state.customer_id) if running is not None else None
+            triggers = self.moments.for_arm(arm)
+            if triggers.all:
+                fired = self._fire(state, now_ts, triggers, running, arm.name if arm is not None else None, tallies)
+        self._schedule(state, now_ts, triggers)
+        return Outcome(ctx.outputs, None, tallies=tallies, moments=fired)
 
     def catch_up(self, state: CustomerState, until_ts: float, max_visits: int = 64) -> Outcome | None:
         """Every visit the customer is due up to stream time `until_ts` (the watermark), each at its own time (as an
@@ -228,13 +252,50 @@ class Personalizer:
         shows. None when nothing was due. The worker calls this for the due customers of a partition."""
         visits = 0
         tallies: Tallies = {}
+        fired: list[Fired] = []
         while state.wake_ts is not None and state.wake_ts <= until_ts and visits < max_visits:
-            merge(tallies, self.tick(state, max(state.wake_ts, state.last_event_ts), watermark=until_ts).tallies)
+            visit = self.tick(state, max(state.wake_ts, state.last_event_ts), watermark=until_ts)
+            merge(tallies, visit.tallies)
+            fired.extend(visit.moments)
             visits += 1
         if not visits:
             return None
         state.scored_ts = max(state.scored_ts, until_ts)
-        return Outcome(self.scores(state, until_ts), None, tallies=tallies)
+        return Outcome(self.scores(state, until_ts), None, tallies=tallies, moments=fired)
+
+    def _fire(self, state: CustomerState, now_ts: float, triggers: TriggerSet, running: RunningExperiment | None,
+              arm: str | None, tallies: Tallies) -> list[Fired]:
+        """The triggers' moments due by `now_ts`: each decided once (through the Guardrails when it is sent, as a
+        ghost offer for the holdout), then spent whatever came of it."""
+        fired: list[Fired] = []
+        outputs: dict[str, Any] | None = None
+        for trigger in triggers.all:
+            moment = trigger.due(state)
+            if moment is None or moment.due_ts > now_ts:
+                continue
+            if outputs is None:
+                outputs = self.scores(state, now_ts)
+            ghost = trigger not in triggers.send
+            # A holdout's ghost is held to the same rules as if it were sent, but not counted against the caps.
+            decision = self.guardrails.decide(trigger, state, now_ts, outputs,
+                                              self._arm_rules.get(arm) if arm is not None else None,
+                                              channel=trigger.channel, record=not ghost)
+            trigger.spend(state, moment, now_ts, decision is not None)
+            if decision is None:
+                continue
+            offer_id = Offer.make_id(state.customer_id, moment.key)
+            expires = None
+            if running is not None and arm is not None:
+                self.attribution.join(state, running.name, arm, tallies)
+                expires = now_ts + self.attribution.window_s
+                self.attribution.record_offer(
+                    state, f"{offer_id}{GHOST}{trigger.name}" if ghost else offer_id, decision.item_id,
+                    self._price_of(decision.item_id), now_ts, running.name,
+                    ghost_arm(arm, trigger.name) if ghost else arm, not ghost, tallies)
+            if not ghost:
+                fired.append(Fired(trigger.name, moment.key, now_ts, decision, trigger.channel, True,
+                                   running.name if running is not None else None, arm, expires, trigger.version))
+        return fired
 
     def _record_ghosts(self, running: RunningExperiment, holdout: str, state: CustomerState, event_id: str,
                        ts: float, outputs: dict[str, Any], tallies: Tallies) -> None:
@@ -275,9 +336,9 @@ class Personalizer:
             outputs.update(learner.predict(state, now_ts))
         return outputs
 
-    def _schedule(self, state: CustomerState, now_ts: float) -> None:
+    def _schedule(self, state: CustomerState, now_ts: float, triggers: TriggerSet | None = None) -> None:
         """When the customer is next due a visit: re-scored after a while (longer as their silence grows) or
-        sooner if a learner needs it (a label whose horizon passes)."""
+        sooner if a learner needs it (a label whose horizon passes) or a trigger's moment comes."""
         state.scored_ts = now_ts
         silence = max(0.0, now_ts - state.last_event_ts)
         wake = now_ts + max(self.settings.rescore_min_s, self.settings.rescore_silence_fraction * silence)
@@ -288,6 +349,10 @@ class Personalizer:
         expiry = self.attribution.next_expiry(state) if state.open_offers or state.pending_feedback else None
         if expiry is not None and expiry < wake:
             wake = max(expiry, now_ts)
+        for trigger in triggers.all if triggers is not None else ():
+            due = trigger.next_due(state)
+            if due is not None and due < wake:
+                wake = max(due, now_ts)
         state.wake_ts = wake
 
     def model_versions(self) -> dict[str, str]:

@@ -110,7 +110,33 @@ class ModelSettings(BaseSettings):
     def promotions_text(self) -> str:
         return read_rules_file(self.promotions_file) if self.promotions_file is not None else self.promotions
 
-    @field_validator("learners", "plugins", mode="before")
+    # Triggers in time (models/triggers/, docs/offers.md "Moments"): offers decided by a timer, not an event.
+    triggers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="timed triggers that run for every customer when no experiment names "
+        "any (comma-separated: abandoned_cart, win_back); none by default: they message customers unprompted")
+    cart_reminder_minutes: float = Field(60.0, gt=0, description="abandoned cart: remind this long after an "
+                                         "add_to_cart not followed by a purchase of the item")
+    cart_episode_days: float = Field(7.0, gt=0, description="abandoned cart: an item added and not bought is one "
+                                     "episode (one reminder at most) for this long; re-adding it within is the same")
+    winback_days: float = Field(30.0, gt=0, description="win-back: a customer with no event for this long ...")
+    winback_min_churn: float = Field(0.7, ge=0, le=1, description="... and a churn risk at least this high gets "
+                                     "one win-back offer per lapse")
+
+    # Caps a marketer sets (models/policies/caps.py), besides the hourly one; 0 and empty: none.
+    offer_cap_per_day: int = Field(0, ge=0, description="offers per customer per day of event time, all channels "
+                                   "together (0: no daily cap)")
+    channel_caps: str = Field("", description="offers per customer per channel and window, e.g. "
+                              "'email:1/day,web:10/day' (windows: hour, day, week); timed triggers send on email")
+
+    @field_validator("channel_caps")
+    @classmethod
+    def _valid_channel_caps(cls, value: str) -> str:
+        from models.policies.caps import parse_channel_caps  # here: that package imports these settings
+
+        parse_channel_caps(value)
+        return value
+
+    @field_validator("learners", "plugins", "triggers", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):

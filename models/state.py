@@ -67,8 +67,9 @@ class CustomerState:
     offer_times: list[float] = field(default_factory=list)
     segment: int | None = None
     segment_ts: float = 0.0  # event time of the last segment assignment
-    # What learners keep per customer, by learner name (e.g. snapshots awaiting their delayed label). Values
-    # are immutable (tuples of plain values), replaced rather than changed: copies share them.
+    # What learners keep per customer, by learner name (e.g. snapshots awaiting their delayed label); timed
+    # triggers and the channel caps keep theirs here too, by their names. Values are immutable (tuples of plain
+    # values), replaced rather than changed: copies share them.
     learner_data: dict[str, Any] = field(default_factory=dict)
     # Customer timers: when the customer is due a visit without an event (re-scoring, labels to settle),
     # and the stream time the profile's scores were last computed at.

@@ -2,13 +2,18 @@
 
 `perso experiment start NAME --arms holdout:10,nbo:45,popular:45` stores one of these in Redis; running workers
 pick it up. An arm is `policy:share` (the arm is named after its policy) or `name=policy:share` (two arms of one
-policy, as an A/A test needs). Shares are percentages and sum to 100.
+policy, as an A/A test needs). Shares are percentages and sum to 100. A policy may be followed by timed triggers
+the arm runs, `policy+trigger+...` (e.g. `nbo+abandoned_cart:50`): an experiment that names any trigger decides
+which arms run which (the holdout records every named trigger's ghost offers); one that names none runs the
+deployment's `PERSO_TRIGGERS` in every arm but the holdout.
 
 >>> config = ExperimentConfig.start("spring", "holdout:10,nbo:45,popular:45")
 >>> [(arm.name, arm.policy, arm.share) for arm in config.arms]
 [('holdout', 'holdout', 10.0), ('nbo', 'nbo', 45.0), ('popular', 'popular', 45.0)]
 >>> ExperimentConfig.start("aa", "a=nbo:50,b=nbo:50").arms[1].name
 'b'
+>>> ExperimentConfig.start("cart", "a=nbo:50,b=nbo+abandoned_cart:50").arms[1].triggers
+('abandoned_cart',)
 >>> ExperimentConfig.start("bad", "holdout:10,nbo:80")
 Traceback (most recent call last):
 ValueError: arm shares add up to 90%, not 100%: holdout:10,nbo:80
@@ -37,6 +42,15 @@ class ArmSpec(BaseModel):
     share: float = Field(gt=0, le=100, description="percent of the experiment's customers")
     rules: str | None = Field(None, max_length=4000, description="include / exclude rules this arm's offers are "
                               "held to besides the deployment's (docs/offers.md), `;`-separated")
+    triggers: tuple[ArmName, ...] = Field((), max_length=8, description="timed triggers the arm runs (registered "
+                                          "trigger policies, e.g. abandoned_cart); none on the holdout")
+
+    @model_validator(mode="after")
+    def _holdout_sends_nothing(self) -> ArmSpec:
+        if self.policy == HOLDOUT and self.triggers:
+            raise ValueError(f"arm {self.name!r}: the holdout sends nothing, so it runs no trigger (it records the "
+                             f"other arms' triggers as ghost offers)")
+        return self
 
 
 class ExperimentConfig(BaseModel):
@@ -71,23 +85,27 @@ class ExperimentConfig(BaseModel):
         """A new experiment from the command line's arm list; a fresh random salt unless one is given. `rules`: an
         arm's own rules by arm name (checked where the rule language is, models/rules/). Raises ValueError with
         what is wrong."""
-        specs = []
+        specs: list[dict[str, object]] = []
         for part in (p.strip() for p in arms.split(",") if p.strip()):
             label, sep, share = part.rpartition(":")
             if not sep:
                 raise ValueError(f"arm {part!r} has no share: write policy:percent, e.g. nbo:45")
-            arm_name, _, policy = label.partition("=")
+            arm_name, named, policy = label.partition("=")
+            policy, *triggers = (policy if named else label).split("+")
             try:
                 value = float(share)
             except ValueError:
                 raise ValueError(f"arm {part!r}: the share {share!r} is not a number") from None
-            specs.append({"name": arm_name, "policy": policy or arm_name, "share": value})
+            # Unnamed, an arm is named after what it runs: `nbo+abandoned_cart` is the arm nbo-abandoned_cart.
+            spec: dict[str, object] = {"name": arm_name if named else "-".join([policy, *triggers]), "policy": policy,
+                                       "share": value}
+            specs.append({**spec, "triggers": tuple(triggers)} if triggers else spec)
         for arm_name, text in (rules or {}).items():
-            spec = next((spec for spec in specs if spec["name"] == arm_name), None)
-            if spec is None:
+            found = next((spec for spec in specs if spec["name"] == arm_name), None)
+            if found is None:
                 raise ValueError(f"rules for arm {arm_name!r}, but there is no arm named {arm_name!r} (arms: "
                                  f"{', '.join(str(spec['name']) for spec in specs)})")
-            spec["rules"] = text
+            found["rules"] = text
         try:
             return cls(name=name, arms=specs, salt=salt or secrets.token_hex(8),
                        started_at=now or datetime.now(UTC), holdout_policy=holdout_policy)

@@ -27,6 +27,10 @@ class Offer(BaseModel):
     experiment: str | None = Field(None, description="the experiment the customer is in when the offer was decided")
     arm: str | None = Field(None, description="the customer's arm of that experiment")
     probability: float = Field(1.0, gt=0, le=1, description="the probability with which the policy chose this item")
+    channel: str = Field("web", min_length=1, max_length=40, description="where the offer is meant to reach the "
+                         "customer: 'web' for an offer following their event, 'email' for a timed trigger's")
+    moment: str | None = Field(None, description="the timed trigger that decided it (abandoned_cart, win_back); "
+                               "its offer_id is `{customer_id}:{episode}` and trigger_event_id the episode")
 
     @staticmethod
     def make_id(customer_id: str, trigger_event_id: str) -> str:

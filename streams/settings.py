@@ -109,6 +109,11 @@ class WorkerSettings(BaseSettings):
     rescore_batch: int = Field(500, ge=1, description="customers re-scored per Redis round trip")
     rescore_budget_s: float = Field(0.8, gt=0, description="longest re-scoring goes on per interval; it lets "
                                     "batches in between its round trips")
+    live_clock: bool = Field(True, description="timers of a partition that is caught up on live records follow the "
+                             "wall clock (timed triggers fire on time with no new event); else, and in replays, "
+                             "stream time (the newest event time read)")
+    live_clock_grace_s: float = Field(2.0, ge=0, description="the live clock runs this far behind the wall clock, "
+                                      "so an event a little late still comes before a moment it ends")
     experiment_poll_s: float = Field(1.0, gt=0, description="running workers look this often for an experiment "
                                      "started or stopped (perso experiment start|stop)")
     cython_optimizations: bool = Field(True, description="Faust's opt-in repaired Cython fast paths (its stream "

@@ -1,6 +1,8 @@
 """From the counters an experiment's arms keep (one flat hash per arm, and per ghost arm of the holdout) to the
 report's inputs: each arm's counts, and for each arm of another policy than the holdout's, the holdout's ghost
-offers of that policy as the reference of its offer figures.
+offers of that policy as the reference of its offer figures. An arm that runs one timed trigger and no policy of
+its own (`none+abandoned_cart`) is compared with the holdout's ghost offers of that trigger (the reminded items
+bought anyway).
 
 >>> from schemas.experiments import ExperimentConfig
 >>> config = ExperimentConfig.start("x", "holdout:20,nbo:40,popular:40", holdout_policy="nbo")
@@ -18,6 +20,7 @@ from dataclasses import replace
 
 from models.experiments.attribution import ghost_arm
 from models.experiments.report import ArmCounts, FieldValue
+from models.policies.none import NoOffer
 from schemas.experiments import HOLDOUT, ExperimentConfig
 
 # What a ghost arm counts of its own; the rest (customers, revenue, buyers) is the holdout's.
@@ -28,7 +31,8 @@ OFFER_FIELDS = ("offers", "converted_offers", "converted_customers", "attributed
 def ghost_arms(config: ExperimentConfig) -> list[str]:
     """The names of the holdout's ghost arms this experiment keeps counters for."""
     holdouts = [arm.name for arm in config.arms if arm.policy == HOLDOUT]
-    policies = sorted({arm.policy for arm in config.arms if arm.policy not in (HOLDOUT, config.holdout_policy)})
+    policies = sorted({arm.policy for arm in config.arms if arm.policy not in (HOLDOUT, config.holdout_policy)}
+                      | {trigger for arm in config.arms for trigger in arm.triggers})
     return [ghost_arm(holdout, policy) for holdout in holdouts[:1] for policy in policies]
 
 
@@ -45,10 +49,16 @@ def arm_counts(config: ExperimentConfig, fields_of: Callable[[str], Fields]
     references: dict[str, ArmCounts] = {}
     if holdout is None:
         return arms, references
-    for counts in arms:
-        if counts.policy in (HOLDOUT, config.holdout_policy):
+    for counts, spec in zip(arms, config.arms, strict=True):
+        if counts.policy == HOLDOUT:
             continue
+        if spec.policy == NoOffer.name and len(spec.triggers) == 1:
+            offered_by = spec.triggers[0]  # the trigger's offers are all the arm's
+        elif counts.policy == config.holdout_policy:
+            continue
+        else:
+            offered_by = counts.policy
         ghost = ArmCounts.from_fields(holdout.arm, HOLDOUT, holdout.share,
-                                      fields_of(ghost_arm(holdout.arm, counts.policy)))
+                                      fields_of(ghost_arm(holdout.arm, offered_by)))
         references[counts.arm] = replace(holdout, **{name: getattr(ghost, name) for name in OFFER_FIELDS})
     return arms, references

@@ -13,15 +13,22 @@ from collections.abc import Callable, Mapping
 
 from models.experiments.assignment import ArmAssignment
 from models.policies import POLICIES, OfferPolicy
+from models.triggers import TriggerPolicy
 from schemas.experiments import HOLDOUT, ArmSpec, ExperimentConfig
 
 
 def check_policies(config: ExperimentConfig) -> None:
-    """Raise ValueError naming an arm whose policy is not registered (before the experiment is stored)."""
+    """Raise ValueError naming an arm whose policy or trigger is not registered (before the experiment is stored)."""
+    triggers = sorted(name for name, cls in POLICIES.items() if issubclass(cls, TriggerPolicy))
+    policies = sorted(name for name in POLICIES if name not in triggers)
     for arm in config.arms:
-        if arm.policy != HOLDOUT and arm.policy not in POLICIES:
-            raise ValueError(f"arm {arm.name!r}: unknown policy {arm.policy!r}; registered: holdout, "
-                             f"{', '.join(sorted(POLICIES))}")
+        if arm.policy != HOLDOUT and arm.policy not in policies:
+            hint = f" (a trigger: write nbo+{arm.policy})" if arm.policy in triggers else ""
+            raise ValueError(f"arm {arm.name!r}: unknown policy {arm.policy!r}{hint}; registered: holdout, "
+                             f"{', '.join(policies)}")
+        for name in arm.triggers:
+            if name not in triggers:
+                raise ValueError(f"arm {arm.name!r}: unknown trigger {name!r}; registered: {', '.join(triggers)}")
 
 
 class RunningExperiment:

@@ -52,6 +52,8 @@ class OfferPolicy(ABC):
     # True: the Personalizer keeps this policy's offers open for attribution even without an experiment, and
     # teaches the response learner what became of each (its decisions carry `features`).
     learns_from_outcomes: ClassVar[bool] = False
+    # True: a reminder (models/triggers/) of what the customer looked at; the Guardrails then let the last item seen be.
+    reminds: ClassVar[bool] = False
 
     @classmethod
     def from_settings(cls: type[P], settings: ModelSettings, learners: Mapping[str, Learner]) -> P:

@@ -23,19 +23,20 @@ import asyncio
 import heapq
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from models.experiments.attribution import ghost_arm
-from models.experiments.counts import arm_counts
+from models.experiments.counts import OFFER_FIELDS, arm_counts
 from models.experiments.report import ArmCounts, ExperimentReport, Lift, experiment_report, format_report
 from models.personalizer import Personalizer
 from models.policies import build_policy
+from models.policies.none import NoOffer
 from models.settings import ModelSettings
-from schemas.experiments import HOLDOUT, ExperimentConfig
+from schemas.experiments import HOLDOUT, ArmSpec, ExperimentConfig
 from streams.datasets.responses import ResponseModel
 from streams.datasets.synthetic import SyntheticShop, history
 from streams.storage.memory import InMemoryCustomerStore
@@ -107,7 +108,8 @@ async def simulate(days: float = 30.0, customers: int = 2000, arms: str = "holdo
             if customer is None or item is None:
                 continue
             recent = state.recent_items if state is not None else []
-            for kind, body in responses.answer(customer, offer.offer_id, item, recent, offer.event_ts.timestamp()):
+            for kind, body in responses.answer(customer, offer.offer_id, item, recent, offer.event_ts.timestamp(),
+                                               reminder=offer.moment == "abandoned_cart"):
                 push(kind, body)
         answered = len(published.offers)
     # Run every open offer's window out: visits at a stream time past the last expiry close them.
@@ -119,8 +121,14 @@ async def simulate(days: float = 30.0, customers: int = 2000, arms: str = "holdo
     counts, references = arm_counts(config, lambda arm: store.counters.get((name, arm), {}))
     report = experiment_report(name, counts, holdout_policy=config.holdout_policy, offer_references=references)
     holdout = next((arm.name for arm in config.arms if arm.policy == HOLDOUT), None)
-    ghost_counts = {policy: ArmCounts.from_fields(holdout, HOLDOUT, 1.0, store.counters.get(
-        (name, ghost_arm(holdout, policy)), {})) for policy in running.ghosts} if holdout else {}
+    ghost_counts: dict[str, ArmCounts] = {}
+    if holdout is not None:
+        # A ghost arm counts only its offers; its customers (and their revenue) are the holdout's.
+        held = ArmCounts.from_fields(holdout, HOLDOUT, 1.0, store.counters.get((name, holdout), {}))
+        for policy in [*running.ghosts, *personalizer.moments.triggers]:
+            ghost = ArmCounts.from_fields(holdout, HOLDOUT, 1.0, store.counters.get((name, ghost_arm(holdout, policy)),
+                                                                                  {}))
+            ghost_counts[policy] = replace(held, **{field: getattr(ghost, field) for field in OFFER_FIELDS})
     return SimulationResult(config, counts, report, events, len(published.offers), time.perf_counter() - started,
                             ghost_counts)
 
@@ -152,23 +160,60 @@ def print_simulation(settings: ModelSettings, days: float, customers: int, arms:
     say(format_report(result.report))
     if not truth:
         return result
+    reference = next(arm for arm in result.config.arms if arm.name == result.report.reference)
+    if reference.policy != HOLDOUT:
+        _print_truth_against(reference, result, days, customers, seed, settings, say)
+        return result
     say("planted truth: every customer in one arm, then every customer in the holdout, same seed")
     policies = sorted({arm.policy for arm in result.config.arms if arm.policy != HOLDOUT})
-    held = asyncio.run(simulate(days, customers, f"{HOLDOUT}:100", seed, settings, ghosts=policies))
+    # Every customer held out, recording ghost offers of the arms' policies and of their triggers.
+    triggers = sorted({trigger for arm in result.config.arms for trigger in arm.triggers})
+    held = asyncio.run(simulate(days, customers, f"{HOLDOUT}:100", seed,
+                                settings.model_copy(update={"triggers": triggers}), ghosts=policies))
     held_revenue = _revenue(held.counts[0])
     say(f"  holdout: conversion {_rate(held.counts[0]):.2%} ({settings.policy}'s items), revenue per customer "
         f"{held_revenue:.2f} with every customer held out")
     for arm in result.config.arms:
         if arm.policy == HOLDOUT:
             continue
-        held_rate = _rate(held.ghosts[arm.policy]) if arm.policy in held.ghosts else _rate(held.counts[0])
-        everyone = asyncio.run(simulate(days, customers, f"{arm.name}={arm.policy}:100", seed, settings))
+        offered_by = arm.triggers[0] if arm.policy == NoOffer.name and len(arm.triggers) == 1 else arm.policy
+        held_rate = _rate(held.ghosts[offered_by]) if offered_by in held.ghosts else _rate(held.counts[0])
+        everyone = asyncio.run(simulate(days, customers, f"{arm.name}={_runs(arm)}:100", seed, settings))
         rate, revenue = _rate(everyone.counts[0]), _revenue(everyone.counts[0])
         estimated = result.report.arm(arm.name)
         say(f"  {arm.name}, every customer in it: conversion lift {(rate - held_rate) * 100:+.2f} pp (estimated "
             f"{_shown(estimated.conversion_lift, 100)}), revenue per customer lift {revenue - held_revenue:+.2f} "
             f"(estimated {_shown(estimated.revenue_lift, 1)})")
     return result
+
+
+def _runs(arm: ArmSpec) -> str:
+    """What an arm runs, as the arm syntax writes it: its policy and its triggers (nbo+abandoned_cart)."""
+    return "+".join([arm.policy, *arm.triggers])
+
+
+def _print_truth_against(reference: ArmSpec, result: SimulationResult, days: float, customers: int, seed: int,
+                         settings: ModelSettings, say: Callable[[str], None]) -> None:
+    """The planted truth when the reference is not a holdout (`a=nbo:50,b=nbo+abandoned_cart:50`): every customer in
+    each arm in turn, same seed; an arm's true lift is the difference with the reference's run."""
+    say(f"planted truth: every customer in one arm, then every customer in the reference arm {reference.name}, "
+        f"same seed")
+    ref = asyncio.run(simulate(days, customers, f"{reference.name}={_runs(reference)}:100", seed, settings))
+    ref_rate, ref_revenue, ref_buyers = _rate(ref.counts[0]), _revenue(ref.counts[0]), _buyers(ref.counts[0])
+    for arm in result.config.arms:
+        if arm.name == reference.name:
+            continue
+        everyone = asyncio.run(simulate(days, customers, f"{arm.name}={_runs(arm)}:100", seed, settings))
+        rate, revenue, buyers = _rate(everyone.counts[0]), _revenue(everyone.counts[0]), _buyers(everyone.counts[0])
+        estimated = result.report.arm(arm.name)
+        say(f"  {arm.name}, every customer in it: conversion lift {(rate - ref_rate) * 100:+.2f} pp (estimated "
+            f"{_shown(estimated.conversion_lift, 100)}), buyers {(buyers - ref_buyers) * 100:+.2f} pp (estimated "
+            f"{_shown(estimated.buyer_lift, 100)}), revenue per customer {revenue - ref_revenue:+.2f} (estimated "
+            f"{_shown(estimated.revenue_lift, 1)})")
+
+
+def _buyers(counts: ArmCounts) -> float:
+    return counts.buyers / counts.customers if counts.customers else 0.0
 
 
 def _revenue(counts: ArmCounts) -> float:

@@ -65,6 +65,9 @@ class BatchHealth:
     def on_rescored(self, visited: int, gone: int) -> None:
         pass
 
+    def on_timed_offers(self, offers: int, undeliverable: int) -> None:
+        pass
+
     def completed(self) -> None:
         """A batch completed: whatever was failing has healed."""
         current = self.current

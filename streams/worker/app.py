@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 from typing import Any
 
 import faust
@@ -110,7 +111,8 @@ def create_app(settings: Settings) -> faust.App:
         stopping=lambda: bool(app.should_stop), rescore_batch=worker.rescore_batch,
         input_topics=kafka.input_topics,
         unread=lambda topic, partition, next_offset: _unread(app, topic, partition, next_offset),
-        promotion_budgets=PromotionBudgets(redis_client))
+        promotion_budgets=PromotionBudgets(redis_client),
+        live_clock=(lambda: time.time() - worker.live_clock_grace_s) if worker.live_clock else None)
     advertised = socket.gethostname() if worker.web_host in ("0.0.0.0", "::") else worker.web_host
     scheme = "https" if worker.web_tls_certfile is not None else "http"
     telemetry = WorkerTelemetry(counters, health, pipeline.personalizer.metrics, lambda: len(pipeline.cache),

@@ -14,6 +14,7 @@ from typing import Any
 
 from models.personalizer import Outcome
 from models.state import CustomerState
+from models.triggers import Fired
 from schemas.dead_letter import DeadLetter, encode_payload
 from schemas.events import CustomerEvent, EventRejected
 from schemas.offers import Offer
@@ -66,6 +67,22 @@ def offer_from(event: CustomerEvent, outcome: Outcome, model_versions: dict[str,
         decided_at=datetime.now(UTC), experiment=outcome.experiment, arm=outcome.arm,
         expires_at=datetime.fromtimestamp(outcome.expires_ts, UTC) if outcome.expires_ts is not None else None,
         probability=decision.probability,
+    )
+
+
+def offer_from_moment(customer_id: str, fired: Fired, outcome: Outcome, model_versions: dict[str, str]) -> Offer:
+    """A timed trigger's offer, decided at a visit (no event): its id is the same on every re-run of the visit."""
+    decision = fired.decision
+    propensity = outcome.propensity
+    expires = fired.expires_ts
+    return Offer(
+        offer_id=Offer.make_id(customer_id, fired.key), customer_id=customer_id, item_id=decision.item_id,
+        category=decision.category, score=round(decision.score, 6), reason=decision.reason, segment=outcome.segment,
+        segment_label=outcome.segment_label, propensity=round(propensity, 6) if propensity is not None else None,
+        model_versions={**model_versions, "decision": fired.version or fired.trigger}, trigger_event_id=fired.key,
+        event_ts=datetime.fromtimestamp(fired.ts, UTC), decided_at=datetime.now(UTC), experiment=fired.experiment,
+        arm=fired.arm, expires_at=datetime.fromtimestamp(expires, UTC) if expires is not None else None,
+        probability=decision.probability, channel=fired.channel, moment=fired.trigger,
     )
 
 

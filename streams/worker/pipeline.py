@@ -9,6 +9,12 @@ Order of effects per batch (the stream acks the batch's offsets only after `hand
 4. publish offers and dead letters and wait for the broker to acknowledge them;
 5. write states, profiles and applied event ids to Redis in one atomic script, and file each customer under its
    input partition's wake index (when it is next due a visit without an event).
+Timers and clocks: a batch's visits run in stream time (its partitions' watermarks). The timer that visits customers
+between batches (`rescore_due`) uses `timer_clock`: the watermark too, except on a partition caught up on live
+records when the worker has a `live_clock` (the wall clock, less a grace): there a timed trigger must fire on time
+though no new event moves stream time. Records marked historical (`perso replay --historical`), event times more
+than LIVE_WITHIN_S behind the wall clock, or records waiting unread keep the partition on stream time, so replays
+run as the timeline would.
 Before step 3, a batch visits the customers of its partitions whose wake time has passed by its newest event
 time, each visit at its own due time (Personalizer.catch_up); `rescore_due` does the same for partitions whose
 batches have stopped, up to their stream time (the newest event time read). Labels settle as horizons pass and
@@ -43,7 +49,7 @@ from streams.privacy import Pseudonymiser
 from streams.storage.promotions import PromotionBudgets
 from streams.storage.repository import CustomerRepository, CustomerUpdate, SeenWindow
 from streams.storage.state_cache import StateCache
-from streams.worker.contracts import RawRecord, dead_letter_from, offer_from, profile_from
+from streams.worker.contracts import RawRecord, dead_letter_from, offer_from, offer_from_moment, profile_from
 from streams.worker.dedup import OUTSIDE_WINDOW, triage
 from streams.worker.failures import Failure, classify, describe, is_record_too_large, root_cause
 from streams.worker.promotions import PromotionOffer, settle
@@ -56,6 +62,10 @@ T = TypeVar("T")
 PROCESSING_ERROR = "processing_error"
 OFFER_TOO_LARGE = "offer_too_large"
 RETRY_FIRST_S = 0.1
+# Records whose newest event time is this close to the wall clock are live (else a backlog or a replay).
+LIVE_WITHIN_S = 3600.0
+# The source a timed trigger's offer names when the broker refuses it (no input record triggered it).
+TIMER_TOPIC = "timer"
 
 
 class BatchFailed(Exception):
@@ -98,7 +108,8 @@ class BatchPipeline:
                  retry_max_s: float = 5.0, stopping: Callable[[], bool] = lambda: False,
                  rescore_batch: int = 500, input_topics: Sequence[str] = (),
                  unread: Callable[[str, int, int | None], bool] = lambda topic, partition, next_offset: False,
-                 promotion_budgets: PromotionBudgets | None = None) -> None:
+                 promotion_budgets: PromotionBudgets | None = None,
+                 live_clock: Callable[[], float] | None = None) -> None:
         self.personalizer = personalizer
         self.store = store
         self.publisher = publisher
@@ -117,6 +128,9 @@ class BatchPipeline:
         self.input_topics = tuple(input_topics)
         self.unread = unread
         self.promotion_budgets = promotion_budgets  # where promotions' budgets are reserved (when configured)
+        # The wall clock (less a grace) for the timers of caught-up live partitions; None: stream time only.
+        self.live_clock = live_clock
+        self.historical: dict[int, bool] = {}  # per partition: whether its latest batch's records were historical
         # Held for a whole batch: `forget` must not interleave with a batch that holds the customer's state,
         # and a model checkpoint must not catch a batch half-applied.
         self.lock = asyncio.Lock()
@@ -143,6 +157,8 @@ class BatchPipeline:
                 batch_end[record.partition] = event.epoch
         for partition, end in batch_end.items():
             self.clocks[partition] = max(end, self.clocks.get(partition, end))
+        for record in records:
+            self.historical[record.partition] = record.historical
         self._advance_topic_clocks(records, validated)
         # Customers due a visit by this batch's watermark (in a replay, stream time moves by hours per batch): their
         # visits come first, each at its own time, as the timeline would run them.
@@ -167,7 +183,7 @@ class BatchPipeline:
             dead.append(dead_letter_from(record, EventRejected(OUTSIDE_WINDOW, detail), received_at))
         loaded = time.perf_counter()
 
-        visits, gone, tallies = self._visits_due(visiting, marks)
+        visits, gone, tallies, timed = self._visits_due(visiting, marks)
         applied = self._apply(sorted_out.fresh, dead, received_at)
         if applied.promoted and self.promotion_budgets is not None:
             budgets = self.promotion_budgets
@@ -178,7 +194,11 @@ class BatchPipeline:
             merge(tallies, customer_tallies)
 
         processed = time.perf_counter()
-        undeliverable = await self._publish(applied.offers, dead, applied.trigger_of, waiting=len(records))
+        # Timed triggers' offers go out with the events' and before the states are saved: a crash before the save
+        # re-runs the visit, which decides the same offer (same offer_id); after it, the moment is spent.
+        offers = [offer for offer, _ in timed] + applied.offers
+        undeliverable = await self._publish(offers, dead, {**applied.trigger_of, **{o.offer_id: r for o, r in timed}},
+                                            waiting=len(records))
         published = time.perf_counter()
         partitions = {customer: events[0][0].partition for customer, events in applied.events.items()}
         partitions.update(visiting)
@@ -197,7 +217,7 @@ class BatchPipeline:
         latency = (datetime.now(UTC) - applied.offers[-1].event_ts).total_seconds() if applied.offers else None
         report = BatchReport(
             records=len(records), accepted=applied.accepted, duplicates=sorted_out.duplicates,
-            offers=len(applied.offers), dead_letter_reasons=reasons, undeliverable=undeliverable,
+            offers=len(offers), dead_letter_reasons=reasons, undeliverable=undeliverable,
             stage_seconds={"load": loaded - started, "process": processed - loaded, "publish": published - processed,
                            "save": saved - published},
             last_offer_latency_s=latency)
@@ -209,6 +229,7 @@ class BatchPipeline:
         self.cache.clear()
         self.clocks.clear()
         self.topic_clocks.clear()
+        self.historical.clear()
 
     # --- event time across input topics ------------------------------------------------------------
     def _advance_topic_clocks(self, records: Sequence[RawRecord], validated: Sequence[tuple[RawRecord, InputEvent]]
@@ -234,6 +255,20 @@ class BatchPipeline:
                 mark = min(mark, clock)
         return mark
 
+    def timer_clock(self, partition: int) -> float:
+        """The time the timer visits `partition`'s due customers up to: the watermark, or the live clock when the
+        partition's records are live (not historical, newest event time within LIVE_WITHIN_S of it) and none wait
+        unread (see the module's docstring)."""
+        mark = self.watermark(partition)
+        if self.live_clock is None or self.historical.get(partition, True):
+            return mark
+        now = self.live_clock()
+        if mark < now - LIVE_WITHIN_S or any(
+                self.unread(topic, partition, self.topic_clocks.get((topic, partition), (0.0, None))[1])
+                for topic in self.input_topics):
+            return mark
+        return max(mark, now)
+
     # --- customer timers --------------------------------------------------------------------------
     async def rescore_due(self, time_budget_s: float = 0.8) -> int:
         """Visit customers due a re-scoring in their partition's stream time, `rescore_batch` per round trip,
@@ -245,7 +280,7 @@ class BatchPipeline:
         for partition in list(self.clocks):
             while time.perf_counter() < deadline:
                 async with self.lock:
-                    done = await self._rescore_partition(partition, self.watermark(partition))
+                    done = await self._rescore_partition(partition, self.timer_clock(partition))
                 visited += done
                 if done < self.rescore_batch:
                     break
@@ -288,9 +323,21 @@ class BatchPipeline:
             return {}
         await self._until_done("load", lambda: self._load((), visiting), waiting=waiting,
                                outside_a_batch=outside_a_batch)
-        updates, gone, tallies = self._visits_due(visiting, dict(until))
-        await self._until_done("save", lambda: self.store.save(updates, visiting, tallies), waiting=waiting,
-                               outside_a_batch=outside_a_batch)
+        updates, gone, tallies, timed = self._visits_due(visiting, dict(until))
+        try:
+            if timed:  # published before the save, as a batch's offers are (see _handle)
+                undeliverable = await self._publish([offer for offer, _ in timed], [],
+                                                   {o.offer_id: r for o, r in timed}, waiting)
+                for sensor in self.sensors:
+                    sensor.on_timed_offers(len(timed), undeliverable)
+            await self._until_done("save", lambda: self.store.save(updates, visiting, tallies), waiting=waiting,
+                                   outside_a_batch=outside_a_batch)
+        except BaseException:
+            # Not saved: the cached states are ahead of Redis (their moments spent). Read them again next time, so
+            # the visit re-runs and re-decides the same offers.
+            for customer in visiting:
+                self.cache.discard(customer)
+            raise
         for partition, customers in gone.items():
             await self._until_done("save", lambda: self.store.drop_wakes(partition, customers),  # noqa: B023
                                    waiting=waiting, outside_a_batch=outside_a_batch)
@@ -299,30 +346,36 @@ class BatchPipeline:
         return {partition: len(customers) for partition, customers in found.items()}
 
     def _visits_due(self, visiting: dict[str, int], marks: dict[int, float]
-                    ) -> tuple[list[CustomerUpdate], dict[int, list[str]], Tallies]:
+                    ) -> tuple[list[CustomerUpdate], dict[int, list[str]], Tallies, list[tuple[Offer, RawRecord]]]:
+        """The visits of the due customers, by partition; also the timed triggers' offers they decided, each with a
+        stand-in record (where it came from, for a dead letter if the broker refuses it)."""
         updates: list[CustomerUpdate] = []
         gone: dict[int, list[str]] = {}
         tallies: Tallies = {}
+        timed: list[tuple[Offer, RawRecord]] = []
         now = datetime.now(UTC)
         by_partition: dict[int, list[str]] = {}
         for customer, partition in visiting.items():
             by_partition.setdefault(partition, []).append(customer)
         for partition, customers in by_partition.items():
-            visited, missing, counted = self._visit(customers, marks[partition], now)
+            visited, missing, counted, offers = self._visit(customers, marks[partition], now)
             updates.extend(visited)
             merge(tallies, counted)
+            timed.extend((offer, RawRecord(TIMER_TOPIC, partition, -1, offer.customer_id.encode(), None))
+                         for offer in offers)
             if missing:
                 gone[partition] = missing
-        return updates, gone, tallies
+        return updates, gone, tallies, timed
 
     def _visit(self, due: Sequence[str], until_ts: float, now: datetime
-               ) -> tuple[list[CustomerUpdate], list[str], Tallies]:
-        """Each due customer's visits up to `until_ts` (Personalizer.catch_up) and its new profile, and what the
-        visits counted (offers closed); the customers no longer stored (forgotten or expired since they were
-        filed) are returned apart."""
+               ) -> tuple[list[CustomerUpdate], list[str], Tallies, list[Offer]]:
+        """Each due customer's visits up to `until_ts` (Personalizer.catch_up) and its new profile, what the
+        visits counted (offers closed) and the offers timed triggers decided; the customers no longer stored
+        (forgotten or expired since they were filed) are returned apart."""
         updates: list[CustomerUpdate] = []
         gone: list[str] = []
         tallies: Tallies = {}
+        offers: list[Offer] = []
         for customer in due:
             state = self.cache.get(customer)
             if state is None:
@@ -333,8 +386,11 @@ class BatchPipeline:
                 outcome = self.personalizer.catch_up(state, until_ts)
                 profile = (profile_from(state, outcome, now, self.personalizer.explain(state, until_ts))
                            if outcome is not None else None)
+                moments = [offer_from_moment(customer, fired, outcome, self.personalizer.model_versions())
+                           for fired in outcome.moments] if outcome is not None else []
                 if outcome is not None:
                     merge(tallies, outcome.tallies)
+                offers.extend(moments)
             except Exception as error:
                 # Like a poisoned event: undone, and not retried before the customer's next event or a later
                 # visit (else every round would meet it again at once, forever).
@@ -344,7 +400,7 @@ class BatchPipeline:
                 profile = None
             # Without a profile (filed at an older time than its state's, or failed): filed again at its own.
             updates.append((state, profile, ()))
-        return updates, gone, tallies
+        return updates, gone, tallies, offers
 
     # --- stage 3: the models, one event at a time -------------------------------------------------
     def _apply(self, fresh: Sequence[tuple[RawRecord, InputEvent]], dead: list[DeadLetter],

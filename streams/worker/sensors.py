@@ -46,6 +46,9 @@ class PipelineSensor(Protocol):
     def on_rescored(self, visited: int, gone: int) -> None:
         """A re-scoring round visited customers due in stream time (`gone`: filed, but forgotten or expired)."""
 
+    def on_timed_offers(self, offers: int, undeliverable: int) -> None:
+        """A re-scoring round outside a batch published timed triggers' offers (a batch's are in its report)."""
+
 
 @dataclass
 class BatchCounters:
@@ -89,3 +92,7 @@ class BatchCounters:
 
     def on_rescored(self, visited: int, gone: int) -> None:
         self.rescored += visited
+
+    def on_timed_offers(self, offers: int, undeliverable: int) -> None:
+        self.offers += offers
+        self.undeliverable += undeliverable

@@ -1,0 +1,97 @@
+"""The timer's clock: stream time in replays and backlogs, the wall clock (less a grace) on a caught-up live
+partition; and a timer round that cannot save sends its reminder again, with the same offer_id."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+
+from models.personalizer import Personalizer
+from models.settings import ModelSettings
+from streams.storage.memory import InMemoryCustomerStore
+from streams.worker.contracts import RawRecord
+from streams.worker.pipeline import LIVE_WITHIN_S, BatchFailed, BatchPipeline
+from streams.worker.publisher import InMemoryPublisher
+from tests.helpers import T0, click
+
+NOW = T0.timestamp() + 10.0  # the wall clock of these tests: 10 s after the event
+
+
+def pipeline(live: bool = True, unread: bool = False) -> tuple[BatchPipeline, InMemoryPublisher]:
+    published = InMemoryPublisher()
+    personalizer = Personalizer(ModelSettings(triggers=["abandoned_cart"], cart_reminder_minutes=0.05))
+    return BatchPipeline(personalizer, InMemoryCustomerStore(), published, lambda topic: topic,
+                         input_topics=["clickstream"], unread=lambda topic, partition, offset: unread,
+                         live_clock=(lambda: NOW) if live else None), published
+
+
+def add_to_cart(historical: bool = False, at_ts: float = T0.timestamp()) -> RawRecord:
+    from datetime import UTC, datetime
+
+    body = click(kind="add_to_cart", item="tea", category="grocery", price=3.5, at=datetime.fromtimestamp(at_ts, UTC))
+    return RawRecord("clickstream", 0, 0, b"c1", orjson.dumps(body), historical)
+
+
+def reminders_after_a_sweep(p: BatchPipeline, published: InMemoryPublisher, record: RawRecord) -> list[str]:
+    asyncio.run(p.handle([record]))
+    asyncio.run(p.rescore_due())
+    return [offer.offer_id for offer in published.offers if offer.moment == "abandoned_cart"]
+
+
+def test_a_caught_up_live_partition_fires_on_the_wall_clock() -> None:
+    p, published = pipeline()
+    assert p.timer_clock(0) == float("-inf")  # nothing read yet: stream time
+    assert len(reminders_after_a_sweep(p, published, add_to_cart())) == 1  # due 3 s after the add; now is 10 s after
+    assert p.timer_clock(0) == NOW
+
+
+def test_without_a_live_clock_the_timer_keeps_stream_time() -> None:
+    p, published = pipeline(live=False)
+    assert reminders_after_a_sweep(p, published, add_to_cart()) == []
+    assert p.timer_clock(0) == T0.timestamp()
+
+
+def test_historical_records_keep_stream_time() -> None:
+    p, published = pipeline()
+    assert reminders_after_a_sweep(p, published, add_to_cart(historical=True)) == []
+
+
+def test_records_waiting_unread_keep_stream_time() -> None:
+    p, published = pipeline(unread=True)
+    assert reminders_after_a_sweep(p, published, add_to_cart()) == []
+
+
+def test_old_records_are_not_live() -> None:
+    p, published = pipeline()
+    old = T0.timestamp() - LIVE_WITHIN_S - 60.0
+    assert reminders_after_a_sweep(p, published, add_to_cart(at_ts=old)) == []
+    assert p.timer_clock(0) == old
+
+
+class SaveFailsOnce(InMemoryCustomerStore):
+    """A store whose next save fails for a reason that cannot heal: the timer's round stops before its save."""
+
+    fail = False
+
+    async def save(self, *args: object, **kwargs: object) -> None:  # type: ignore[override]
+        if self.fail:
+            self.fail = False
+            raise KeyError("a bug in the save")
+        await super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_round_that_cannot_save_resends_the_same_reminder_and_then_nothing_more() -> None:
+    store, published = SaveFailsOnce(), InMemoryPublisher()
+    personalizer = Personalizer(ModelSettings(triggers=["abandoned_cart"], cart_reminder_minutes=0.05))
+    p = BatchPipeline(personalizer, store, published, lambda topic: topic, input_topics=["clickstream"],
+                      live_clock=lambda: NOW)
+    asyncio.run(p.handle([add_to_cart()]))
+    store.fail = True
+    with pytest.raises(BatchFailed):
+        asyncio.run(p.rescore_due())  # published, then not saved
+    first = [offer.offer_id for offer in published.offers]
+    asyncio.run(p.rescore_due())  # the visit runs again from the saved state
+    asyncio.run(p.rescore_due())
+    assert len(first) == 1 and [offer.offer_id for offer in published.offers] == first * 2
