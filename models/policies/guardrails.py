@@ -53,7 +53,7 @@ class Guardrails:
                    caps=OfferCaps(settings.offer_cap_per_day, parse_channel_caps(settings.channel_caps)))
 
     def decide(self, policy: OfferPolicy, state: CustomerState, now_ts: float, outputs: Mapping[str, Any],
-               rules: RuleSet | None = None, channel: str = DEFAULT_CHANNEL, record: bool = True
+               rules: RuleSet | None = None, *, channel: str = DEFAULT_CHANNEL, record: bool = True
                ) -> Decision | None:
         """The policy's choice held to these rules, recorded on the state when it goes out on `channel`. `rules`: an
         experiment arm's rule set (the deployment's and the arm's), instead of the deployment's. `record` False: a

@@ -31,23 +31,23 @@ def rails(**caps: object) -> Guardrails:
 
 def test_the_daily_cap_counts_every_channel_in_event_time() -> None:
     guard, policy, state = rails(per_day=3), Always(), CustomerState("c1")
-    sent = [guard.decide(policy, state, t * HOUR, {}, channel) is not None
+    sent = [guard.decide(policy, state, t * HOUR, {}, channel=channel) is not None
             for t, channel in [(0, "web"), (1, "email"), (2, "web"), (3, "web"), (23.9, "email"), (24.0, "web")]]
     assert sent == [True, True, True, False, False, True]  # the first offer leaves the 24-hour window at 24h
 
 
 def test_a_channel_cap_holds_only_its_channel() -> None:
     guard, policy, state = rails(channels=parse_channel_caps("email:1/day,web:2/hour")), Always(), CustomerState("c")
-    assert guard.decide(policy, state, 0.0, {}, "email") is not None
-    assert guard.decide(policy, state, HOUR, {}, "email") is None
-    assert [guard.decide(policy, state, HOUR + n, {}, "web") is not None for n in range(3)] == [True, True, False]
-    assert guard.decide(policy, state, DAY, {}, "email") is not None
+    assert guard.decide(policy, state, 0.0, {}, channel="email") is not None
+    assert guard.decide(policy, state, HOUR, {}, channel="email") is None
+    assert [guard.decide(policy, state, HOUR + n, {}, channel="web") is not None for n in range(3)] == [True, True, False]
+    assert guard.decide(policy, state, DAY, {}, channel="email") is not None
 
 
 def test_the_record_stays_bounded() -> None:
     guard, policy, state = rails(per_day=5, channels=parse_channel_caps("email:2/week")), Always(), CustomerState("c")
     for n in range(1000):
-        guard.decide(policy, state, n * HOUR, {}, "web" if n % 3 else "email")
+        guard.decide(policy, state, n * HOUR, {}, channel="web" if n % 3 else "email")
     record = dict(state.learner_data[KEY])
     assert record and all(len(times) <= 5 for times in record.values())  # at most the largest cap per channel
     assert all(999 * HOUR - t < 7 * DAY for times in record.values() for t in times)  # none older than a week
@@ -56,7 +56,7 @@ def test_the_record_stays_bounded() -> None:
 
 def test_no_caps_configured_keeps_no_record() -> None:
     guard, policy, state = rails(), Always(), CustomerState("c1")
-    guard.decide(policy, state, 0.0, {}, "email")
+    guard.decide(policy, state, 0.0, {}, channel="email")
     assert KEY not in state.learner_data
 
 
