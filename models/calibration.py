@@ -3,7 +3,9 @@
 Labels are counted in bins of the raw score's logit (equal width, so the tails keep resolution), with a slow
 decay so the map follows drift; every `refit_every` labels the bins' observed rates are made monotonic with
 pool-adjacent-violators (isotonic regression) and the raw score is mapped by interpolating between bins.
-Until `min_labels` have been seen the raw score passes through.
+Until `min_labels` have been seen the raw score is shrunk toward the labels' base rate, the less the more labels
+there are: a classifier that has seen a handful of labels can say 1e-13, which no one should read as a
+probability (a win-back threshold on churn risk never fired in a small shop).
 
 >>> import random
 >>> rng = random.Random(1)
@@ -85,10 +87,27 @@ class IsotonicBins:
         return points
 
     def transform(self, raw: float) -> float:
+        """The calibrated probability of a raw score.
+
+        >>> warming = IsotonicBins(min_labels=100)
+        >>> for label in [True] + [False] * 9:  # a base rate of 0.1 so far
+        ...     warming.learn_one(0.5, label)
+        >>> round(warming.transform(1e-13), 3), round(warming.transform(0.9), 3)  # 10 of 100 labels: mostly the rate
+        (0.09, 0.18)
+        """
         points = self._fitted
         if not points:
-            return raw
+            return self._warming_up(raw)
         return min(1.0, max(0.0, self._mapped(raw, points) + TIE_BREAK * (raw - 0.5)))
+
+    def _warming_up(self, raw: float) -> float:
+        # A blend that keeps the raw score's order (the ranking is the classifier's) and its scale once there
+        # are enough labels to calibrate.
+        total = sum(self.totals)
+        if total <= 0:
+            return raw
+        trust = min(1.0, self.n_learned / self.min_labels)
+        return trust * raw + (1.0 - trust) * sum(self.positives) / total
 
     @staticmethod
     def _mapped(raw: float, points: list[tuple[float, float]]) -> float:
