@@ -116,9 +116,10 @@ class WorkerSettings(BaseSettings):
                                       "so an event a little late still comes before a moment it ends")
     experiment_poll_s: float = Field(1.0, gt=0, description="running workers look this often for an experiment "
                                      "started or stopped (perso experiment start|stop)")
-    cython_optimizations: bool = Field(True, description="Faust's opt-in repaired Cython fast paths (its stream "
-                                       "iterator takes values already queued): +4-9% events/s measured "
-                                       "(docs/benchmarks.md); false gives Faust's released behaviour")
+    cython_optimizations: bool = Field(False, description="Faust's opt-in repaired Cython fast paths (its stream "
+                                       "iterator takes values already queued): +4-9% events/s measured, but a "
+                                       "soak with it on stalled (docs/benchmarks.md); off is Faust's released "
+                                       "behaviour")
     historical_replays: bool = Field(True, description="accept events of any age on records that `perso replay "
                                      "--historical` marked; live records keep the bound (2000-01-01)")
     web_enabled: bool = True

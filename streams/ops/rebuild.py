@@ -40,6 +40,7 @@ async def rebuild(settings: Settings, to: str = "earliest") -> dict[str, Any]:
         deleted = {pattern: await _unlink_matching(client, pattern) for pattern in keys.DERIVED_KEY_PATTERNS}
         deleted["checkpoint"] = await CheckpointStore(client, settings.app_id).delete()
         deleted["stats"] = await _unlink_matching(client, keys.stats_prefix(settings.app_id) + "*")
+        deleted["stats"] += int(await client.unlink(keys.workers_key(settings.app_id)))
     finally:
         await client.aclose()
     return {"offsets": {f"{tp.topic}/{tp.partition}": off for tp, off in sorted(offsets.items())},

@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from schemas.experiments import ExperimentConfig
 from streams.security import kafka_options, redis_async, start_or_close
 from streams.settings import Settings
-from streams.storage import keys
+from streams.storage import worker_stats
 from streams.storage.checkpoints import CheckpointStore
 from streams.storage.experiments import ExperimentStore
 
@@ -125,16 +125,12 @@ class StatusReport:
 async def worker_reports(client: aioredis.Redis, app_id: str) -> list[WorkerReport]:
     reports = []
     now = time.time()
-    prefix = keys.stats_prefix(app_id)
-    async for key in client.scan_iter(match=prefix + "*", count=100):
-        raw: dict[bytes, bytes] = await client.hgetall(key)  # type: ignore[assignment]
-        fields = {k.decode(): v for k, v in raw.items()}
+    for name, fields in await worker_stats.read_all(client, app_id):
         reasons = orjson.loads(fields.pop("dead_letter_reasons", b"{}"))
         health = orjson.loads(fields.pop("health", b"{}"))
         failures = orjson.loads(fields.pop("batch_failures", b"{}"))
         web_url = fields.pop("web_url", b"").decode() or None
         values = {k: float(v) for k, v in fields.items()}
-        name = key.decode().removeprefix(prefix)
         reports.append(WorkerReport(name, now - values.get("updated_at", 0.0), values, reasons, health, failures,
                                     web_url))
     return sorted(reports, key=lambda r: r.name)

@@ -82,6 +82,12 @@ def stats_key(app_id: str, host: str, pid: int) -> str:
     return f"{stats_prefix(app_id)}{host}:{pid}"
 
 
+def workers_key(app_id: str) -> str:
+    """A sorted set of the stats hashes' keys by when each was last refreshed: how readers find the workers
+    without a SCAN of the whole keyspace (streams/storage/worker_stats.py)."""
+    return f"perso:workers:{app_id}"
+
+
 def forget_channel(app_id: str) -> str:
     """Pub/sub channel on which `perso forget` tells running workers to drop a cached customer."""
     return f"perso:{app_id}:forget"

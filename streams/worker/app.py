@@ -124,8 +124,8 @@ def create_app(settings: Settings) -> faust.App:
     experiment_watcher = ExperimentWatcher(experiments, pipeline, worker.experiment_poll_s)
     checkpoints = ModelCheckpoints(CheckpointStore(redis_client, settings.app_id), pipeline, telemetry,
                                    lambda: counters.accepted)
-    stats = StatsPublisher(redis_client, keys.stats_key(settings.app_id, socket.gethostname(), os.getpid()),
-                           telemetry)
+    stats = StatsPublisher(redis_client, settings.app_id,
+                           keys.stats_key(settings.app_id, socket.gethostname(), os.getpid()), telemetry)
     forget = ForgetListener(redis_client, keys.forget_channel(settings.app_id), pipeline)
     catalog = CatalogFollower(kafka, pipeline.personalizer.catalog, CatalogStore(redis_client),
                               publisher=KafkaPublisher(send, kafka.offers_topic, kafka.dead_letter_topic))

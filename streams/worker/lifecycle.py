@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 
 from schemas.experiments import ExperimentConfig
 from streams.observability.telemetry import WorkerTelemetry
+from streams.storage import worker_stats
 from streams.storage.checkpoints import CheckpointStore
 from streams.storage.experiments import ExperimentStore
 from streams.worker.contracts import RawRecord
@@ -31,7 +32,6 @@ log = logging.getLogger(__name__)
 EXIT_BATCH_FAILED = 75
 STATS_LOG_S = 10.0
 # A stopped worker's stats hash disappears after this; `status` shows stale ones with their age.
-STATS_TTL_S = 120
 
 
 def stop_without_committing(error: BaseException, records: Sequence[RawRecord]) -> NoReturn:
@@ -111,8 +111,9 @@ class StatsPublisher:
     """Every second: the worker's figures to its stats hash in Redis (for `perso status`); a log line every
     STATS_LOG_S, and a warning while degraded."""
 
-    def __init__(self, client: aioredis.Redis, key: str, telemetry: WorkerTelemetry) -> None:
+    def __init__(self, client: aioredis.Redis, app_id: str, key: str, telemetry: WorkerTelemetry) -> None:
         self.client = client
+        self.app_id = app_id
         self.key = key
         self.telemetry = telemetry
         self._last_logged = 0.0
@@ -122,8 +123,7 @@ class StatsPublisher:
         telemetry.tick()
         try:  # stats must never stop the worker
             async with self.client.pipeline(transaction=True) as pipe:
-                pipe.hset(self.key, mapping=telemetry.stats_hash())  # type: ignore[arg-type]
-                pipe.expire(self.key, STATS_TTL_S)
+                worker_stats.write(pipe, self.app_id, self.key, telemetry.stats_hash())
                 await pipe.execute()
             telemetry.stats_written(None)
         except Exception as error:
@@ -135,7 +135,7 @@ class StatsPublisher:
     async def remove(self) -> None:
         """A stopped worker must not look alive to `status` and `rebuild`."""
         with contextlib.suppress(Exception):
-            await self.client.delete(self.key)
+            await worker_stats.remove(self.client, self.app_id, self.key)
 
     def _log(self) -> None:
         t, s = self.telemetry, self.telemetry.counters

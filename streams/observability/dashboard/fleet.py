@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from streams.storage import keys
+from streams.storage import worker_stats
 
 # A worker whose stats are older than this is not running (the same bound as `perso status`).
 ALIVE_S = 5.0
@@ -52,17 +52,13 @@ class Fleet:
 
 async def read_fleet(client: aioredis.Redis, app_id: str) -> Fleet:
     now = time.time()
-    prefix = keys.stats_prefix(app_id)
     workers = []
-    async for key in client.scan_iter(match=prefix + "*", count=100):
-        raw: dict[bytes, bytes] = await client.hgetall(key)  # type: ignore[assignment]
-        fields = {k.decode(): v for k, v in raw.items()}
+    for name, fields in await worker_stats.read_all(client, app_id):
         reasons = orjson.loads(fields.pop("dead_letter_reasons", b"{}"))
         health = orjson.loads(fields.pop("health", b"{}"))
         fields.pop("batch_failures", None)
         fields.pop("web_url", None)
         values = {k: float(v) for k, v in fields.items()}
-        name = (key.decode() if isinstance(key, bytes) else str(key)).removeprefix(prefix)
         workers.append({"name": name, "age_s": round(now - values.get("updated_at", 0.0), 1), "values": values,
                         "dead_letter_reasons": reasons, "health": health.get("status", "unknown")})
     return Fleet(sorted(workers, key=lambda w: w["name"]))
