@@ -90,10 +90,12 @@ def main() -> int:
     with open(log, "wb") as out:  # the worker keeps its own copy of the descriptor
         worker = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warn"], cwd=ROOT,
                                   env=env, stdout=out, stderr=subprocess.STDOUT)
-    feed = subprocess.Popen([sys.executable, "-m", "streams.cli", "feed", "--rate", str(args.rate),
-                             "--duration", str(args.minutes * 60), "--customers", str(args.customers),
-                             "--prefix", f"soak{run}-"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    # The feed's progress goes to a file: a pipe nobody reads fills up after a while and blocks the feed.
+    feed_log = results / f"soak-feed-{run}.log"
+    with open(feed_log, "wb") as out:
+        feed = subprocess.Popen([sys.executable, "-m", "streams.cli", "feed", "--rate", str(args.rate),
+                                 "--duration", str(args.minutes * 60), "--customers", str(args.customers),
+                                 "--prefix", f"soak{run}-"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     rows: list[dict[str, float]] = []
     started = time.monotonic()
     sent: int | None = None
@@ -108,20 +110,23 @@ def main() -> int:
             rows.append(row)
             print(" ".join(f"{k}={v:g}" for k, v in row.items()), flush=True)
             if sent is None and feed.poll() is not None:
-                output = feed.stdout.read() if feed.stdout else ""
+                output = feed_log.read_text()
                 found = re.findall(r"sent (\d+) events", output)  # progress lines, then the report: the last
                 if not found:
                     raise SystemExit(f"the feed ended without its report: {output[-500:]}")
                 sent = int(found[-1])
             if sent is not None and row["accepted"] + row["dead_letters"] + row["duplicates"] >= sent:
                 break
-            if sent is not None and time.monotonic() - started > args.minutes * 60 + 600:
+            if time.monotonic() - started > args.minutes * 60 + 600:
                 break  # drained or not, stop: the summary says what is missing
     finally:
         feed.kill()
         worker.terminate()
         worker.wait(timeout=60)
         delete_customers(client, [f"soak{run}-"])
+    if sent is None:  # the feed was still running when the time ran out: its last progress line
+        found = re.findall(r"sent (\d+) events", feed_log.read_text())
+        sent = int(found[-1]) if found else None
     with open(results / "soak.csv", "w", newline="") as out:
         writer = csv.DictWriter(out, fieldnames=FIELDS)
         writer.writeheader()
