@@ -96,6 +96,13 @@ def assigned(settings: Settings, worker: Worker) -> int:
 def test_each_abandoned_cart_gets_one_reminder_across_a_join_and_a_kill(stack: Settings, tmp_path: Path) -> None:
     settings = isolated(stack, "rebalance", redis_db=14, triggers=["abandoned_cart"],
                         cart_reminder_minutes=float(DELAY_MIN), partitions=PARTITIONS)
+    # The engine owns its Redis database (streams/storage/keys.py): the wake index is per partition, not per app,
+    # so customers another test left due in this database would be visited first and hold the reminders back.
+    client = redis.Redis.from_url(settings.redis.redis_url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
     every_partition = PARTITIONS * len(settings.kafka.input_topics)
     a = start_ready(settings, tmp_path / "worker-a.log", probe_at=T0)
     b = Worker(settings, tmp_path / "worker-b.log")
