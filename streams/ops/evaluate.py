@@ -24,6 +24,10 @@ from schemas.offers import Offer
 from streams.datasets.synthetic import SyntheticShop, history
 from streams.ops.log_sources import read_file
 
+# The synthetic log ends at a fixed moment, not now: its day boundaries (daily caps, weekly rhythm) then fall
+# at the same instants on every run, so a seed reproduces its figures to the last digit.
+SYNTHETIC_LOG_END = 1_780_272_000.0  # 2026-06-01T00:00:00Z
+
 
 @dataclass
 class EvaluationRun:
@@ -67,7 +71,7 @@ def run_evaluation(settings: ModelSettings, log: str = "synthetic", days: float 
         events: list[Any] = list(read_tafeng())
     else:
         shop = SyntheticShop(n_customers=customers, seed=seed)
-        log_events = history(shop, days, time.time() - days * 86_400)
+        log_events = history(shop, days, SYNTHETIC_LOG_END - days * 86_400)
         events = [parse_event(kind, orjson.dumps(body)) for kind, body in log_events]
         planted = {c.customer_id: c.segment for c in shop.customers}
     began = time.monotonic()

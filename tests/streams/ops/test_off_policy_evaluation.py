@@ -35,11 +35,14 @@ def test_another_policy_s_estimate_agrees_with_what_its_own_items_would_have_hit
     ips = result.estimates["ips"]
     assert result.scored_offers > 5_000 and ips.effective_offers > 500
     assert result.direct_rate is not None
-    assert ips.low <= result.direct_rate <= ips.high, result.as_dict()
-    # nbo offers what the exploring logger never did at some moments: the mean weight says so, and SNIPS,
-    # which divides by it, reads high.
+    # nbo offers what the exploring logger never did at some moments (it explores only among its own top five):
+    # the mean weight says so. IPS counts those moments as misses and reads low; SNIPS, which divides by the mean
+    # weight, describes only the moments the two agree on and reads high. The truth lies between them. (Whether IPS's
+    # interval alone covers it depends on how much of nbo's choice the logger left out: 0.3-0.5 of it here, so it
+    # is not asserted; interval coverage where the logger covers the target is tested on a planted truth in
+    # tests/models/evaluation/test_off_policy.py.)
     assert ips.mean_weight < 0.9
-    assert result.estimates["snips"].value > ips.value
+    assert ips.low <= result.direct_rate <= result.estimates["snips"].value, result.as_dict()
 
 
 def test_a_bad_line_is_named_and_nothing_is_guessed(tmp_path: Path) -> None:
