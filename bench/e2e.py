@@ -28,6 +28,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -60,6 +62,43 @@ def worker_counters(client: redis.Redis, app_id: str, pid: int) -> dict[str, flo
         except ValueError:  # JSON fields (dead letter reasons, health), not counters
             continue
     return numbers
+
+
+@dataclass
+class Drain:
+    """A worker draining a preloaded backlog: when it took its first batch, and how long the rest took."""
+
+    joined_s: float  # from start to the first batch (group join, recovery)
+    first_records: float
+    seconds: float  # from the first batch to the last record
+
+    def rate(self, events: int) -> float:
+        """Events/s after the first batch (the join is not the engine's speed)."""
+        return (events - self.first_records) / max(self.seconds, 1e-9)
+
+
+def drain(client: redis.Redis, app_id: str, proc: subprocess.Popen[bytes], events: int,
+          on_first: Callable[[], None] | None = None, timeout_s: float = 900.0, log: Path | None = None) -> Drain:
+    """Wait until the worker `proc` has taken `events` records, polling its stats hash every 0.2 s; `on_first`
+    runs once at its first batch (a profiler, say). Exits the bench if the worker dies or times out."""
+    started = time.monotonic()
+    first: tuple[float, float] | None = None
+    while True:
+        done = worker_counters(client, app_id, proc.pid).get("records", 0)
+        if done and first is None:
+            first = (time.monotonic(), done)
+            if on_first is not None:
+                on_first()
+                continue
+        if done >= events:
+            break
+        if proc.poll() is not None:
+            raise SystemExit(f"the worker exited with {proc.returncode}" + (f"; see {log}" if log else ""))
+        if time.monotonic() - started > timeout_s:
+            raise SystemExit(f"timed out with {done:.0f} of {events} processed")
+        time.sleep(0.2)
+    assert first is not None
+    return Drain(first[0] - started, first[1], time.monotonic() - first[0])
 
 
 def batch_stages(before: dict[str, float], after: dict[str, float]) -> dict[str, object] | None:
@@ -187,29 +226,17 @@ def main() -> int:
         worker = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warn"],
                                   cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        started = time.monotonic()
-        first_at = None
-        while True:
-            counters = worker_counters(client, settings.app_id, worker.pid)
-            done = counters.get("records", 0)
-            if done and first_at is None:
-                first_at, first_done = time.monotonic(), done
-                print(f"worker joined and started after {first_at - started:.1f}s", flush=True)
-                if args.profile:
-                    stacks = worker_profile.sample(worker.pid, args.profile)
-                    (ROOT / "bench" / "results" / "worker-profile.txt").write_text(stacks)  # py-spy collapsed
-                    profile = worker_profile.breakdown(stacks)
-                    continue
-            if done >= feed.sent:
-                break
-            if worker.poll() is not None:
-                raise SystemExit(f"worker exited; see {log_path}")
-            if time.monotonic() - started > 900:
-                raise SystemExit(f"timed out with {done} of {feed.sent} processed")
-            time.sleep(0.2)
-        assert first_at is not None
-        drained = time.monotonic() - first_at
-        throughput = (feed.sent - first_done) / drained
+        def profile_first_batches() -> None:
+            nonlocal profile
+            if args.profile:
+                stacks = worker_profile.sample(worker.pid, args.profile)
+                (ROOT / "bench" / "results" / "worker-profile.txt").write_text(stacks)  # py-spy collapsed
+                profile = worker_profile.breakdown(stacks)
+
+        drained_run = drain(client, settings.app_id, worker, feed.sent, on_first=profile_first_batches, log=log_path)
+        drained = drained_run.seconds
+        throughput = drained_run.rate(feed.sent)
+        print(f"worker took its first batch {drained_run.joined_s:.1f}s after it started", flush=True)
         print(f"drained {feed.sent} events in {drained:.1f}s after the first batch", flush=True)
         if not args.no_bare:
             bare_rates.append(bare_agent_rate(env, client, feed.sent, "bare2"))

@@ -18,7 +18,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -26,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from e2e import bare_agent_rate, delete_customers, worker_counters  # noqa: E402
+from e2e import bare_agent_rate, delete_customers, drain  # noqa: E402
 
 from streams.devstack.feed import run_feed  # noqa: E402
 from streams.devstack.stack import create_topics  # noqa: E402
@@ -44,22 +43,10 @@ def engine_rate(env: dict[str, str], events: int, label: str) -> float:
     proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warn"], cwd=ROOT,
                             env=worker_env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
-        first: tuple[float, float] | None = None
-        started = time.monotonic()
-        while True:
-            done = worker_counters(client, app_id, proc.pid).get("records", 0)
-            if done and first is None:
-                first = (time.monotonic(), done)
-            if done >= events:
-                break
-            if proc.poll() is not None or time.monotonic() - started > 900:
-                raise SystemExit(f"the worker stopped or timed out with {done} of {events}")
-            time.sleep(0.2)
+        return drain(client, app_id, proc, events).rate(events)
     finally:
         proc.terminate()
         proc.wait(timeout=60)
-    assert first is not None
-    return (events - first[1]) / (time.monotonic() - first[0])
 
 
 def main() -> int:

@@ -18,13 +18,16 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
+import redis.asyncio as aioredis
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from models.personalizer import Personalizer  # noqa: E402
+from models.settings import ModelSettings  # noqa: E402
 from models.state import DAY, CustomerState  # noqa: E402
 from schemas.events import parse_event  # noqa: E402
 from streams.datasets.synthetic import SyntheticShop, history  # noqa: E402
@@ -39,10 +42,11 @@ from streams.worker.sensors import BatchCounters  # noqa: E402
 START_TS = 1_767_225_600.0  # 2026-01-01
 
 
-def customers_with_history(count: int) -> tuple[Personalizer, list[CustomerState], float]:
-    """`count` customers after 21 days of synthetic history, and the models that learned it."""
+def customers_with_history(count: int, settings: ModelSettings | None = None
+                           ) -> tuple[Personalizer, list[CustomerState], float]:
+    """`count` customers after 21 days of synthetic history, the models that learned it, and its last moment."""
     shop = SyntheticShop(n_customers=count, seed=7)
-    personalizer = Personalizer()
+    personalizer = Personalizer(settings)
     states: dict[str, CustomerState] = {}
     end = START_TS
     for kind, body in history(shop, 21, START_TS):
@@ -53,46 +57,61 @@ def customers_with_history(count: int) -> tuple[Personalizer, list[CustomerState
     return personalizer, list(states.values()), end
 
 
+async def file_customers(client: aioredis.Redis, size: int, stored: list[dict[str, Any]], end: float) -> None:
+    """Partition 0's wake index holding `size` customers: the `stored` states, due at their own wake times, and a
+    base filed a year past `end` (no states needed for those: a sweep never reaches them)."""
+    key = wake_key(0)
+    base = size - len(stored)
+    for start in range(0, base, 50_000):
+        chunk = {f"later-{n}": end + 365 * DAY + n for n in range(start, min(base, start + 50_000))}
+        await client.zadd(key, chunk)
+    async with client.pipeline(transaction=False) as pipe:
+        for state in stored:
+            pipe.set(state_key(str(state["customer_id"])), orjson.dumps(state))
+            pipe.zadd(key, {str(state["customer_id"]): float(state["wake_ts"] or end)})
+        await pipe.execute()
+
+
+async def sweep(pipeline: BatchPipeline, store: RedisCustomerStore, until: float) -> tuple[int, float, float]:
+    """Visit every customer due by `until` on partition 0, as the worker's timer does: (customers visited, seconds,
+    ms per lookup of the next 500 due, the index's cost alone)."""
+    pipeline.clocks[0] = until
+    began = time.perf_counter()
+    visited = 0
+    while (done := await pipeline.rescore_due(time_budget_s=600.0)) > 0:
+        visited += done
+    seconds = time.perf_counter() - began
+    lookup_began = time.perf_counter()
+    for _ in range(200):
+        await store.due({0: until}, 500)
+    return visited, seconds, (time.perf_counter() - lookup_began) / 200 * 1000
+
+
+def scratch_redis() -> aioredis.Redis:
+    """Database 14 of PERSO_REDIS_URL's server, flushed by each measurement."""
+    settings = Settings()
+    return redis_async(settings.redis.model_copy(update={"redis_url": settings.redis.redis_url.rsplit("/", 1)[0]
+                                                         + "/14"}))
+
+
 async def measure(size: int, due: int, personalizer: Personalizer, states: list[CustomerState], end: float
                   ) -> dict[str, float]:
-    settings = Settings()
-    client = redis_async(settings.redis.model_copy(update={"redis_url": settings.redis.redis_url.rsplit("/", 1)[0]
-                                                           + "/14"}))
+    client = scratch_redis()
     await client.flushdb()
-    key = wake_key(0)
-    # The base: `size` customers filed, those past `due` far in the future (no states needed for them).
-    for start in range(0, size, 50_000):
-        chunk = {f"later-{n}": end + 365 * DAY + n for n in range(start, min(size, start + 50_000))}
-        await client.zadd(key, chunk)  # type: ignore[arg-type]
-    async with client.pipeline(transaction=False) as pipe:
-        for state in states[:due]:
-            pipe.set(state_key(state.customer_id), orjson.dumps(state.to_dict()))
-            pipe.zadd(key, {state.customer_id: state.wake_ts or end})
-        await pipe.execute()
+    await file_customers(client, size, [state.to_dict() for state in states[:due]], end)
     store = RedisCustomerStore(client)
     counters = BatchCounters()
     pipeline = BatchPipeline(personalizer, store, InMemoryPublisher(), lambda topic: topic, sensors=[counters])
-    pipeline.clocks[0] = end + 30 * DAY  # a month of silence since: every filed history customer is due
     ticks = [0]
     tick = personalizer.tick
 
-    def counted(state: CustomerState, now_ts: float) -> object:
+    def counted(state: CustomerState, now_ts: float, watermark: float | None = None) -> object:
         ticks[0] += 1
-        return tick(state, now_ts)
+        return tick(state, now_ts, watermark)
 
     personalizer.tick = counted  # type: ignore[method-assign,assignment]
-    began = time.perf_counter()
-    visited = 0
-    while True:
-        done = await pipeline.rescore_due(time_budget_s=60.0)
-        visited += done
-        if done == 0:
-            break
-    seconds = time.perf_counter() - began
-    zset_began = time.perf_counter()
-    for _ in range(200):
-        await store.due({0: end + 30 * DAY}, 500)
-    lookup_ms = (time.perf_counter() - zset_began) / 200 * 1000
+    # A month of silence since: every filed history customer is due.
+    visited, seconds, lookup_ms = await sweep(pipeline, store, end + 30 * DAY)
     await client.flushdb()
     await client.aclose()
     personalizer.tick = tick  # type: ignore[method-assign]

@@ -17,27 +17,24 @@ import argparse
 import asyncio
 import json
 import sys
-import time
 from pathlib import Path
 
 import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from rescore_sweep import customers_with_history as history_of  # noqa: E402
+from rescore_sweep import file_customers, scratch_redis, sweep  # noqa: E402
 
 from models.personalizer import Personalizer  # noqa: E402
 from models.settings import ModelSettings  # noqa: E402
-from models.state import CustomerState  # noqa: E402
-from schemas.events import parse_event  # noqa: E402
-from streams.datasets.synthetic import SyntheticShop, history  # noqa: E402
-from streams.security import redis_async  # noqa: E402
-from streams.settings import Settings  # noqa: E402
 from streams.storage.customer_store import RedisCustomerStore  # noqa: E402
-from streams.storage.keys import state_key, wake_key  # noqa: E402
+from streams.storage.keys import wake_key  # noqa: E402
 from streams.worker.pipeline import BatchPipeline  # noqa: E402
 from streams.worker.publisher import InMemoryPublisher  # noqa: E402
 
-START_TS = 1_767_225_600.0  # 2026-01-01
 HOUR = 3600.0
 TRIGGERS = ["abandoned_cart", "win_back"]
 
@@ -45,48 +42,20 @@ TRIGGERS = ["abandoned_cart", "win_back"]
 def customers_with_history(count: int) -> tuple[list[dict[str, object]], float, ModelSettings]:
     """`count` customers after 21 days of synthetic history learned with the triggers on (their states as stored)."""
     settings = ModelSettings(triggers=TRIGGERS)
-    personalizer = Personalizer(settings)
-    states: dict[str, CustomerState] = {}
-    end = START_TS
-    for kind, body in history(SyntheticShop(n_customers=count, seed=7), 21, START_TS):
-        event = parse_event(kind, orjson.dumps(body))
-        state = states.setdefault(event.customer_id, CustomerState(event.customer_id))
-        personalizer.process(state, event)
-        end = max(end, event.epoch)
-    return [orjson.loads(orjson.dumps(s.to_dict())) for s in states.values()], end, settings
+    _, states, end = history_of(count, settings)
+    return [orjson.loads(orjson.dumps(s.to_dict())) for s in states], end, settings
 
 
 async def measure(size: int, stored: list[dict[str, object]], end: float, after_s: float, settings: ModelSettings
                   ) -> dict[str, float]:
-    base = Settings()
-    client = redis_async(base.redis.model_copy(update={"redis_url": base.redis.redis_url.rsplit("/", 1)[0] + "/14"}))
+    client = scratch_redis()
     await client.flushdb()
-    key = wake_key(0)
-    for start in range(0, size - len(stored), 50_000):
-        chunk = {f"later-{n}": end + 365 * 86_400.0 + n for n in range(start, min(size - len(stored), start + 50_000))}
-        await client.zadd(key, chunk)  # type: ignore[arg-type]
-    async with client.pipeline(transaction=False) as pipe:
-        for state in stored:
-            pipe.set(state_key(str(state["customer_id"])), orjson.dumps(state))
-            pipe.zadd(key, {str(state["customer_id"]): float(state["wake_ts"] or end)})  # type: ignore[arg-type]
-        await pipe.execute()
+    await file_customers(client, size, stored, end)
     store = RedisCustomerStore(client)
     published = InMemoryPublisher()
     pipeline = BatchPipeline(Personalizer(settings), store, published, lambda topic: topic)
-    pipeline.clocks[0] = until = end + after_s
-    due = await client.zcount(key, "-inf", until)
-    began = time.perf_counter()
-    visited = 0
-    while True:
-        done = await pipeline.rescore_due(time_budget_s=600.0)
-        visited += done
-        if done == 0:
-            break
-    seconds = time.perf_counter() - began
-    lookup_began = time.perf_counter()
-    for _ in range(200):
-        await store.due({0: until}, 500)
-    lookup_ms = (time.perf_counter() - lookup_began) / 200 * 1000
+    due = await client.zcount(wake_key(0), "-inf", end + after_s)
+    visited, seconds, lookup_ms = await sweep(pipeline, store, end + after_s)
     await client.flushdb()
     await client.aclose()
     moments = [o.moment for o in published.offers]

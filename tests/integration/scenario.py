@@ -4,6 +4,7 @@ counters, a replay through the real CLI, and checks of the profiles against thos
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from collections import Counter
@@ -11,9 +12,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
-import redis
 
+from streams.security import redis_async
 from streams.settings import Settings
+from streams.storage import worker_stats as stats_registry
 from streams.worker.contracts import HISTORICAL_HEADER
 from tests.helpers import click, now_iso, purchase
 from tests.integration.conftest import ROOT, Worker, produce, profile, report_fault, settings_env, wait_for
@@ -88,14 +90,24 @@ def wait_until_profiles_match(settings: Settings, expected: dict[str, dict[str, 
     wait_for(done, 120, "every replayed event to reach the profiles", worker)
 
 
+def worker_stats(settings: Settings, pid: int | None = None) -> list[tuple[str, dict[str, bytes]]]:
+    """The live workers' stats hashes as `perso status` finds them (through their registry, not a SCAN): all of
+    them, or the one of a worker process."""
+
+    async def read() -> list[tuple[str, dict[str, bytes]]]:
+        client = redis_async(settings.redis)
+        try:
+            return await stats_registry.read_all(client, settings.app_id)
+        finally:
+            await client.aclose()
+
+    found = asyncio.run(read())
+    return [(name, fields) for name, fields in found if pid is None or name.endswith(f":{pid}")]
+
+
 def worker_stat(settings: Settings, name: str, pid: int | None = None) -> int:
     """A counter from the workers' stats hashes: summed over all of them, or of one worker process."""
-    client = redis.Redis.from_url(settings.redis.redis_url)
-    pattern = f"perso:stats:{settings.app_id}:*" + (f":{pid}" if pid is not None else "")
-    try:
-        return sum(int(float(client.hget(key, name) or 0)) for key in client.scan_iter(match=pattern))
-    finally:
-        client.close()
+    return sum(int(float(fields.get(name, 0))) for _, fields in worker_stats(settings, pid))
 
 
 def start_ready(settings: Settings, log: Path, probe_at: datetime | None = None) -> Worker:

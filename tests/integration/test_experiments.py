@@ -42,7 +42,7 @@ from tests.integration.conftest import (
     settings_env,
     wait_for,
 )
-from tests.integration.scenario import start_ready, worker_stat
+from tests.integration.scenario import start_ready, worker_stat, worker_stats
 from tests.integration.web import WEB_TOKENS, get_json
 
 pytestmark = pytest.mark.integration
@@ -253,7 +253,7 @@ def test_two_workers_report_one_experiment(stack: Settings, tmp_path: Path) -> N
     for worker in workers:
         worker.start()
     try:
-        wait_for(lambda: len(_stats_keys(settings)) >= 2 and worker_stat(settings, "assigned_partitions") >= 2, 90,
+        wait_for(lambda: len(worker_stats(settings)) >= 2 and worker_stat(settings, "assigned_partitions") >= 2, 90,
                  "two workers in the group", workers[0])
         replay(settings, log, tmp_path)
         wait_as_expected(settings, expected, workers[0])
@@ -266,14 +266,6 @@ def test_two_workers_report_one_experiment(stack: Settings, tmp_path: Path) -> N
     finally:
         for worker in workers:
             worker.stop()
-
-
-def _stats_keys(settings: Settings) -> list[str]:
-    client = redis.Redis.from_url(settings.redis.redis_url, decode_responses=True)
-    try:
-        return list(client.scan_iter(match=f"perso:stats:{settings.app_id}:*"))
-    finally:
-        client.close()
 
 
 def _get(url: str) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from streams.settings import Settings
 from streams.worker.contracts import HISTORICAL_HEADER
 from tests.helpers import T0, click, purchase
 from tests.integration.conftest import Worker, isolated, produce, read_topic, wait_for
-from tests.integration.scenario import start_ready
+from tests.integration.scenario import start_ready, worker_stat
 
 PARTITIONS = 4
 CUSTOMERS = 40
@@ -85,12 +85,7 @@ def reminders(offers: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def assigned(settings: Settings, worker: Worker) -> int:
     """Input partitions (all input topics together) `worker` reports owning in its stats hash."""
-    client = redis.Redis.from_url(settings.redis.redis_url)
-    try:
-        return sum(int(float(client.hget(key, "assigned_partitions") or 0))
-                   for key in client.scan_iter(match=f"perso:stats:{settings.app_id}:*:{worker.pid}"))
-    finally:
-        client.close()
+    return worker_stat(settings, "assigned_partitions", worker.pid)
 
 
 def test_each_abandoned_cart_gets_one_reminder_across_a_join_and_a_kill(stack: Settings, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from streams.devstack.stack import create_topics
 from streams.settings import Settings
 from tests.helpers import click, now_iso
 from tests.integration.conftest import Worker, changed, produce, wait_for
+from tests.integration.scenario import worker_stats
 
 
 def test_two_workers_split_the_partitions_and_count_each_event_once(stack: Settings, tmp_path: Path) -> None:
@@ -37,8 +38,7 @@ def test_two_workers_split_the_partitions_and_count_each_event_once(stack: Setti
         wait_for(lambda: reflected() == len(records), 120, f"{len(records)} events in profiles", workers[0])
 
         def records_per_worker() -> list[int]:
-            keys = sorted(client.scan_iter(f"perso:stats:{settings.app_id}:*"))
-            return [int(float(client.hget(key, "records") or 0)) for key in keys]
+            return [int(float(fields.get("records", 0))) for _, fields in worker_stats(settings)]
 
         # Both joined the group and processed a share; together exactly what was sent.
         counts = wait_for(lambda: (c := records_per_worker()) and sum(c) == len(records) and c, 10,
