@@ -25,9 +25,8 @@ import orjson
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from models.experiments.running import check_policies
-from models.personalizer import Personalizer, import_plugins
-from schemas.experiments import ExperimentConfig
+from models.experiments.configure import new_experiment
+from models.personalizer import Personalizer
 from streams.access import parse_tokens
 from streams.observability.audit import AuditLog
 from streams.observability.auth import AccessPolicy, principal
@@ -37,8 +36,7 @@ from streams.observability.experiments import experiment_summary
 from streams.observability.telemetry import WorkerTelemetry
 from streams.privacy import Pseudonymiser
 from streams.settings import Settings, WorkerSettings
-from streams.storage import keys
-from streams.storage.customer_store import RedisCustomerStore
+from streams.storage.customer_store import RedisCustomerStore, forget_customer_everywhere
 from streams.storage.experiments import ExperimentError, ExperimentStore
 
 log = logging.getLogger(__name__)
@@ -107,8 +105,7 @@ def register_views(app: faust.App, telemetry: WorkerTelemetry, store: RedisCusto
         async def delete(self, request: Request, customer_id: str) -> Response:
             """Forget the customer, as `perso forget` does: delete the keys, tell running workers to drop theirs."""
             stored_id = pseudonymiser.apply(customer_id)
-            deleted = await store.forget(stored_id)
-            notified = int(await client.publish(keys.forget_channel(settings.app_id), stored_id))
+            deleted, notified = await forget_customer_everywhere(client, settings.app_id, stored_id)
             await audit.record(principal(request), "forget customer", customer=stored_id, detail=f"keys={deleted}")
             return self.json({"customer_id": stored_id, "keys_deleted": deleted, "workers_notified": notified})
 
@@ -121,10 +118,13 @@ def register_views(app: faust.App, telemetry: WorkerTelemetry, store: RedisCusto
         async def post(self, request: Request) -> Response:
             try:
                 body = orjson.loads(await request.read())
-                import_plugins(models.plugins)
-                config = ExperimentConfig.start(str(body["name"]), str(body["arms"]), salt=body.get("salt"),
-                                                holdout_policy=models.policy)
-                check_policies(config)
+                rules = body.get("rules")
+                if rules is not None and not (isinstance(rules, dict) and all(
+                        isinstance(v, str) for v in rules.values())):
+                    raise ValueError('"rules" is an object of each arm\'s rules by arm name, e.g. '
+                                     '{"nbo": "exclude: item.category == \\"alcohol\\""}')
+                config = new_experiment(str(body["name"]), str(body["arms"]), holdout_policy=models.policy,
+                                        plugins=models.plugins, salt=body.get("salt"), rules=rules)
                 await experiments.start(config)
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:  # ExperimentError too
                 return self.json({"error": f"experiment not started: {error}"}, status=400)

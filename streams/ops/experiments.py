@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from models.experiments.running import check_policies
-from models.personalizer import import_plugins
-from models.rules import arm_rules
+from models.experiments.configure import new_experiment
 from schemas.experiments import ExperimentConfig
 from streams.observability.experiments import experiment_summary
 from streams.security import redis_async
@@ -19,10 +17,8 @@ async def start_experiment(settings: Settings, name: str, arms: str, salt: str |
     """Store a new running experiment (raises ValueError with what is wrong: arms, policies, an arm's rules, a name
     taken, another experiment running). `rules`: an arm's own rules by arm name. Running workers pick it up
     within PERSO_EXPERIMENT_POLL_S."""
-    import_plugins(settings.models.plugins)  # policies that plug-ins register are valid arm policies too
-    config = ExperimentConfig.start(name, arms, salt=salt, holdout_policy=settings.models.policy, rules=rules)
-    check_policies(config)
-    arm_rules(config)  # a rule that does not compile is refused here, not by every worker
+    config = new_experiment(name, arms, holdout_policy=settings.models.policy, plugins=settings.models.plugins,
+                            salt=salt, rules=rules)
     client = redis_async(settings.redis)
     try:
         await ExperimentStore(client).start(config)

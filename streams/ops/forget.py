@@ -5,7 +5,7 @@ from __future__ import annotations
 from streams.privacy import Pseudonymiser
 from streams.security import redis_async
 from streams.settings import Settings
-from streams.storage import keys
+from streams.storage.customer_store import forget_customer_everywhere
 
 
 async def forget_customer(settings: Settings, customer_id: str) -> tuple[str, int, int]:
@@ -17,8 +17,7 @@ async def forget_customer(settings: Settings, customer_id: str) -> tuple[str, in
     stored_id = Pseudonymiser(settings.worker.pseudonymise_key_bytes).apply(customer_id)
     client = redis_async(settings.redis)
     try:
-        deleted = int(await client.delete(*keys.customer_keys(stored_id)))
-        notified = int(await client.publish(keys.forget_channel(settings.app_id), stored_id))
+        deleted, notified = await forget_customer_everywhere(client, settings.app_id, stored_id)
     finally:
         await client.aclose()
     return stored_id, deleted, notified

@@ -10,7 +10,15 @@ import redis.asyncio as aioredis
 
 from models.experiments.attribution import Tallies
 from models.state import CustomerState
-from streams.storage.keys import customer_keys, experiment_arm_key, profile_key, seen_key, state_key, wake_key
+from streams.storage.keys import (
+    customer_keys,
+    experiment_arm_key,
+    forget_channel,
+    profile_key,
+    seen_key,
+    state_key,
+    wake_key,
+)
 from streams.storage.repository import CustomerUpdate, SeenWindow
 
 # Both scripts replace a pipeline of 3-7 commands per customer with one command per batch, its data in one
@@ -158,6 +166,14 @@ class RedisCustomerStore:
     async def read_profile(self, customer_id: str) -> dict[str, str]:
         raw = await self.client.hgetall(profile_key(customer_id))
         return {_text(k): _text(v) for k, v in raw.items()}
+
+
+async def forget_customer_everywhere(client: aioredis.Redis, app_id: str, customer_id: str) -> tuple[int, int]:
+    """Delete what is kept about one customer (as stored, already pseudonymised) and tell the app's running workers
+    to drop their cached copy (`perso forget` and DELETE /profiles/{id}): (keys deleted, workers notified)."""
+    deleted = await RedisCustomerStore(client).forget(customer_id)
+    notified = int(await client.publish(forget_channel(app_id), customer_id))
+    return deleted, notified
 
 
 def _text(value: bytes | str) -> str:

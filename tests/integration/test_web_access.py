@@ -100,6 +100,13 @@ def test_a_viewer_cannot_act_and_an_operator_can(secured: Any) -> None:
     assert json.loads(body)["status"] == "running"
     status, body, _ = request(base + "/experiments", OPERATOR_TOKEN, method="POST", body={"name": "y", "arms": "x"})
     assert status == 400, body
+    # An arm's rules are checked as `perso experiment start --arm-rules` checks them, before anything is stored.
+    status, body, _ = request(base + "/experiments", OPERATOR_TOKEN, method="POST",
+                              body={"name": "y", "arms": "holdout:50,nbo:50", "rules": {"nbo": "exclude: item.colour"}})
+    assert status == 400 and b"unknown field item.colour" in body, body
+    status, body, _ = request(base + "/experiments", OPERATOR_TOKEN, method="POST",
+                              body={"name": "y", "arms": "holdout:50,nbo:50", "rules": "exclude: item.hidden"})
+    assert status == 400 and b"by arm name" in body, body
     status, body, _ = request(base + "/experiments/http-exp/stop", OPERATOR_TOKEN, method="POST")
     assert status == 200 and json.loads(body)["status"] == "stopped", body
 
