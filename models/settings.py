@@ -62,6 +62,9 @@ class ModelSettings(BaseSettings):
                                           "bought them within the attribution window (0: only the offers' outcomes)")
     learned_explore_within: float = Field(0.5, gt=0, le=1, description="the learned policy explores only among "
                                           "candidates at least this likely relative to its best (odds ratio)")
+    nbo_epsilon: float = Field(0.0, ge=0, le=1, description="nbo explores this share of its decisions (an item "
+                               "drawn from its top candidates) and logs each offer's probability; 0: deterministic")
+    nbo_explore_top: int = Field(0, ge=0, description="how many of its best candidates nbo explores among (0: all)")
     open_offers_max: int = Field(16, ge=1, description="offers kept open per customer for attribution; beyond, "
                                  "the oldest closes early")
     rules: str = Field("", description="include / exclude rules every offer is held to: `include: EXPR` or "

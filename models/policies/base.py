@@ -64,6 +64,12 @@ class OfferPolicy(ABC):
     def decide(self, request: OfferRequest) -> Decision | None:
         """The best offer for this customer now, or None."""
 
+    def probabilities(self, request: OfferRequest) -> dict[str, float]:
+        """The probability of each item `decide` may choose now (off-policy evaluation weighs logged offers by
+        it). This default is a deterministic policy's: its one choice. An exploring policy says its own."""
+        decision = self.decide(request)
+        return {decision.item_id: 1.0} if decision is not None else {}
+
 
 def required_learner(learners: Mapping[str, Learner], name: str, policy: str) -> Any:
     """A learner a policy cannot work without, or a configuration error that says so."""

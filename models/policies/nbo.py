@@ -16,6 +16,7 @@ Decision(item_id='case', category='electronics', score=3.53..., reason='often bo
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,20 +37,31 @@ class NextBestOffer(OfferPolicy):
     - favourites: popular items in the customer's top categories, and what their segment buys;
     - popular: globally popular items, the cold-start fallback.
     Value is log(1 + price); relevance is the source's plus half the customer's interest in the category.
+
+    Exploration (`PERSO_NBO_EPSILON`, 0 by default: deterministic): with that probability the item is drawn
+    uniformly from its `PERSO_NBO_EXPLORE_TOP` best candidates (0: from all), and the decision logs the
+    probability with which its item was chosen, so another policy can be evaluated off-policy from nbo's offers
+    (`perso simulate --off-policy`, docs/offers.md). The draw is seeded by the customer and the moment.
     """
 
     name = "nbo"
     version = "nbo-2"
 
-    def __init__(self, items: ItemCooccurrence, favourites: SegmentFavourites | None = None) -> None:
+    def __init__(self, items: ItemCooccurrence, favourites: SegmentFavourites | None = None, epsilon: float = 0.0,
+                 explore_top: int = 0) -> None:
         self.items = items
         self.favourites = favourites
+        self.epsilon = epsilon
+        self.explore_top = explore_top
 
     @classmethod
     def from_settings(cls, settings: ModelSettings, learners: Mapping[str, Learner]) -> NextBestOffer:
-        return cls(required_learner(learners, "cooccurrence", cls.name), candidates.favourites_of(learners))
+        return cls(required_learner(learners, "cooccurrence", cls.name), candidates.favourites_of(learners),
+                   epsilon=settings.nbo_epsilon, explore_top=settings.nbo_explore_top)
 
     def decide(self, request: OfferRequest) -> Decision | None:
+        if self.epsilon > 0:
+            return self._explore(request)
         state, outputs, excluded = request.state, request.outputs, request.excluded
         propensity = outputs.get("propensity")
         weight = 1.0 if propensity is None else propensity
@@ -78,3 +90,59 @@ class NextBestOffer(OfferPolicy):
         if item_id is None:
             return None
         return Decision(item_id, category, score, candidates.reason(source, subject))
+
+    def probabilities(self, request: OfferRequest) -> dict[str, float]:
+        if self.epsilon <= 0:
+            return super().probabilities(request)
+        found = self._scored(request)
+        if not found:
+            return {}
+        ranked = sorted(found, key=lambda item: -found[item][0])
+        pool = ranked[:self.explore_top] if self.explore_top > 0 else ranked
+        if len(pool) < 2:
+            return {ranked[0]: 1.0}
+        shares = dict.fromkeys(pool, self.epsilon / len(pool))
+        shares[ranked[0]] += 1 - self.epsilon
+        return shares
+
+    def _scored(self, request: OfferRequest) -> dict[str, tuple[float, str | None, int, object]]:
+        """Every candidate's best score: item -> (score, category, source, subject)."""
+        state, outputs, excluded = request.state, request.outputs, request.excluded
+        propensity = outputs.get("propensity")
+        weight = 1.0 if propensity is None else propensity
+        share = state.affinity_share()
+        info_of = self.items.info.get
+        found: dict[str, tuple[float, str | None, int, object]] = {}
+
+        def offer(item_id: str, relevance: float, source: int, subject: object) -> None:
+            if item_id in excluded:
+                return
+            info = info_of(item_id)
+            if info is None:
+                score, category = 0.0, None
+            else:
+                category = info.category
+                score = weight * math.log1p(info.price) * (relevance + 0.5 * share.get(category, 0.0))
+            best = found.get(item_id)
+            if best is None or score > best[0]:
+                found[item_id] = (score, category, source, subject)
+
+        candidates.propose(state, self.items, self.favourites, outputs, share, offer)
+        return found
+
+    def _explore(self, request: OfferRequest) -> Decision | None:
+        """Epsilon-greedy: the best candidate, or with probability epsilon one drawn from the top (or all)."""
+        found = self._scored(request)
+        if not found:
+            return None
+        # Ties keep the order the sources proposed them in (as the greedy scan does: the first best wins).
+        ranked = sorted(found, key=lambda item: -found[item][0])
+        pool = ranked[:self.explore_top] if self.explore_top > 0 else ranked
+        chosen, share = ranked[0], 1.0
+        if len(pool) > 1:
+            rng = random.Random(f"{request.state.customer_id}:{request.now_ts}")
+            if rng.random() < self.epsilon:
+                chosen = pool[rng.randrange(len(pool))]
+            share = self.epsilon / len(pool) + (1 - self.epsilon if chosen == ranked[0] else 0.0)
+        score, category, source, subject = found[chosen]
+        return Decision(chosen, category, score, candidates.reason(source, subject), probability=share)

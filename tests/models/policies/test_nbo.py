@@ -76,3 +76,46 @@ def test_checks_never_change_the_state() -> None:
     rails = Guardrails(cap_per_hour=1)
     assert not rails.permits(state, TS)
     assert state.offer_times == [TS - 7200, TS - 10]
+
+
+def _explored_shop() -> tuple[ItemCooccurrence, CustomerState]:
+    items = ItemCooccurrence()
+    for n, item in enumerate(("phone", "case", "charger", "cable", "stand")):
+        items.observe_item(ItemInfo(item, "electronics", 10.0 + 10 * n), TS)
+    items.learn_together(["phone", "case", "charger", "cable", "stand"], TS)
+    return items, CustomerState("c1", recent_items=["phone"], affinity={"electronics": 1.0})
+
+
+def test_an_exploring_nbo_draws_its_items_with_the_probabilities_it_logs() -> None:
+    from collections import Counter
+
+    from models.policies.base import OfferRequest
+
+    items, state = _explored_shop()
+    greedy = NextBestOffer(items).decide(OfferRequest(state, TS, {}, {"phone"}))
+    nbo = NextBestOffer(items, epsilon=0.4)
+    drawn: Counter[str] = Counter()
+    moments = 4000
+    for n in range(moments):
+        request = OfferRequest(state, TS + n, {}, {"phone"})
+        shares = nbo.probabilities(request)
+        decision = nbo.decide(request)
+        assert decision is not None and greedy is not None
+        assert abs(sum(shares.values()) - 1) < 1e-9 and set(shares) == {"case", "charger", "cable", "stand"}
+        assert decision.probability == shares[decision.item_id]  # what the offer logs
+        assert shares[greedy.item_id] == 0.6 + 0.4 / 4  # the greedy choice, plus its share of the draws
+        drawn[decision.item_id] += 1
+    for item, share in shares.items():  # binomial: 4 standard errors at most (~1 in 16,000 per item)
+        assert abs(drawn[item] / moments - share) <= 4 * (share * (1 - share) / moments) ** 0.5
+
+
+def test_nbo_explores_only_among_its_top_candidates_when_told_and_not_at_all_by_default() -> None:
+    from models.policies.base import OfferRequest
+
+    items, state = _explored_shop()
+    request = OfferRequest(state, TS, {}, {"phone"})
+    greedy = NextBestOffer(items).decide(request)
+    assert greedy is not None and greedy.probability == 1.0
+    assert NextBestOffer(items).probabilities(request) == {greedy.item_id: 1.0}
+    shares = NextBestOffer(items, epsilon=0.5, explore_top=2).probabilities(request)
+    assert len(shares) == 2 and shares[greedy.item_id] == 0.75
