@@ -69,6 +69,41 @@ class LearnedPolicy(OfferPolicy):
                    explore_within=settings.learned_explore_within)
 
     def decide(self, request: OfferRequest) -> Decision | None:
+        ranking = self._ranking(request)
+        if ranking is None:
+            return None
+        found, scored, pool, learned, rng = ranking
+        chosen, share = 0, 1.0
+        if pool:
+            explore = rng.random() < self.epsilon
+            chosen = pool[rng.randrange(len(pool))] if explore else 0
+            share = self.epsilon / len(pool) + (1 - self.epsilon if chosen == 0 else 0.0)
+        score, item_id = scored[chosen]
+        candidate = found[item_id]
+        reason = candidates.reason(candidate.source, candidate.subject)
+        if learned:
+            score = sigmoid(score)
+            reason += f" ({score:.0%} likely to convert)"
+        return Decision(item_id, candidate.category, max(score, 0.0), reason, probability=share,
+                        features=_rounded(candidate.values),
+                        examples=self._examples(scored, chosen, found, rng) if self.teach else ())
+
+    def probabilities(self, request: OfferRequest) -> dict[str, float]:
+        """The probability of each item `decide` may choose now: what off-policy evaluation weighs by."""
+        ranking = self._ranking(request)
+        if ranking is None:
+            return {}
+        _, scored, pool, _, _ = ranking
+        if not pool:
+            return {scored[0][1]: 1.0}
+        shares = {scored[n][1]: self.epsilon / len(pool) for n in pool}
+        shares[scored[0][1]] += 1 - self.epsilon
+        return shares
+
+    def _ranking(self, request: OfferRequest) -> tuple[dict[str, Candidate], list[tuple[float, str]], list[int],
+                                                       bool, random.Random] | None:
+        """The candidates, scored best first, the positions explored among (empty: no exploration), whether the
+        model ranks them, and the decision's seeded draw."""
         response = self.response
         found = collect(request.state, self.items, self.favourites, request.outputs, request.excluded,
                         request.now_ts, repeat_rate=response.repeat_rate)
@@ -83,26 +118,16 @@ class LearnedPolicy(OfferPolicy):
         else:  # ranks by relevance alone before the model has learned enough
             scored = [(c.relevance, c.item_id) for c in found.values()]
         scored.sort(reverse=True)
-        chosen, share = 0, 1.0
         rng = random.Random(f"{request.state.customer_id}:{request.now_ts}")
+        pool: list[int] = []
         if self.epsilon > 0 and len(scored) > 1:
             # Explore among the top candidates that are nearly as likely as the best (an offer nobody would take
             # teaches little and wastes the customer's attention).
             floor = scored[0][0] + math.log(self.explore_within) if learned else -math.inf
             pool = [n for n, (z, _) in enumerate(scored[:self.explore_top]) if z >= floor]
-            if len(pool) > 1:
-                explore = rng.random() < self.epsilon
-                chosen = pool[rng.randrange(len(pool))] if explore else 0
-                share = self.epsilon / len(pool) + (1 - self.epsilon if chosen == 0 else 0.0)
-        score, item_id = scored[chosen]
-        candidate = found[item_id]
-        reason = candidates.reason(candidate.source, candidate.subject)
-        if learned:
-            score = sigmoid(score)
-            reason += f" ({score:.0%} likely to convert)"
-        return Decision(item_id, candidate.category, max(score, 0.0), reason, probability=share,
-                        features=_rounded(candidate.values),
-                        examples=self._examples(scored, chosen, found, rng) if self.teach else ())
+            if len(pool) < 2:
+                pool = []
+        return found, scored, pool, learned, rng
 
     def _examples(self, scored: list[tuple[float, str]], chosen: int, found: dict[str, Candidate],
                   rng: random.Random) -> tuple[tuple[str, tuple[float, ...]], ...]:
