@@ -86,8 +86,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from streams.devstack.simulate import print_simulation
 
     try:
+        off_policy = None
+        if args.off_policy:
+            logger, _, target = args.off_policy.partition(",")
+            if not logger or not target:
+                raise ValueError(f"--off-policy takes LOGGER,TARGET (two arm names), not {args.off_policy!r}")
+            off_policy = (logger.strip(), target.strip())
         print_simulation(_settings().models, days=args.days, customers=args.customers, arms=args.arms,
-                         seed=args.seed, truth=args.truth, say=lambda line: print(line, flush=True))
+                         seed=args.seed, truth=args.truth, say=lambda line: print(line, flush=True),
+                         off_policy=off_policy)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -598,6 +605,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--no-truth", dest="truth", action="store_false",
                    help="skip the counterfactual runs (every customer in one arm) that measure the true lift")
+    p.add_argument("--off-policy", metavar="LOGGER,TARGET", default=None,
+                   help="estimate arm TARGET's conversion per offer from arm LOGGER's logged offers (IPS, SNIPS) and "
+                        "print it beside what TARGET achieves online; a logging nbo needs PERSO_NBO_EPSILON > 0")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("replay", help="validate an event log and publish it to the input topics")

@@ -23,17 +23,19 @@ import asyncio
 import heapq
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from statsmodels.stats.proportion import proportion_confint
 
-from models.experiments.attribution import ghost_arm
+from models.evaluation.off_policy import Estimate, Logged, off_policy_estimates
+from models.experiments.attribution import ARM, CONVERTED, EXPERIMENT, FLAGS, ID, PUBLISHED, ghost_arm
 from models.experiments.counts import OFFER_FIELDS, arm_counts
 from models.experiments.report import ArmCounts, ExperimentReport, Lift, experiment_report, format_report
 from models.personalizer import Personalizer
-from models.policies import build_policy
+from models.policies import OfferPolicy, OfferRequest, build_policy
 from models.policies.none import NoOffer
 from models.settings import ModelSettings
 from schemas.experiments import HOLDOUT, ArmSpec, ExperimentConfig
@@ -59,14 +61,62 @@ class SimulationResult:
     offers: int  # published
     seconds: float
     ghosts: dict[str, ArmCounts]  # policy -> the holdout's ghost offers of it (customers etc. the holdout's)
+    off_policy: OffPolicyCheck | None = None
+
+
+@dataclass(frozen=True)
+class OffPolicyCheck:
+    """One arm's policy estimated off-policy from another arm's logged offers, beside what it achieved online.
+
+    At every offer the logging arm published, the target arm's policy (the very instance, as it has learned so
+    far) was asked with which probability it would have chosen each item for that customer at that moment; the
+    logged offer's outcome (converted or not) is weighed by the target's probability of the logged item over the
+    logger's. Online: the target arm's own published offers, the share that converted, with a Wilson interval."""
+
+    logger: str  # arm names
+    target: str
+    estimates: dict[str, Estimate]  # ips, snips: the target's conversion per offer
+    online_offers: int
+    online_converted: int
+    online_interval: tuple[float, float]
+    logged: tuple[Logged, ...] = field(default=(), repr=False)  # the rows the estimates are made of
+
+    @property
+    def online_rate(self) -> float:
+        return self.online_converted / self.online_offers if self.online_offers else 0.0
+
+    def within(self, estimator: str = "ips") -> bool:
+        """The estimate falls within the online interval."""
+        low, high = self.online_interval
+        return low <= self.estimates[estimator].value <= high
+
+
+class _Shadow:
+    """Asks the target policy, at each decision the logger's policy makes, the probability it gives each item:
+    the logger's decide is wrapped on its own instance (the holdout, which may share the class, is left alone)."""
+
+    def __init__(self, logger: OfferPolicy, target: OfferPolicy) -> None:
+        self.target = target
+        self.asked: dict[tuple[str, float], dict[str, float]] = {}  # (customer, decision ts) -> item -> probability
+        decide = logger.decide
+
+        def recorded(request: OfferRequest) -> Any:
+            decision = decide(request)
+            if decision is not None:  # the last ask at a moment is the one the guardrails let through
+                self.asked[request.state.customer_id, round(request.now_ts, 3)] = target.probabilities(request)
+            return decision
+
+        setattr(logger, "decide", recorded)  # noqa: B010 (an instance's method replaced, for this run only)
 
 
 async def simulate(days: float = 30.0, customers: int = 2000, arms: str = "holdout:10,nbo:45,popular:45",
                    seed: int = 7, settings: ModelSettings | None = None, name: str = "simulation",
-                   visits_per_customer_day: float = 0.5, ghosts: Sequence[str] = ()) -> SimulationResult:
+                   visits_per_customer_day: float = 0.5, ghosts: Sequence[str] = (),
+                   off_policy: tuple[str, str] | None = None) -> SimulationResult:
     """One experiment over `days` of event time with `customers` synthetic customers split by `arms`. `ghosts`:
     policies the holdout also records ghost offers of (the arms' own are always recorded), for a counterfactual
-    run with every customer held out."""
+    run with every customer held out. `off_policy`: (logging arm, target arm), the target's policy estimated from
+    the logger's offers beside what it achieves online (`SimulationResult.off_policy`)."""
     started = time.perf_counter()
     settings = settings or ModelSettings()
     config = ExperimentConfig.start(name, arms, salt=f"sim-{seed}", now=datetime.fromtimestamp(START, UTC),
@@ -79,6 +129,10 @@ async def simulate(days: float = 30.0, customers: int = 2000, arms: str = "holdo
     assert running is not None
     running.ghosts = {**running.ghosts, **{policy: build_policy(policy, settings, personalizer.learners_by_name)
                                           for policy in ghosts if policy != settings.policy}}
+    shadow: _Shadow | None = None
+    closed: dict[str, bool] = {}  # offer id -> converted, for the off-policy check's two arms
+    if off_policy is not None:
+        shadow, closed = _watch(personalizer, running, name, off_policy)
     store, published = InMemoryCustomerStore(), InMemoryPublisher()
     pipeline = BatchPipeline(personalizer, store, published, lambda topic: topic)
     end = START + days * DAY
@@ -129,8 +183,55 @@ async def simulate(days: float = 30.0, customers: int = 2000, arms: str = "holdo
             ghost = ArmCounts.from_fields(holdout, HOLDOUT, 1.0, store.counters.get((name, ghost_arm(holdout, policy)),
                                                                                   {}))
             ghost_counts[policy] = replace(held, **{field: getattr(ghost, field) for field in OFFER_FIELDS})
+    check = _off_policy_check(off_policy, shadow, closed, published.offers) if off_policy and shadow else None
     return SimulationResult(config, counts, report, events, len(published.offers), time.perf_counter() - started,
-                            ghost_counts)
+                            ghost_counts, check)
+
+
+def _watch(personalizer: Personalizer, running: Any, name: str, arms: tuple[str, str]
+           ) -> tuple[_Shadow, dict[str, bool]]:
+    """The logger arm's policy shadowed by the target arm's, and every closed offer of the two arms' outcome."""
+    logger, target = arms
+    known = {arm.name: arm for arm in running.config.arms}
+    for arm in arms:
+        if arm not in known or known[arm].policy == HOLDOUT:
+            raise ValueError(f"--off-policy needs two arms of the experiment that send offers, not {arm!r}")
+    # Its own instance: the holdout decides with the deployment's policy, perhaps the same object.
+    logging_policy = build_policy(known[logger].policy, personalizer.settings, personalizer.learners_by_name)
+    running.policies = {**running.policies, logger: logging_policy}
+    shadow = _Shadow(logging_policy, running.policies[target])
+    closed: dict[str, bool] = {}
+    teach = personalizer.attribution.on_close
+
+    def on_close(offer: tuple[Any, ...]) -> None:
+        if offer[EXPERIMENT] == name and offer[ARM] in arms and offer[FLAGS] & PUBLISHED:
+            closed[offer[ID]] = bool(offer[FLAGS] & CONVERTED)
+        if teach is not None:
+            teach(offer)
+
+    personalizer.attribution.on_close = on_close
+    return shadow, closed
+
+
+def _off_policy_check(arms: tuple[str, str], shadow: _Shadow, closed: dict[str, bool], offers: Sequence[Any]
+                      ) -> OffPolicyCheck:
+    logger, target = arms
+    rows: list[Logged] = []
+    online = [0, 0]
+    for offer in offers:
+        if offer.moment is not None or offer.offer_id not in closed:
+            continue  # a timed trigger's, or never closed
+        converted = closed[offer.offer_id]
+        if offer.arm == target:
+            online[0] += 1
+            online[1] += converted
+        elif offer.arm == logger:
+            asked = shadow.asked.get((offer.customer_id, round(offer.event_ts.timestamp(), 3)), {})
+            rows.append(Logged(offer.probability, float(converted), asked.get(offer.item_id, 0.0)))
+    if not rows or not online[0]:
+        raise ValueError(f"the off-policy check found no closed offers of arm {logger!r} or {target!r}")
+    low, high = proportion_confint(online[1], online[0], method="wilson")
+    return OffPolicyCheck(logger, target, off_policy_estimates(rows), online[0], online[1], (low, high), tuple(rows))
 
 
 async def true_lift(arm: str, days: float, customers: int, seed: int, settings: ModelSettings | None = None
@@ -152,12 +253,14 @@ def _partition(customer_id: str) -> int:
 
 
 def print_simulation(settings: ModelSettings, days: float, customers: int, arms: str, seed: int, truth: bool,
-                     say: Callable[[str], None]) -> SimulationResult:
+                     say: Callable[[str], None], off_policy: tuple[str, str] | None = None) -> SimulationResult:
     """`perso simulate`: the experiment's report, then each arm's true lift from counterfactual runs."""
     say(f"simulating {days:g} days of {customers:,} customers, arms {arms}, seed {seed} ...")
-    result = asyncio.run(simulate(days, customers, arms, seed, settings))
+    result = asyncio.run(simulate(days, customers, arms, seed, settings, off_policy=off_policy))
     say(f"{result.events:,} events, {result.offers:,} offers published, {result.seconds:.0f}s")
     say(format_report(result.report))
+    if result.off_policy is not None:
+        say(format_off_policy(result.off_policy))
     if not truth:
         return result
     reference = next(arm for arm in result.config.arms if arm.name == result.report.reference)
@@ -185,6 +288,27 @@ def print_simulation(settings: ModelSettings, days: float, customers: int, arms:
             f"{_shown(estimated.conversion_lift, 100)}), revenue per customer lift {revenue - held_revenue:+.2f} "
             f"(estimated {_shown(estimated.revenue_lift, 1)})")
     return result
+
+
+def format_off_policy(check: OffPolicyCheck) -> str:
+    """The off-policy estimates beside the online figure, and whether the logger's offers support them."""
+    ips, snips = check.estimates["ips"], check.estimates["snips"]
+    low, high = check.online_interval
+    lines = [
+        f"off-policy: arm {check.target}'s conversion per offer, estimated from arm {check.logger}'s "
+        f"{ips.offers:,} logged offers (agreeing {ips.agreeing:.1%}, effective offers {ips.effective_offers:,.0f}, "
+        f"mean weight {ips.mean_weight:.2f})",
+        f"  IPS   {ips.value:.2%} [{ips.low:.2%}, {ips.high:.2%}]",
+        f"  SNIPS {snips.value:.2%} [{snips.low:.2%}, {snips.high:.2%}]",
+        f"  online: {check.target} converted {check.online_rate:.2%} [{low:.2%}, {high:.2%}] of its "
+        f"{check.online_offers:,} offers; IPS {'within' if check.within('ips') else 'outside'} that interval, "
+        f"SNIPS {'within' if check.within('snips') else 'outside'}"]
+    if ips.mean_weight < 0.9:
+        lines.append(f"  the mean weight is below 1: {check.target} chooses items the logger never offers (set "
+                     f"PERSO_NBO_EPSILON, and PERSO_NBO_EXPLORE_TOP 0, for a logging nbo); IPS reads low")
+    if ips.effective_offers < 100:
+        lines.append("  under 100 effective offers: the intervals are not to be trusted")
+    return "\n".join(lines)
 
 
 def _runs(arm: ArmSpec) -> str:
