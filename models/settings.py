@@ -62,6 +62,11 @@ class ModelSettings(BaseSettings):
                                           "bought them within the attribution window (0: only the offers' outcomes)")
     learned_explore_within: float = Field(0.5, gt=0, le=1, description="the learned policy explores only among "
                                           "candidates at least this likely relative to its best (odds ratio)")
+    learned_uplift: float = Field(0.0, ge=0, description="0: implicit outcomes teach the response model (what a "
+                                  "replayed log needs); above 0: they teach a model of buying without an offer, "
+                                  "and the learned policy ranks by P(convert | offered) - this x P(bought anyway)")
+    learned_by_value: bool = Field(False, description="the learned policy ranks by expected value: its "
+                                   "(added) conversion probability times log(1 + price)")
     nbo_epsilon: float = Field(0.0, ge=0, le=1, description="nbo explores this share of its decisions (an item "
                                "drawn from its top candidates) and logs each offer's probability; 0: deterministic")
     nbo_explore_top: int = Field(0, ge=0, description="how many of its best candidates nbo explores among (0: all)")

@@ -8,7 +8,9 @@ became of each offer (attribution: converted, or not, when its window closes) an
   replayed log an offer changes nothing the customer does, so an unoffered candidate's outcome is exactly what
   offering it would have scored: the response model learns from many candidates per decision, not only the chosen.
   Live, what it learns from them is the purchase likelihood without an offer (`PERSO_LEARNED_TEACH_CANDIDATES=0`
-  turns it off).
+  turns it off). With `organic` (`PERSO_LEARNED_UPLIFT` above 0) they teach a model of their own instead,
+  P(bought anyway | the customer, the candidate), and the attributed outcomes alone teach the response model: the
+  learned policy can then rank by what an offer adds (docs/offers.md, "Closed loop").
 - **Item repeat statistics** (`repeat_rate`): per item, the share of its buyers who bought it again (groceries are
   re-bought, gadgets are not), counted from every order: a feature of the candidates.
 
@@ -51,12 +53,15 @@ class OfferResponse(Learner):
     version = "response-2"
 
     def __init__(self, learning_rate: float = 0.05, l2: float = 1e-4, window_s: float = 7 * DAY,
-                 window: int = 50_000) -> None:
+                 window: int = 50_000, organic: bool = False) -> None:
         # Standardised features (one learning rate suits a flag and a log share spread over 0.2) and weights
         # averaged over the last `window` examples: plain SGD on raw values swung with each day's outcomes and,
         # on a planted truth, ranked a customer's own staples below items they never bought.
         self.model = AveragedLogistic(learning_rate=learning_rate, l2=l2, window=window)
         self.window_s = window_s
+        # Of the implicit outcomes alone, when they are kept apart from the offers' (None: they teach `model`).
+        self.organic = AveragedLogistic(learning_rate=learning_rate, l2=l2, window=window) if organic else None
+        self._organic_effective: tuple[float, dict[str, float]] | None = None
         self.feature_names: tuple[str, ...] = ()  # of the waiting examples' values (`remember` says)
         self.outcomes = 0  # attributed outcomes of published offers
         self.converted = 0
@@ -67,18 +72,19 @@ class OfferResponse(Learner):
 
     @classmethod
     def from_settings(cls, settings: ModelSettings) -> OfferResponse:
-        return cls(window_s=settings.attribution_window_days * DAY)
+        return cls(window_s=settings.attribution_window_days * DAY, organic=settings.learned_uplift > 0)
 
     # The folded weights are derived from the model: kept out of checkpoints, recomputed on first use.
     def drop_caches(self) -> None:
-        self._effective = None
+        self._effective = self._organic_effective = None
 
     def __getstate__(self) -> dict[str, object]:
-        return {k: v for k, v in self.__dict__.items() if k != "_effective"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_effective", "_organic_effective")}
 
     def __setstate__(self, state: dict[str, object]) -> None:
+        self.organic = None  # a checkpoint from before the organic model
         self.__dict__.update(state)
-        self._effective = None
+        self._effective = self._organic_effective = None
 
     # --- learning ------------------------------------------------------------------------------
     def learn_one(self, ctx: EventContext) -> None:
@@ -143,7 +149,12 @@ class OfferResponse(Learner):
         names = self.feature_names
         if len(values) != len(names):
             return  # written with another feature set (an older release): not learned
-        self._learn(dict(zip(names, values, strict=True)), bought)
+        x = dict(zip(names, values, strict=True))
+        if self.organic is not None:
+            self.organic.learn_one(x, bought)
+            self._organic_effective = None
+        else:
+            self._learn(x, bought)
         self.implicit += 1
         self.implicit_bought += bought
         self.n_learned = self.outcomes + self.implicit
@@ -169,22 +180,22 @@ class OfferResponse(Learner):
         intercept, weights = self._folded()
         return intercept, [weights.get(name, 0.0) for name in names]
 
+    def organic_weights(self, names: Sequence[str]) -> tuple[float, list[float]] | None:
+        """As `weights`, of the model of buying without an offer; None when implicit outcomes teach `model`."""
+        if self.organic is None:
+            return None
+        if self._organic_effective is None:
+            self._organic_effective = _fold(self.organic)
+        intercept, weights = self._organic_effective
+        return intercept, [weights.get(name, 0.0) for name in names]
+
     def probability(self, x: Mapping[str, float]) -> float:
         intercept, weights = self._folded()
         return sigmoid(intercept + sum(weights.get(name, 0.0) * value for name, value in x.items()))
 
     def _folded(self) -> tuple[float, dict[str, float]]:
-        # w . (x - mean) / sd + b  =  (w / sd) . x + (b - sum(w mean / sd)); recomputed after learning only.
         if self._effective is None:
-            means, variances = self.model.scaler.means, self.model.scaler.vars
-            weights: dict[str, float] = {}
-            intercept = self.model.intercept
-            for name, w in self.model.weights.items():  # the averaged weights (a dict); read, never changed here
-                sd = math.sqrt(variances.get(name, 0.0))
-                if sd > 0:
-                    weights[name] = w / sd
-                    intercept -= w * means.get(name, 0.0) / sd
-            self._effective = (intercept, weights)
+            self._effective = _fold(self.model)
         return self._effective
 
     def metrics(self) -> dict[str, Any]:
@@ -192,6 +203,19 @@ class OfferResponse(Learner):
                 "converted_share": self.converted / self.outcomes if self.outcomes else 0.0,
                 "implicit_learned": float(self.implicit),
                 "implicit_bought_share": self.implicit_bought / self.implicit if self.implicit else 0.0}
+
+
+def _fold(model: AveragedLogistic) -> tuple[float, dict[str, float]]:
+    # w . (x - mean) / sd + b  =  (w / sd) . x + (b - sum(w mean / sd)); recomputed after learning only.
+    means, variances = model.scaler.means, model.scaler.vars
+    weights: dict[str, float] = {}
+    intercept = model.intercept
+    for name, w in model.weights.items():  # the averaged weights (a dict); read, never changed here
+        sd = math.sqrt(variances.get(name, 0.0))
+        if sd > 0:
+            weights[name] = w / sd
+            intercept -= w * means.get(name, 0.0) / sd
+    return intercept, weights
 
 
 def sigmoid(z: float) -> float:

@@ -50,7 +50,7 @@ class LearnedPolicy(OfferPolicy):
 
     def __init__(self, items: ItemCooccurrence, response: OfferResponse, favourites: SegmentFavourites | None = None,
                  epsilon: float = 0.1, explore_top: int = 5, warmup: int = 200, teach: int = 4,
-                 explore_within: float = 0.5) -> None:
+                 explore_within: float = 0.5, uplift: float = 0.0, by_value: bool = False) -> None:
         self.items = items
         self.response = response
         self.favourites = favourites
@@ -59,6 +59,8 @@ class LearnedPolicy(OfferPolicy):
         self.explore_within = explore_within
         self.warmup = warmup
         self.teach = teach
+        self.uplift = uplift
+        self.by_value = by_value
 
     @classmethod
     def from_settings(cls, settings: ModelSettings, learners: Mapping[str, Learner]) -> LearnedPolicy:
@@ -66,7 +68,8 @@ class LearnedPolicy(OfferPolicy):
                    required_learner(learners, "response", cls.name), candidates.favourites_of(learners),
                    epsilon=settings.learned_epsilon, explore_top=settings.learned_explore_top,
                    warmup=settings.learned_warmup, teach=settings.learned_teach_candidates,
-                   explore_within=settings.learned_explore_within)
+                   explore_within=settings.learned_explore_within, uplift=settings.learned_uplift,
+                   by_value=settings.learned_by_value)
 
     def decide(self, request: OfferRequest) -> Decision | None:
         ranking = self._ranking(request)
@@ -81,7 +84,11 @@ class LearnedPolicy(OfferPolicy):
         score, item_id = scored[chosen]
         candidate = found[item_id]
         reason = candidates.reason(candidate.source, candidate.subject)
-        if learned:
+        if learned and self.by_value:
+            reason += f" (worth {max(score, 0.0):.2f} on average, by price)"
+        elif learned and self.uplift > 0 and self.response.organic is not None:
+            reason += f" ({max(score, 0.0):.0%} more likely bought with the offer)"
+        elif learned:
             score = sigmoid(score)
             reason += f" ({score:.0%} likely to convert)"
         return Decision(item_id, candidate.category, max(score, 0.0), reason, probability=share,
@@ -115,6 +122,19 @@ class LearnedPolicy(OfferPolicy):
             # The relevance breaks ties; the logit ranks as the probability does and costs no exp per candidate.
             scored = [(intercept + sum(map(mul, weights, c.values)) + 1e-6 * c.relevance, c.item_id)
                       for c in found.values()]
+            organic = response.organic_weights(FEATURES) if self.uplift > 0 else None
+            if organic is not None:
+                # What the offer adds: its conversion less what the customer would have bought anyway.
+                base, anyway = organic
+                lam = self.uplift
+                scored = [(sigmoid(z) - lam * sigmoid(base + sum(map(mul, anyway, c.values))), item_id)
+                          for (z, item_id), c in zip(scored, found.values(), strict=True)]
+            elif self.by_value:
+                scored = [(sigmoid(z), item_id) for z, item_id in scored]
+            if self.by_value:  # expected value: the (added) conversion times log(1 + price), as nbo values items
+                info_of = self.items.info.get
+                scored = [(p * math.log1p(info.price if (info := info_of(item_id)) is not None else 0.0), item_id)
+                          for p, item_id in scored]
         else:  # ranks by relevance alone before the model has learned enough
             scored = [(c.relevance, c.item_id) for c in found.values()]
         scored.sort(reverse=True)
@@ -123,7 +143,8 @@ class LearnedPolicy(OfferPolicy):
         if self.epsilon > 0 and len(scored) > 1:
             # Explore among the top candidates that are nearly as likely as the best (an offer nobody would take
             # teaches little and wastes the customer's attention).
-            floor = scored[0][0] + math.log(self.explore_within) if learned else -math.inf
+            ranks_odds = learned and self.uplift <= 0 and not self.by_value  # the scores are logits
+            floor = scored[0][0] + math.log(self.explore_within) if ranks_odds else -math.inf
             pool = [n for n, (z, _) in enumerate(scored[:self.explore_top]) if z >= floor]
             if len(pool) < 2:
                 pool = []

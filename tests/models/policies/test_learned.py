@@ -78,3 +78,54 @@ def test_without_implicit_outcomes_it_learns_only_from_its_offers() -> None:
     evaluate(personalizer, planted_grocery_log(customers=20, weeks=6))
     response = personalizer.learner("response")
     assert isinstance(response, OfferResponse) and response.implicit == 0 < response.outcomes
+
+
+def test_with_uplift_implicit_outcomes_teach_their_own_model_and_the_policy_ranks_by_what_an_offer_adds() -> None:
+    from models.learners.cooccurrence import ItemCooccurrence, ItemInfo
+    from models.policies.base import OfferRequest
+    from models.policies.learned import LearnedPolicy
+
+    # The planted truth: a customer's staple converts when offered, but is bought anyway just as often; an item
+    # never bought converts less often when offered, and never without the offer.
+    response = OfferResponse(organic=True)
+    names = ("log_times", "never_bought")  # two of the candidates' features
+    response.remember(CustomerState("c0"), 0.0, (), names)  # the names the implicit examples' values use
+    for _ in range(400):
+        response.learn_outcome({"log_times": 1.4, "never_bought": 0.0}, True)
+        response.learn_outcome({"log_times": 0.0, "never_bought": 1.0}, True)
+        response.learn_outcome({"log_times": 0.0, "never_bought": 1.0}, False)
+        response._learn_implicit((1.4, 0.0), True)
+        response._learn_implicit((0.0, 1.0), False)
+    assert response.implicit == 800 and response.outcomes == 1200
+    assert response.probability({"log_times": 1.4, "never_bought": 0.0}) > 0.8  # the offers' model saw no implicit
+    items = ItemCooccurrence()
+    for item in ("tea", "mug"):
+        items.observe_item(ItemInfo(item, "home", 4.0), ts=0.0)
+    state = CustomerState("c1", purchase_counts={"tea": (3, 0.0)})
+    request = OfferRequest(state, now_ts=86_400.0, outputs={}, excluded=set())
+    likely = LearnedPolicy(items, response, epsilon=0.0, warmup=0).decide(request)
+    added = LearnedPolicy(items, response, epsilon=0.0, warmup=0, uplift=1.0).decide(request)
+    assert likely is not None and likely.item_id == "tea"  # the most likely to convert
+    assert added is not None and added.item_id == "mug" and "with the offer" in added.reason  # what the offer adds
+
+
+def test_by_value_the_learned_policy_ranks_by_conversion_times_log_price() -> None:
+    from models.learners.cooccurrence import ItemCooccurrence, ItemInfo
+    from models.policies.base import OfferRequest
+    from models.policies.learned import LearnedPolicy
+
+    # Staples convert 70% of the time, items never bought 40%: the cheap staple is the likelier, the expensive
+    # new item the more valuable (0.4 x log 201 = 2.1 against 0.7 x log 3 = 0.8).
+    response = OfferResponse()
+    for n in range(600):
+        response.learn_outcome({"log_times": 1.4, "never_bought": 0.0}, n % 10 < 7)
+        response.learn_outcome({"log_times": 0.0, "never_bought": 1.0}, n % 10 < 4)
+    items = ItemCooccurrence()
+    items.observe_item(ItemInfo("tea", "home", 2.0), ts=0.0)
+    items.observe_item(ItemInfo("kettle", "home", 200.0), ts=0.0)
+    state = CustomerState("c1", purchase_counts={"tea": (3, 0.0)})
+    request = OfferRequest(state, now_ts=86_400.0, outputs={}, excluded=set())
+    likely = LearnedPolicy(items, response, epsilon=0.0, warmup=0).decide(request)
+    valued = LearnedPolicy(items, response, epsilon=0.0, warmup=0, by_value=True).decide(request)
+    assert likely is not None and likely.item_id == "tea"
+    assert valued is not None and valued.item_id == "kettle" and "by price" in valued.reason
