@@ -50,7 +50,7 @@ class IsotonicBins:
         z = min(max(logit(p), -LOGIT_RANGE), LOGIT_RANGE)
         return min(self.bins - 1, int((z + LOGIT_RANGE) / (2 * LOGIT_RANGE) * self.bins))
 
-    def learn_one(self, raw: float, label: bool, weight: float = 1.0) -> None:
+    def learn_one(self, raw: float, label: bool) -> None:
         b = self._bin(raw)
         if self.decay < 1.0:  # a few dozen multiplications per label: cheap, and every bin ages alike
             decay = self.decay
@@ -58,9 +58,9 @@ class IsotonicBins:
                 self.positives[k] *= decay
                 self.totals[k] *= decay
                 self.logit_sums[k] *= decay
-        self.positives[b] += weight * float(label)
-        self.totals[b] += weight
-        self.logit_sums[b] += weight * min(max(logit(raw), -LOGIT_RANGE), LOGIT_RANGE)
+        self.positives[b] += float(label)
+        self.totals[b] += 1.0
+        self.logit_sums[b] += min(max(logit(raw), -LOGIT_RANGE), LOGIT_RANGE)
         self.n_learned += 1
         if self.n_learned % self.refit_every == 0 and self.n_learned >= self.min_labels:
             self._fitted = self._isotonic()

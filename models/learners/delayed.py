@@ -39,8 +39,6 @@ STORED_DECIMALS = 4
 # A customer silent this long leaves no more snapshots (the label visits stop with them).
 MAX_SILENCE_S = 365 * 86_400.0
 MODELS = ("logistic", "tree")
-# The least weight a label gets (a snapshot followed at once by the next stands for almost no time).
-MIN_WEIGHT = 0.01
 
 class AveragedLogistic:
     """Logistic regression on standardised features, predicting with its weights averaged over the last
@@ -59,9 +57,9 @@ class AveragedLogistic:
         self.intercept = 0.0
         self.n = 0
 
-    def learn_one(self, x: dict[str, float], y: bool, w: float = 1.0) -> None:
+    def learn_one(self, x: dict[str, float], y: bool) -> None:
         self.scaler.learn_one(x)
-        self.regression.learn_one(self.scaler.transform_one(x), y, w)
+        self.regression.learn_one(self.scaler.transform_one(x), y)
         self.n += 1
         # Early on, an average of every step so far would keep the untrained first weights for long: weigh the
         # steps by their rank instead (rate 3/n: the first tenth of them keep a 0.1% share), until the window.
@@ -95,10 +93,6 @@ class DelayedLabelLearner(Learner):
     output: ClassVar[str]
     # Does a purchase within the horizon make the label positive (propensity) or negative (churn)?
     purchase_is_positive: ClassVar[bool]
-    # Are labels weighted by the stretch of customer time their snapshot stands for (see _settle)? On for
-    # propensity; churn risk ranked 0.02-0.03 worse with it on the synthetic shop, with ECE up to 0.13
-    # (docs/model-quality.md).
-    weigh_by_time: ClassVar[bool] = False
 
     def __init__(self, horizon_days: float, snapshot_every_s: float = 3600.0, max_pending: int = 24,
                  model: str = "logistic") -> None:
@@ -160,26 +154,17 @@ class DelayedLabelLearner(Learner):
         if not state.learner_data.get(self.name):
             return
         still: list[tuple[Any, ...]] = []
-        pending = self._pending(state)
-        for i, snapshot in enumerate(pending):
+        for snapshot in self._pending(state):
             age = now_ts - snapshot[0]
             if age > self.horizon_s:
-                # Weighted by the stretch of the customer's time it stands for (until their next snapshot, or now:
-                # a visit or event takes one at now_ts), so that every customer-day counts alike, as when a
-                # base is scored on a date. Unweighted, a customer once busy kept several snapshots a horizon
-                # (each visit leaves one, and wakes the customer again a horizon later) and the model learned
-                # from the busy ones over and over.
-                following = pending[i + 1][0] if i + 1 < len(pending) else now_ts
-                weight = min(1.0, max(MIN_WEIGHT, (following - snapshot[0]) / self.horizon_s)
-                             ) if self.weigh_by_time else 1.0
-                self._learn(snapshot[1], snapshot[2] == self.purchase_is_positive, weight)
+                self._learn(snapshot[1], snapshot[2] == self.purchase_is_positive)
                 continue
             if purchased and age > 0 and not snapshot[2]:
                 snapshot = (snapshot[0], snapshot[1], True, snapshot[3], snapshot[4])
             still.append(snapshot)
         state.learner_data[self.name] = tuple(still)
 
-    def _learn(self, values: tuple[float, ...], label: bool, weight: float = 1.0) -> None:
+    def _learn(self, values: tuple[float, ...], label: bool) -> None:
         if len(values) != len(BEHAVIOUR_FEATURES):
             return  # written with another feature set (an older release): its label cannot be learned
         x = dict(zip(BEHAVIOUR_FEATURES, values, strict=True))
@@ -187,11 +172,8 @@ class DelayedLabelLearner(Learner):
             raw = self._raw(x)
             self.auc.update(label, self.calibrator.transform(raw))
             self.logloss.update(label, self.calibrator.transform(raw))
-            self.calibrator.learn_one(raw, label, weight)
-        if isinstance(self.classifier, AveragedLogistic):
-            self.classifier.learn_one(x, label, weight)
-        else:  # a Hoeffding tree counts its grace period in weight: fractions of one would delay every split
-            self.classifier.learn_one(x, label)
+            self.calibrator.learn_one(raw, label)
+        self.classifier.learn_one(x, label)
         self.n_learned += 1
 
     # --- predicting --------------------------------------------------------------------------------

@@ -19,7 +19,6 @@ class PropensityModel(DelayedLabelLearner):
     version = "propensity-2"
     output = "propensity"
     purchase_is_positive = True
-    weigh_by_time = True
 
     @classmethod
     def from_settings(cls, settings: ModelSettings) -> PropensityModel:

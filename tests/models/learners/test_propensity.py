@@ -6,7 +6,7 @@ import pytest
 from models.features import FeatureSpace
 from models.learners.base import EventContext, TimeContext
 from models.learners.churn import ChurnModel
-from models.learners.delayed import MODELS, PRIOR, AveragedLogistic
+from models.learners.delayed import MODELS, PRIOR
 from models.learners.propensity import PropensityModel
 from models.state import DAY, CustomerState
 from schemas.events import parse_event
@@ -65,32 +65,3 @@ def test_a_failed_event_can_be_undone_on_the_state_copy() -> None:
 def test_churn_is_the_mirror_of_a_purchase_within_its_horizon() -> None:
     churn = ChurnModel(horizon_days=30)
     assert churn.purchase_is_positive is False and churn.predict(CustomerState("c"), TS) == {"churn_risk": PRIOR}
-
-
-class Recorder(AveragedLogistic):
-    """The logistic regression, keeping the weight of each label it is taught."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.taught: list[float] = []
-
-    def learn_one(self, x: dict[str, float], y: bool, w: float = 1.0) -> None:
-        self.taught.append(w)
-        super().learn_one(x, y, w)
-
-
-def test_each_stretch_of_a_customers_time_counts_once_however_many_snapshots_cover_it() -> None:
-    # Three purchases a few hours apart leave three snapshots, and each timer visit leaves one of its own, so the
-    # customer is visited three times a horizon for as long as they stay silent: a base scored on a date counts
-    # them once, and so must the labels' weights.
-    model = PropensityModel(horizon_days=7)
-    recorder = Recorder()
-    model.classifier = recorder
-    state = CustomerState("busy")
-    for day in (0.0, 0.4, 0.8):
-        bought(state, day, model)
-    while (wake := model.next_wake(state)) is not None and wake < TS + 71 * DAY:
-        visit(state, (wake - TS) / DAY, model)
-    assert len(recorder.taught) > 25  # about three labels a horizon over ten horizons
-    assert sum(recorder.taught) == pytest.approx(10.0, abs=1.0)  # but about one horizon's weight per horizon
-    assert all(0 < w <= 1 for w in recorder.taught)
