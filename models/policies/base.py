@@ -12,7 +12,7 @@ A new policy is one module: a subclass with `name`, `version` and `decide`, deco
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -69,6 +69,18 @@ class OfferPolicy(ABC):
         it). This default is a deterministic policy's: its one choice. An exploring policy says its own."""
         decision = self.decide(request)
         return {decision.item_id: 1.0} if decision is not None else {}
+
+
+def epsilon_greedy_shares(pool: Sequence[str], best: str, epsilon: float) -> dict[str, float]:
+    """Each item's probability under epsilon-greedy: with probability epsilon one item of `pool` drawn uniformly,
+    else `best` (which is in the pool).
+
+    >>> epsilon_greedy_shares(["a", "b"], "a", 0.2)
+    {'a': 0.9, 'b': 0.1}
+    """
+    shares = dict.fromkeys(pool, epsilon / len(pool))
+    shares[best] += 1 - epsilon
+    return shares
 
 
 def required_learner(learners: Mapping[str, Learner], name: str, policy: str) -> Any:

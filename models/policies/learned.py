@@ -37,7 +37,14 @@ from models.learners.cooccurrence import ItemCooccurrence
 from models.learners.response import OfferResponse, sigmoid
 from models.learners.segments import SegmentFavourites
 from models.policies import candidates
-from models.policies.base import Decision, OfferPolicy, OfferRequest, register_policy, required_learner
+from models.policies.base import (
+    Decision,
+    OfferPolicy,
+    OfferRequest,
+    epsilon_greedy_shares,
+    register_policy,
+    required_learner,
+)
 from models.policies.candidate_features import FEATURES, Candidate, collect
 from models.settings import ModelSettings
 
@@ -80,7 +87,7 @@ class LearnedPolicy(OfferPolicy):
         if pool:
             explore = rng.random() < self.epsilon
             chosen = pool[rng.randrange(len(pool))] if explore else 0
-            share = self.epsilon / len(pool) + (1 - self.epsilon if chosen == 0 else 0.0)
+            share = self._shares(scored, pool)[scored[chosen][1]]
         score, item_id = scored[chosen]
         candidate = found[item_id]
         reason = candidates.reason(candidate.source, candidate.subject)
@@ -101,11 +108,10 @@ class LearnedPolicy(OfferPolicy):
         if ranking is None:
             return {}
         _, scored, pool, _, _ = ranking
-        if not pool:
-            return {scored[0][1]: 1.0}
-        shares = {scored[n][1]: self.epsilon / len(pool) for n in pool}
-        shares[scored[0][1]] += 1 - self.epsilon
-        return shares
+        return self._shares(scored, pool) if pool else {scored[0][1]: 1.0}
+
+    def _shares(self, scored: list[tuple[float, str]], pool: list[int]) -> dict[str, float]:
+        return epsilon_greedy_shares([scored[n][1] for n in pool], scored[0][1], self.epsilon)
 
     def _ranking(self, request: OfferRequest) -> tuple[dict[str, Candidate], list[tuple[float, str]], list[int],
                                                        bool, random.Random] | None:

@@ -24,7 +24,14 @@ from models.learners.base import Learner
 from models.learners.cooccurrence import ItemCooccurrence
 from models.learners.segments import SegmentFavourites
 from models.policies import candidates
-from models.policies.base import Decision, OfferPolicy, OfferRequest, register_policy, required_learner
+from models.policies.base import (
+    Decision,
+    OfferPolicy,
+    OfferRequest,
+    epsilon_greedy_shares,
+    register_policy,
+    required_learner,
+)
 from models.settings import ModelSettings
 
 
@@ -62,31 +69,7 @@ class NextBestOffer(OfferPolicy):
     def decide(self, request: OfferRequest) -> Decision | None:
         if self.epsilon > 0:
             return self._explore(request)
-        state, outputs, excluded = request.state, request.outputs, request.excluded
-        propensity = outputs.get("propensity")
-        weight = 1.0 if propensity is None else propensity
-        share = state.affinity_share()
-        affinity = share.get
-        info_of = self.items.info.get
-        best: list[Any] = [None, 0.0, None, 0, None]  # item, score, category, source, subject
-
-        # Scored as they come rather than collected first: an item offered by two sources keeps its best
-        # score either way (the score grows with relevance), and the hot loop does half the work.
-        def offer(item_id: str, relevance: float, source: int, subject: object) -> None:
-            if item_id in excluded:
-                return
-            info = info_of(item_id)
-            if info is None:
-                score, category = 0.0, None
-            else:
-                category = info.category
-                score = weight * math.log1p(info.price) * (relevance + 0.5 * affinity(category, 0.0))
-            if best[0] is None or score > best[1]:
-                best[:] = item_id, score, category, source, subject
-
-        candidates.propose(state, self.items, self.favourites, outputs, share, offer)
-
-        item_id, score, category, source, subject = best
+        item_id, score, category, source, subject = self._scan(request, None)
         if item_id is None:
             return None
         return Decision(item_id, category, score, candidates.reason(source, subject))
@@ -97,23 +80,23 @@ class NextBestOffer(OfferPolicy):
         found = self._scored(request)
         if not found:
             return {}
-        ranked = sorted(found, key=lambda item: -found[item][0])
-        pool = ranked[:self.explore_top] if self.explore_top > 0 else ranked
-        if len(pool) < 2:
-            return {ranked[0]: 1.0}
-        shares = dict.fromkeys(pool, self.epsilon / len(pool))
-        shares[ranked[0]] += 1 - self.epsilon
-        return shares
+        ranked, pool = self._ranked(found)
+        return epsilon_greedy_shares(pool, ranked[0], self.epsilon) if len(pool) > 1 else {ranked[0]: 1.0}
 
-    def _scored(self, request: OfferRequest) -> dict[str, tuple[float, str | None, int, object]]:
-        """Every candidate's best score: item -> (score, category, source, subject)."""
+    def _scan(self, request: OfferRequest, found: dict[str, tuple[float, str | None, int, object]] | None
+              ) -> list[Any]:
+        """Score every candidate the sources propose: the best as [item, score, category, source, subject] (item
+        None: no candidate), and, when `found` is given, every candidate's best score into it."""
         state, outputs, excluded = request.state, request.outputs, request.excluded
         propensity = outputs.get("propensity")
         weight = 1.0 if propensity is None else propensity
         share = state.affinity_share()
+        affinity = share.get
         info_of = self.items.info.get
-        found: dict[str, tuple[float, str | None, int, object]] = {}
+        best: list[Any] = [None, 0.0, None, 0, None]  # item, score, category, source, subject
 
+        # Scored as they come rather than collected first: an item offered by two sources keeps its best
+        # score either way (the score grows with relevance), and the greedy hot loop does half the work.
         def offer(item_id: str, relevance: float, source: int, subject: object) -> None:
             if item_id in excluded:
                 return
@@ -122,27 +105,40 @@ class NextBestOffer(OfferPolicy):
                 score, category = 0.0, None
             else:
                 category = info.category
-                score = weight * math.log1p(info.price) * (relevance + 0.5 * share.get(category, 0.0))
-            best = found.get(item_id)
-            if best is None or score > best[0]:
-                found[item_id] = (score, category, source, subject)
+                score = weight * math.log1p(info.price) * (relevance + 0.5 * affinity(category, 0.0))
+            if found is not None:
+                kept = found.get(item_id)
+                if kept is None or score > kept[0]:
+                    found[item_id] = (score, category, source, subject)
+            elif best[0] is None or score > best[1]:
+                best[:] = item_id, score, category, source, subject
 
         candidates.propose(state, self.items, self.favourites, outputs, share, offer)
+        return best
+
+    def _scored(self, request: OfferRequest) -> dict[str, tuple[float, str | None, int, object]]:
+        """Every candidate's best score: item -> (score, category, source, subject)."""
+        found: dict[str, tuple[float, str | None, int, object]] = {}
+        self._scan(request, found)
         return found
+
+    def _ranked(self, found: dict[str, tuple[float, str | None, int, object]]) -> tuple[list[str], list[str]]:
+        """The candidates best first, and the ones explored among."""
+        # Ties keep the order the sources proposed them in (as the greedy scan does: the first best wins).
+        ranked = sorted(found, key=lambda item: -found[item][0])
+        return ranked, ranked[:self.explore_top] if self.explore_top > 0 else ranked
 
     def _explore(self, request: OfferRequest) -> Decision | None:
         """Epsilon-greedy: the best candidate, or with probability epsilon one drawn from the top (or all)."""
         found = self._scored(request)
         if not found:
             return None
-        # Ties keep the order the sources proposed them in (as the greedy scan does: the first best wins).
-        ranked = sorted(found, key=lambda item: -found[item][0])
-        pool = ranked[:self.explore_top] if self.explore_top > 0 else ranked
+        ranked, pool = self._ranked(found)
         chosen, share = ranked[0], 1.0
         if len(pool) > 1:
             rng = random.Random(f"{request.state.customer_id}:{request.now_ts}")
             if rng.random() < self.epsilon:
                 chosen = pool[rng.randrange(len(pool))]
-            share = self.epsilon / len(pool) + (1 - self.epsilon if chosen == ranked[0] else 0.0)
+            share = epsilon_greedy_shares(pool, ranked[0], self.epsilon)[chosen]
         score, category, source, subject = found[chosen]
         return Decision(chosen, category, score, candidates.reason(source, subject), probability=share)
