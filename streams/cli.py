@@ -493,6 +493,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _evaluate_off_policy(args: argparse.Namespace) -> int:
+    from models.evaluation.off_policy import LOW_MEAN_WEIGHT, MIN_EFFECTIVE_OFFERS
     from streams.ops.evaluate import run_off_policy
 
     policy = args.policy or _settings().models.policy
@@ -511,11 +512,11 @@ def _evaluate_off_policy(args: argparse.Namespace) -> int:
               f"{estimate.high:.2%}]; agrees with {estimate.agreeing:.1%} of the logged offers, worth "
               f"{estimate.effective_offers:,.0f} offers")
     ips = result.estimates["ips"]
-    if ips.mean_weight < 0.9:
+    if ips.mean_weight < LOW_MEAN_WEIGHT:
         print(f"the mean weight is {ips.mean_weight:.2f}, not 1: the target offers items the logging policy never "
               "offered, or nothing, at many of these moments; IPS counts them as misses (a lower bound) and SNIPS "
               "is biased upwards", file=sys.stderr)
-    if min(e.effective_offers for e in result.estimates.values()) < 100:
+    if min(e.effective_offers for e in result.estimates.values()) < MIN_EFFECTIVE_OFFERS:
         print("too few logged offers agree with the target for these intervals to hold (an effective sample under "
               "100): log with a policy that explores among the items this one would choose", file=sys.stderr)
     if result.direct_rate is not None:

@@ -37,6 +37,12 @@ from typing import Any
 
 from scipy.stats import norm
 
+# Where a report warns (`perso evaluate --from-log`, `perso simulate --off-policy`): a mean weight below this says
+# the target offers what the logger never did; an effective sample below this, that the normal intervals do not
+# hold (their coverage on a planted truth, above).
+LOW_MEAN_WEIGHT = 0.9
+MIN_EFFECTIVE_OFFERS = 100
+
 
 @dataclass(frozen=True)
 class Logged:

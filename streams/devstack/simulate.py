@@ -30,7 +30,13 @@ from typing import Any
 import orjson
 from statsmodels.stats.proportion import proportion_confint
 
-from models.evaluation.off_policy import Estimate, Logged, off_policy_estimates
+from models.evaluation.off_policy import (
+    LOW_MEAN_WEIGHT,
+    MIN_EFFECTIVE_OFFERS,
+    Estimate,
+    Logged,
+    off_policy_estimates,
+)
 from models.experiments.attribution import ARM, CONVERTED, EXPERIMENT, FLAGS, ID, PUBLISHED, ghost_arm
 from models.experiments.counts import OFFER_FIELDS, arm_counts
 from models.experiments.report import ArmCounts, ExperimentReport, Lift, experiment_report, format_report
@@ -303,11 +309,11 @@ def format_off_policy(check: OffPolicyCheck) -> str:
         f"  online: {check.target} converted {check.online_rate:.2%} [{low:.2%}, {high:.2%}] of its "
         f"{check.online_offers:,} offers; IPS {'within' if check.within('ips') else 'outside'} that interval, "
         f"SNIPS {'within' if check.within('snips') else 'outside'}"]
-    if ips.mean_weight < 0.9:
+    if ips.mean_weight < LOW_MEAN_WEIGHT:
         lines.append(f"  the mean weight is below 1: {check.target} chooses items the logger never offers (set "
                      f"PERSO_NBO_EPSILON, and PERSO_NBO_EXPLORE_TOP 0, for a logging nbo); IPS reads low")
-    if ips.effective_offers < 100:
-        lines.append("  under 100 effective offers: the intervals are not to be trusted")
+    if ips.effective_offers < MIN_EFFECTIVE_OFFERS:
+        lines.append(f"  under {MIN_EFFECTIVE_OFFERS} effective offers: the intervals are not to be trusted")
     return "\n".join(lines)
 
 
