@@ -126,13 +126,9 @@ async def worker_reports(client: aioredis.Redis, app_id: str) -> list[WorkerRepo
     reports = []
     now = time.time()
     for name, fields in await worker_stats.read_all(client, app_id):
-        reasons = orjson.loads(fields.pop("dead_letter_reasons", b"{}"))
-        health = orjson.loads(fields.pop("health", b"{}"))
-        failures = orjson.loads(fields.pop("batch_failures", b"{}"))
-        web_url = fields.pop("web_url", b"").decode() or None
-        values = {k: float(v) for k, v in fields.items()}
-        reports.append(WorkerReport(name, now - values.get("updated_at", 0.0), values, reasons, health, failures,
-                                    web_url))
+        stats = worker_stats.decode(name, fields)
+        reports.append(WorkerReport(name, now - stats.values.get("updated_at", 0.0), stats.values,
+                                    stats.dead_letter_reasons, stats.health, stats.batch_failures, stats.web_url))
     return sorted(reports, key=lambda r: r.name)
 
 

@@ -8,8 +8,10 @@ dashboard asked for it every 5 s in every worker, which took 5-12 s a time on a 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 
 from streams.storage import keys
@@ -54,3 +56,29 @@ async def read_all(client: aioredis.Redis, app_id: str) -> list[tuple[str, dict[
         if raw:  # expired or removed since it was listed
             found.append((name.removeprefix(prefix), {k.decode(): v for k, v in raw.items()}))
     return sorted(found)
+
+
+@dataclass(frozen=True)
+class WorkerStats:
+    """One worker's stats hash decoded: its counters and timings as numbers, its JSON fields parsed."""
+
+    name: str
+    values: dict[str, float]
+    dead_letter_reasons: dict[str, int]
+    health: dict[str, Any]
+    batch_failures: dict[str, int]
+    web_url: str | None
+
+
+def decode(name: str, fields: dict[str, bytes]) -> WorkerStats:
+    """A hash as `read_all` returns it, for `perso status` and the dashboard.
+
+    >>> decode("host:1", {"records": b"5", "health": b'{"status": "ok"}', "web_url": b""}).values
+    {'records': 5.0}
+    """
+    rest = dict(fields)
+    reasons = orjson.loads(rest.pop("dead_letter_reasons", b"{}"))
+    health = orjson.loads(rest.pop("health", b"{}"))
+    failures = orjson.loads(rest.pop("batch_failures", b"{}"))
+    web_url = rest.pop("web_url", b"").decode() or None
+    return WorkerStats(name, {k: float(v) for k, v in rest.items()}, reasons, health, failures, web_url)

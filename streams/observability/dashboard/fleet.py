@@ -7,7 +7,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 import redis.asyncio as aioredis
 
 from streams.storage import worker_stats
@@ -54,11 +53,8 @@ async def read_fleet(client: aioredis.Redis, app_id: str) -> Fleet:
     now = time.time()
     workers = []
     for name, fields in await worker_stats.read_all(client, app_id):
-        reasons = orjson.loads(fields.pop("dead_letter_reasons", b"{}"))
-        health = orjson.loads(fields.pop("health", b"{}"))
-        fields.pop("batch_failures", None)
-        fields.pop("web_url", None)
-        values = {k: float(v) for k, v in fields.items()}
-        workers.append({"name": name, "age_s": round(now - values.get("updated_at", 0.0), 1), "values": values,
-                        "dead_letter_reasons": reasons, "health": health.get("status", "unknown")})
+        stats = worker_stats.decode(name, fields)
+        workers.append({"name": name, "age_s": round(now - stats.values.get("updated_at", 0.0), 1),
+                        "values": stats.values, "dead_letter_reasons": stats.dead_letter_reasons,
+                        "health": stats.health.get("status", "unknown")})
     return Fleet(sorted(workers, key=lambda w: w["name"]))
