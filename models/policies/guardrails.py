@@ -88,10 +88,19 @@ class Guardrails:
         return recent < self.cap_per_hour and self.caps.permits(state, channel, now_ts)
 
     def excluded(self, state: CustomerState, now_ts: float, reminder: bool = False) -> set[str]:
-        """Never offered now: what the customer bought within `exclude_days`, and the item they just looked at
-        (unless the offer is a `reminder` of it: a trigger's, models/triggers/)."""
-        excluded = state.bought_within(now_ts, self.exclude_days)
-        if not reminder:
+        """Never offered now: what the customer bought within `exclude_days` (0: nothing is excluded for having
+        been bought, the order just placed included: groceries are bought again), and the item they just looked at
+        (unless the offer is a `reminder` of it: a trigger's, models/triggers/). After an order, its last line is
+        not "looked at": what was bought is the exclusion window's to decide.
+
+        >>> from models.state import CustomerState
+        >>> state = CustomerState("c1", recent_items=["tea"], last_event_type="purchase",
+        ...                       recent_purchases=[("tea", 100.0)])
+        >>> Guardrails(exclude_days=30).excluded(state, 100.0), Guardrails(exclude_days=0).excluded(state, 100.0)
+        ({'tea'}, set())
+        """
+        excluded = state.bought_within(now_ts, self.exclude_days) if self.exclude_days > 0 else set()
+        if not reminder and state.last_event_type != "purchase":
             excluded.update(state.recent_items[-1:])
         return excluded
 
