@@ -42,7 +42,7 @@ from models.experiments.running import RunningExperiment
 from models.features import FeatureSpace
 from models.learners import EventContext, Learner, TimeContext, build_learners
 from models.learners.cooccurrence import ItemCooccurrence
-from models.learners.response import OfferResponse
+from models.learners.response import OfferResponse, unpack_values
 from models.policies import Decision, Guardrails, OfferPolicy, build_policy
 from models.policies.candidate_features import FEATURES as CANDIDATE_FEATURES
 from models.promotions import PromotedDecision, Promotions, check_promotions
@@ -309,11 +309,12 @@ class Personalizer:
 
     def _learn_from_outcome(self, offer: tuple[Any, ...]) -> None:
         """A published offer of a learning policy has closed: teach the response model whether it converted."""
-        features = offer[FEATURES]
+        if offer[FEATURES] is None or self._response is None or not offer[FLAGS] & PUBLISHED:
+            return
+        features = unpack_values(offer[FEATURES])
         # An offer recorded with another feature set (before an upgrade) is not learned: its values would be
         # read under the wrong names.
-        if (features is not None and len(features) == len(CANDIDATE_FEATURES) and self._response is not None
-                and offer[FLAGS] & PUBLISHED):
+        if len(features) == len(CANDIDATE_FEATURES):
             self._response.learn_outcome(dict(zip(CANDIDATE_FEATURES, features, strict=True)),
                                          bool(offer[FLAGS] & CONVERTED))
 

@@ -128,7 +128,7 @@ class Attribution:
 
     def record_offer(self, state: CustomerState, offer_id: str, item_id: str, price: float | None, ts: float,
                      experiment: str, arm: str, published: bool, tallies: Tallies,
-                     features: tuple[float, ...] | None = None) -> None:
+                     features: str | tuple[float, ...] | None = None) -> None:
         """An offer decided at event time `ts` (published, or held out): open until `ts` + the window.
         `experiment` is empty for an offer kept only to teach a learning policy (nothing is counted)."""
         if any(offer[ID] == offer_id for offer in state.open_offers):

@@ -31,7 +31,9 @@ True
 
 from __future__ import annotations
 
+import base64
 import math
+import struct
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -43,6 +45,25 @@ from schemas.events import PurchaseEvent
 
 # Implicit examples waiting per customer (no more are taken beyond): (item, decided at, features, bought since).
 MAX_WAITING = 48
+
+
+def pack_values(values: Sequence[float]) -> str:
+    """A waiting example's feature values as text: half-precision floats (3 significant digits, plenty for a
+    gradient step), base64. One C call each way, where rounding every value in Python cost a quarter of a learned
+    decision, and a third of the JSON.
+
+    >>> unpack_values(pack_values((0.5, 0.12345, 1.0, 0.0)))
+    (0.5, 0.12347412109375, 1.0, 0.0)
+    """
+    return base64.b64encode(struct.pack(f"<{len(values)}e", *values)).decode("ascii")
+
+
+def unpack_values(packed: str | Sequence[float]) -> tuple[float, ...]:
+    """`pack_values`' values back (a plain sequence, as states saved before packing hold, is returned as is)."""
+    if not isinstance(packed, str):
+        return tuple(packed)
+    raw = base64.b64decode(packed)
+    return struct.unpack(f"<{len(raw) // 2}e", raw)
 # Repeat rate prior: an item with few buyers says what the average item does (pseudo-counts).
 REPEAT_PRIOR_BUYERS, REPEAT_PRIOR_RATE = 5.0, 0.2
 
@@ -127,7 +148,8 @@ class OfferResponse(Learner):
         room = MAX_WAITING - len(waiting)
         # A full list takes no more (rather than dropping the oldest unsettled: those are the negatives, and
         # dropping them would teach a rate of buying that is too high for the most active customers).
-        waiting.extend((item_id, now_ts, values, False) for item_id, values in list(examples)[:max(room, 0)])
+        waiting.extend((item_id, now_ts, pack_values(values), False)
+                       for item_id, values in list(examples)[:max(room, 0)])
         state.learner_data[self.name] = tuple(waiting)  # replaced, never changed in place (undo copies share)
 
     def _settle(self, state: CustomerState, now_ts: float, bought: Iterable[str]) -> None:
@@ -145,8 +167,9 @@ class OfferResponse(Learner):
             still.append(example)
         state.learner_data[self.name] = tuple(still)
 
-    def _learn_implicit(self, values: tuple[float, ...], bought: bool) -> None:
+    def _learn_implicit(self, packed: str | tuple[float, ...], bought: bool) -> None:
         names = self.feature_names
+        values = unpack_values(packed)
         if len(values) != len(names):
             return  # written with another feature set (an older release): not learned
         x = dict(zip(names, values, strict=True))

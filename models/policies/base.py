@@ -33,7 +33,9 @@ class Decision:
     score: float
     reason: str
     probability: float = 1.0  # with which the policy chose this item (1: deterministic); off-policy evaluation
-    features: tuple[float, ...] | None = None  # of the chosen candidate, for a policy that learns from outcomes
+    # Of the chosen candidate, for a policy that learns from outcomes: its values packed as text
+    # (models/learners/response.pack_values; a tuple of values in offers recorded before packing).
+    features: str | tuple[float, ...] | None = None
     # Candidates not offered, (item, features), that a learning policy learns from by their implicit outcome.
     examples: tuple[tuple[str, tuple[float, ...]], ...] = ()
 

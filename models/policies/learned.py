@@ -10,7 +10,7 @@ models/learners/response.py), the best one offered, with exploration so the mode
   response model whether it converted.
 
 >>> from models.learners.cooccurrence import ItemCooccurrence, ItemInfo
->>> from models.learners.response import OfferResponse, sigmoid
+>>> from models.learners.response import OfferResponse, pack_values, sigmoid
 >>> from models.state import CustomerState
 >>> items, response = ItemCooccurrence(), OfferResponse()
 >>> for item in ("tea", "mug", "pot"):
@@ -34,7 +34,7 @@ from operator import mul
 
 from models.learners.base import Learner
 from models.learners.cooccurrence import ItemCooccurrence
-from models.learners.response import OfferResponse, sigmoid
+from models.learners.response import OfferResponse, pack_values, sigmoid
 from models.learners.segments import SegmentFavourites
 from models.policies import candidates
 from models.policies.base import (
@@ -99,7 +99,7 @@ class LearnedPolicy(OfferPolicy):
             score = sigmoid(score)
             reason += f" ({score:.0%} likely to convert)"
         return Decision(item_id, candidate.category, max(score, 0.0), reason, probability=share,
-                        features=_rounded(candidate.values),
+                        features=pack_values(candidate.values),
                         examples=self._examples(scored, chosen, found, rng) if self.teach else ())
 
     def probabilities(self, request: OfferRequest) -> dict[str, float]:
@@ -166,8 +166,4 @@ class LearnedPolicy(OfferPolicy):
         rest = others[best:]
         if rest:
             picked += rng.sample(rest, min(len(rest), self.teach // 2))
-        return tuple((item_id, _rounded(found[item_id].values)) for item_id in picked)
-
-
-def _rounded(values: tuple[float, ...]) -> tuple[float, ...]:
-    return tuple(round(value, 4) for value in values)
+        return tuple((item_id, found[item_id].values) for item_id in picked)  # the learner packs what it keeps

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 
 from models.features import FeatureSpace
 from models.learners.base import EventContext, TimeContext
-from models.learners.response import MAX_WAITING, OfferResponse
+from models.learners.response import MAX_WAITING, OfferResponse, unpack_values
 from models.state import DAY, CustomerState
 from schemas.events import PurchaseEvent, parse_event
 from tests.helpers import later, purchase
@@ -71,3 +72,15 @@ def test_repeat_rate_counts_buyers_who_came_back_for_the_item() -> None:
         order(state, response, ("milk",), days=3)  # everyone re-buys milk, nobody the vase
     assert response.repeat_rate("milk") > 0.8 > 0.2 > response.repeat_rate("vase") > 0
     assert 0 < response.repeat_rate("never-seen") < 1
+
+
+def test_waiting_examples_are_packed_and_those_saved_before_packing_are_still_learned() -> None:
+    response, state = OfferResponse(window_s=7 * DAY), CustomerState("c1")
+    start = later().timestamp()
+    response.remember(state, start, [("tea", (0.123456, 1.0))], NAMES)
+    [(item, ts, packed, bought)] = state.learner_data["response"]
+    assert isinstance(packed, str) and unpack_values(packed) == pytest.approx((0.123456, 1.0), abs=1e-4)
+    # A state saved by a release that kept the values as a tuple: learned all the same.
+    state.learner_data["response"] = ((item, ts, packed, bought), ("mug", ts, (0.5, 0.0), False))
+    response.learn_time(TimeContext(ts=start + 8 * DAY, state=state, space=FeatureSpace()))
+    assert response.implicit == 2
