@@ -1,6 +1,6 @@
 """A soak: one worker under a steady feed for a long while, watched for memory growth, lag and lost events.
 
-    python bench/soak.py [--minutes 60] [--rate 2000] [--customers 100000] [--sample-s 10]
+    python bench/soak.py [--minutes 60] [--rate 2000] [--customers 100000] [--sample-s 10] [--warmup-minutes 15]
 
 Runs against PERSO_BROKER_URL / PERSO_REDIS_URL (start them with `perso stack up`); fresh topics and consumer
 group each run. Starts one worker and `perso feed` at --rate events/s (about half of what one worker drains
@@ -10,6 +10,10 @@ events on its partitions not yet committed: the `events_waiting` of its stats), 
 lost events = sent - (applied + dead-lettered + duplicates), which must be 0, where sent is what the run's
 input topics hold (their end offsets: the feed's answers to offers included). Writes bench/results/soak.csv
 and bench/results/soak.png (memory, lag and events over time) and prints the summary on its last lines.
+
+Memory is judged after --warmup-minutes: by then every customer should have been seen and their states grown to
+their caps (fewer customers than the feed reaches in that time keep growing: new customers are not a leak). The
+last line says whether the worker's RSS stayed within ±10% of its value at the end of the warm-up.
 """
 
 from __future__ import annotations
@@ -49,10 +53,12 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def plot(rows: list[dict[str, float]], path: Path, title: str) -> None:
+def plot(rows: list[dict[str, float]], path: Path, title: str, warmup_minutes: float) -> None:
     minutes = [row["seconds"] / 60 for row in rows]
     figure, (memory, lag, events) = plt.subplots(3, 1, figsize=(9, 8), sharex=True)
     memory.plot(minutes, [row["rss_mib"] for row in rows])
+    memory.axvline(warmup_minutes, color="grey", linestyle=":", label="end of warm-up")
+    memory.legend()
     memory.set_ylabel("worker RSS (MiB)")
     lag.plot(minutes, [row["events_waiting"] for row in rows])
     lag.set_ylabel("lag (events waiting)")
@@ -79,6 +85,8 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=2000.0, help="events/s fed")
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--sample-s", type=float, default=10.0)
+    parser.add_argument("--warmup-minutes", type=float, default=15.0,
+                        help="memory is judged against its value at the end of this")
     args = parser.parse_args()
 
     run = uuid.uuid4().hex[:6]
@@ -141,15 +149,34 @@ def main() -> int:
     last = rows[-1]
     lost = (sent or 0) - int(last["accepted"] + last["dead_letters"] + last["duplicates"])
     plot(rows, results / "soak.png", f"soak: {args.rate:.0f} events/s for {args.minutes:g} min, "
-         f"{args.customers:,} customers; lost {lost}")
-    steady = [row["rss_mib"] for row in rows if row["seconds"] >= min(300.0, rows[-1]["seconds"] / 2)]
+         f"{args.customers:,} customers; lost {lost}", args.warmup_minutes)
     print(f"sent {sent}, applied {last['accepted']:.0f}, dead-lettered {last['dead_letters']:.0f}, duplicates "
           f"{last['duplicates']:.0f}: lost {lost}")
-    print(f"worker RSS {rows[0]['rss_mib']:.0f} MiB at the first sample, {max(steady):.0f} MiB at most after "
-          f"{min(300.0, rows[-1]['seconds'] / 2):.0f} s, {last['rss_mib']:.0f} MiB at the end; lag at most "
-          f"{max(row['events_waiting'] for row in rows):.0f} events")
-    print(f"wrote {results / 'soak.csv'} and {results / 'soak.png'}")
-    return 0 if lost == 0 else 1
+    print(f"lag at most {max(row['events_waiting'] for row in rows):.0f} events; wrote {results / 'soak.csv'} "
+          f"and {results / 'soak.png'}")
+    flat = memory_verdict(rows, args.warmup_minutes * 60)
+    return 0 if lost == 0 and flat else 1
+
+
+def memory_verdict(rows: list[dict[str, float]], warmup_s: float, tolerance: float = 0.10) -> bool:
+    """Print the worker's RSS after the warm-up against its value when the warm-up ended; True when it stayed
+    within `tolerance` of it. Only the feed's minutes count (draining at the end is not steady state)."""
+    after = [row for row in rows if row["seconds"] >= warmup_s]
+    if not after:
+        print(f"memory: the run ended before its {warmup_s / 60:g}-minute warm-up; not judged")
+        return False
+    reference = after[0]["rss_mib"]
+    low, high = min(row["rss_mib"] for row in after), max(row["rss_mib"] for row in after)
+    spread = max(high / reference - 1.0, 1.0 - low / reference)
+    flat = spread <= tolerance
+    print(f"memory: worker RSS {rows[0]['rss_mib']:.0f} MiB at the first sample, {reference:.0f} MiB at the end of "
+          f"the {warmup_s / 60:g}-minute warm-up, then between {low:.0f} and {high:.0f} MiB, {last_rss(rows):.0f} at "
+          f"the end: {spread:+.1%} at most, {'flat' if flat else 'NOT flat'} (±{tolerance:.0%})")
+    return flat
+
+
+def last_rss(rows: list[dict[str, float]]) -> float:
+    return rows[-1]["rss_mib"]
 
 
 if __name__ == "__main__":
