@@ -18,12 +18,13 @@ from models.policies.candidates import sample_reasons
 from models.state import CustomerState
 
 # A representative state: its field names and shapes are what the compressor gets for free.
+_FEATURES = ("0,0,2.1679,1.1531,0,0,3.398,2.3979,2.4318,6.6641,4.3729,2.6093,1.2835,0.8308,1,4.9053,5.3504,0.2373,"
+             "0.1102,1.7918,1,0,0,0,0")
 _EXAMPLE = CustomerState(
     "", first_event_ts=1.7e9, last_event_ts=1.7e9, affinity={"electronics": 1.0, "books": 1.0, "home": 1.0},
     recent_items=["ele-001"], recent_purchases=[("ele-001", 1.7e9)],
     recent_orders=[1.7e9], last_event_type="purchase", first_purchase_ts=1.7e9, wake_ts=1.7e9, scored_ts=1.7e9,
-    learner_data={"propensity": ((1.7e9, (0.1,) * 25, False, 1.7e9, 3),),
-                  "churn": ((1.7e9, (0.1,) * 25, True, 1.7e9, 1),)},
+    learner_data={"propensity": ((1.7e9, _FEATURES, False, 1.7e9, 3),), "churn": ((1.7e9, _FEATURES, True, 1.7e9, 1),)},
     last_offer={"item_id": "x", "score": 1.0, "ts": 1.7e9, "reason": sample_reasons()},
     offer_times=[1.7e9], segment=1)
 _ZDICT = orjson.dumps(_EXAMPLE.to_dict())
