@@ -82,7 +82,8 @@ def old_stored(x: dict[str, float]) -> tuple[float, ...]:
     return tuple(round(x[name], delayed.STORED_DECIMALS) for name in BEHAVIOUR_FEATURES)
 
 
-@given(st.lists(st.one_of(st.floats(-1e7, 1e7), st.sampled_from([0.0, -0.0, 1.0, 10.0, 0.5, 1e-5, 4.99995])),
+@given(st.lists(st.one_of(st.floats(-1e7, 1e7), st.floats(allow_nan=False),
+                          st.sampled_from([0.0, -0.0, 1.0, 10.0, 100.0, 0.5, 1e-5, 5e-5, 4.99995, 0.00015, 2.5e-5])),
                 min_size=len(BEHAVIOUR_FEATURES), max_size=len(BEHAVIOUR_FEATURES)))
 def test_a_stored_snapshot_reads_back_exactly_the_rounded_values(values: list[float]) -> None:
     x = dict(zip(BEHAVIOUR_FEATURES, values, strict=True))
