@@ -66,6 +66,16 @@ def test_least_recently_used_states_are_dropped_past_capacity() -> None:
     assert len(cache) == 0
 
 
+def test_a_full_cache_drops_the_least_recently_used_a_hundredth_at_a_time() -> None:
+    cache = StateCache(capacity=1_010, hot=10)
+    for n in range(3_000):
+        cache.put(CustomerState(f"c{n}", events=1))
+        assert cache.get("c0") is not None  # used all along: never the least recently used
+        assert 990 <= len(cache) <= 1_010 or n < 1_010
+    assert cache.get("c2100") is not None and cache.get("c2999") is not None
+    assert cache.get("c1") is None and cache.get("c1500") is None
+
+
 def test_hot_tier_must_fit_in_capacity() -> None:
     with pytest.raises(ValueError, match="hot"):
         StateCache(capacity=5, hot=10)
