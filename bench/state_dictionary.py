@@ -33,7 +33,7 @@ TAKEN_AT_DAYS = (10, 20, 30, 45)
 
 def samples(customers: int) -> list[bytes]:
     shop = SyntheticShop(n_customers=customers, seed=11, prefix="d")
-    personalizer, states = Personalizer(), {}
+    personalizer, states = Personalizer(), dict[str, CustomerState]()
     taken: list[bytes] = []
     moments = [START_TS + day * 86_400 for day in TAKEN_AT_DAYS]
     for kind, body in history(shop, DAYS, START_TS):
@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1000)
     parser.add_argument("--size", type=int, default=16_384, help="dictionary bytes (larger measured no smaller)")
     args = parser.parse_args()
-    data = samples(args.customers)
+    data: list[bytes | bytearray | memoryview] = [*samples(args.customers)]
     dictionary = zstandard.train_dictionary(args.size, data, level=_LEVEL, threads=0)
     _DICTIONARY.write_bytes(dictionary.as_bytes())
     print(f"{_DICTIONARY.relative_to(ROOT)}: {len(dictionary.as_bytes()):,} bytes from {len(data):,} states "

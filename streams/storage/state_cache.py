@@ -1,6 +1,6 @@
 """The worker's copy of the customer states it owns, in two tiers to bound memory.
 
-A state is ~8 KB as Python objects and ~3 KB as JSON. The `hot` most recently used states stay objects, so a
+A state is ~7 KB as Python objects and ~3 KB as JSON. The `hot` most recently used states stay objects, so a
 customer seen again within a few batches costs nothing; the rest are kept compressed, and beyond `capacity` the
 least recently used are dropped and re-read from Redis when their customer returns.
 
