@@ -152,3 +152,21 @@ def test_snapshots_come_back_the_same_whatever_their_values(moments: list[Any], 
         snapshots.append((TS + t, delayed._stored(x), False, TS + t, 1))
     packed = delayed.pack_snapshots(state, snapshots)
     assert delayed.unpack_snapshots(state, orjson.loads(orjson.dumps(packed))) == tuple(snapshots)
+
+
+def test_the_engine_scores_the_same_when_every_state_goes_through_the_compressed_tier() -> None:
+    shop = SyntheticShop(n_customers=30, seed=13, prefix="y")
+    log = [parse_event(kind, orjson.dumps(body)) for kind, body in history(shop, 40, TS)]
+    codec = StateCodec()
+
+    def run(compressed: bool) -> list[Any]:
+        personalizer, states, seen = Personalizer(), {}, []
+        for event in log:
+            held = states.get(event.customer_id)
+            state = (codec.decompress(held) if compressed else held) if held else CustomerState(event.customer_id)
+            visits = personalizer.catch_up(state, event.epoch)
+            seen.append((visits.outputs if visits else None, personalizer.process(state, event).outputs))
+            states[event.customer_id] = codec.compress(state) if compressed else state
+        return seen
+
+    assert run(compressed=True) == run(compressed=False)
