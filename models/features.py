@@ -13,11 +13,10 @@ interest in each category the space has met, in first-seen order (bounded, so th
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from typing import Any
 
-from models.state import DAY, RECENT_ORDERS, CustomerState
+from models.state import DAY, CustomerState
 from schemas.events import ClickEvent, PurchaseEvent
 
 MAX_CATEGORIES = 20
@@ -111,55 +110,6 @@ def behaviour_features(state: CustomerState, now_ts: float) -> dict[str, float]:
     }
     for kind in LAST_EVENT_TYPES:
         x[f"last_{kind}"] = float(state.last_event_type == kind)
-    return x
-
-
-def implied_behaviour(state: CustomerState, ts: float) -> dict[str, float]:
-    """The behaviour features of an earlier moment `ts` that `state` still determines, as behaviour_features computed
-    them at `ts` (when the events since came in time order): the tenure (the first event does not move), and what
-    follows from the orders up to `ts` while the recent orders still hold every order after it. Lets a store leave
-    these out of a snapshot taken at `ts` and recompute them; it keeps any value that does not match.
-
-    >>> state = CustomerState("c1", first_event_ts=0.0, last_event_ts=20 * DAY, first_purchase_ts=0.0,
-    ...                       last_purchase_ts=20 * DAY, purchases=3, recent_orders=[0.0, 5 * DAY, 20 * DAY], events=9)
-    >>> earlier = implied_behaviour(state, ts=16 * DAY)  # before the third order
-    >>> earlier["days_since_purchase"], earlier["order_interval_days"], earlier["overdue"], earlier["orders_30d"]
-    (11.0, 5.0, 2.2, 2.0)
-    """
-    if not state.events:
-        return {}
-    tenure = max(0.0, ts - state.first_event_ts) / DAY
-    times = state.recent_orders
-    k = bisect_right(times, ts)  # recent orders are in time order when their events were
-    if not k and len(times) < state.purchases:
-        return {"log_tenure": math.log1p(tenure)}  # orders older than the recent ones may be before `ts` or not
-    orders = state.purchases - (len(times) - k)
-    last = times[k - 1] if k else None
-    since = max(0.0, ts - last) / DAY if orders and last is not None else tenure
-    interval = 0.0
-    if orders >= 2 and state.first_purchase_ts is not None and last is not None:
-        interval = (last - state.first_purchase_ts) / DAY / (orders - 1)
-    x = {
-        "days_since_purchase": since,
-        "log_days_since_purchase": math.log1p(since),
-        "never_bought": float(orders == 0),
-        "one_order": float(orders == 1),
-        "log_tenure": math.log1p(tenure),
-        "log_orders": math.log1p(orders),
-        "log_orders_per_month": math.log1p(30.0 * orders / max(tenure, 1.0)),
-        "order_interval_days": interval,
-        "log_order_interval": math.log1p(interval),
-        "overdue": min(since / interval, 10.0) if interval > 0 else 0.0,
-    }
-    if k == min(orders, RECENT_ORDERS):  # the recent orders of `ts` are all still there
-        limit = RECENT_ORDERS_DAYS * DAY
-        start = bisect_left(times, ts - limit, 0, k)
-        # behaviour_features' own test, `ts - t <= limit`, where a rounding of `ts - limit` moved the edge
-        while start and ts - times[start - 1] <= limit:
-            start -= 1
-        while start < k and ts - times[start] > limit:
-            start += 1
-        x["orders_30d"] = float(k - start)
     return x
 
 

@@ -24,15 +24,14 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from functools import cache
-from operator import itemgetter, sub
 from typing import Any, ClassVar
 
 from river import linear_model, metrics, optim, preprocessing, tree
 
 from models.calibration import IsotonicBins
-from models.features import BEHAVIOUR_FEATURES, behaviour_features, implied_behaviour
+from models.features import BEHAVIOUR_FEATURES, behaviour_features
 from models.learners.base import EventContext, Learner, TimeContext
 from models.learners.reasons import in_words
 from models.state import DAY, CustomerState
@@ -250,68 +249,3 @@ def stored_features(stored: str | Sequence[float]) -> tuple[float, ...]:
     if isinstance(stored, str):
         return tuple(map(float, stored.split(",")))
     return tuple(stored)
-
-
-def pack_snapshots(state: CustomerState, snapshots: Iterable[tuple[Any, ...]]) -> tuple[tuple[Any, ...], ...]:
-    """Pending snapshots as a store that keeps `state` unchanged beside them may hold them (the worker's compressed
-    states): when every feature implied_behaviour recomputes from `state` is written as it would be written again,
-    the snapshot keeps only its other features (a string that starts with "~"); unpack_snapshots with the same
-    state gives back the very same strings. The tenure, the days since the last order and their logarithms
-    were most of the snapshot bytes of a compressed state."""
-    packed = []
-    for snapshot in snapshots:
-        if _current(snapshot):
-            implied = implied_behaviour(state, snapshot[0])
-            if len(implied) == len(_IMPLIED):
-                parts = snapshot[1].split(",")
-                if _writes_all(_implied_values(implied), _implied_parts(parts)):
-                    snapshot = (snapshot[0], _LEFT_OUT + ",".join(_kept_parts(parts)), *snapshot[2:])
-        packed.append(snapshot)
-    return tuple(packed)
-
-
-def unpack_snapshots(state: CustomerState, packed: Iterable[tuple[Any, ...]]) -> tuple[tuple[Any, ...], ...]:
-    """The inverse of pack_snapshots, given the same `state`."""
-    snapshots = [tuple(snapshot) for snapshot in packed]  # tuples, also from JSON's lists
-    shortened = [i for i, s in enumerate(snapshots) if isinstance(s[1], str) and s[1].startswith(_LEFT_OUT)]
-    if shortened:
-        values = tuple([value for i in shortened
-                        for value in _implied_values(implied_behaviour(state, snapshots[i][0]))])
-        parts = _decimals(values).split(",")  # formatted in one call
-        for n, i in enumerate(shortened):
-            snapshot = snapshots[i]
-            restored = _in_place([*snapshot[1][1:].split(","), *parts[n * len(_IMPLIED):(n + 1) * len(_IMPLIED)]])
-            snapshots[i] = (snapshot[0], ",".join(restored), *snapshot[2:])
-    return tuple(snapshots)
-
-
-def _current(snapshot: tuple[Any, ...]) -> bool:
-    # This release's string: a list of an older release, or another feature set, stays as it is.
-    return (len(snapshot) > 1 and isinstance(snapshot[1], str)
-            and snapshot[1].count(",") == len(BEHAVIOUR_FEATURES) - 1)
-
-
-def _writes_all(values: tuple[float, ...], parts: tuple[str, ...]) -> bool:
-    if min(values) >= 0.0 and max(values) < 1e5 and "-" not in "".join(parts):  # no sign to mind: one C call
-        return max(map(abs, map(sub, values, map(float, parts)))) < _SURELY_NEAREST
-    return all(map(_writes, values, parts))
-
-
-def _writes(value: float, part: str) -> bool:
-    """Does _decimals write `part` for `value`? It does when `part` is the number of STORED_DECIMALS nearest to
-    `value` and nearer than half a unit of its last decimal (a hair less for floats' own rounding: exact below
-    1e5; at a tie or farther, no), with the sign `value` has ("-0" for a small negative value)."""
-    return (abs(value) < 1e5 and abs(value - float(part)) < _SURELY_NEAREST
-            and (part[0] == "-") == (math.copysign(1.0, value) < 0))
-
-
-# What implied_behaviour gives when it knows all it can: those features leave a packed snapshot, the rest stay.
-_IMPLIED = ("days_since_purchase", "log_days_since_purchase", "never_bought", "one_order", "log_tenure",
-            "log_orders", "log_orders_per_month", "order_interval_days", "log_order_interval", "overdue", "orders_30d")
-_KEPT = tuple(name for name in BEHAVIOUR_FEATURES if name not in _IMPLIED)
-_implied_values = itemgetter(*_IMPLIED)
-_implied_parts = itemgetter(*[BEHAVIOUR_FEATURES.index(name) for name in _IMPLIED])
-_kept_parts = itemgetter(*[BEHAVIOUR_FEATURES.index(name) for name in _KEPT])
-_in_place = itemgetter(*[(_KEPT + _IMPLIED).index(name) for name in BEHAVIOUR_FEATURES])  # kept + implied -> order
-_LEFT_OUT = "~"  # never the start of a number
-_SURELY_NEAREST = 0.5 * 10.0**-STORED_DECIMALS * (1.0 - 1e-6)

@@ -2,16 +2,12 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from models.features import BEHAVIOUR_FEATURES, implied_behaviour
-from models.learners import delayed
 from models.personalizer import Personalizer
-from models.state import DAY, CustomerState
+from models.state import CustomerState
 from schemas.events import parse_event
 from streams.datasets.synthetic import SyntheticShop, history
-from streams.storage.state_cache import _FIELDS, StateCache, StateCodec, compress_state, decompress_state, pack
+from streams.storage.state_cache import StateCache, StateCodec, compress_state, decompress_state
 
 TS = 1_790_000_000.123456
 
@@ -102,10 +98,9 @@ def test_every_field_of_a_worker_state_comes_back_identical_and_small() -> None:
         back = codec.decompress(blob)
         assert back == state
         assert orjson.dumps(back.to_dict()) == orjson.dumps(state.to_dict())  # the very floats, in the same order
-    assert any(s[1].startswith("~") for state in states for s in pack(state)[_FIELDS.index("learner_data")][0][2])
-    # The dictionary (state.zdict) is there and fits the form: ~930 bytes where zlib and its preset dictionary wrote
-    # ~1,720 (states with the timer's visits hold twice the snapshots of bench/memory.py's).
-    assert sum(map(len, blobs)) / len(blobs) < 1_100
+    # The dictionary (state.zdict) is there and fits the form: ~1,300 bytes where zlib and its preset dictionary
+    # wrote ~1,720 (states with the timer's visits hold twice the snapshots of bench/memory.py's).
+    assert sum(map(len, blobs)) / len(blobs) < 1_450
 
 
 def test_values_the_compressed_form_does_not_shorten_come_back_as_they_were() -> None:
@@ -132,26 +127,6 @@ def test_values_the_compressed_form_does_not_shorten_come_back_as_they_were() ->
     assert codec.decompress(codec.compress(by_hand)).offer_times == [7.0]
     not_snapshots = CustomerState("c3", learner_data={"churn": ("x", 1), "propensity": ((TS,),)})
     assert codec.decompress(codec.compress(not_snapshots)) == not_snapshots
-
-
-@given(st.lists(st.tuples(st.floats(0, 40 * DAY), st.lists(st.floats(0, 30), min_size=25, max_size=25),
-                          st.lists(st.sampled_from([0.0, 5e-5, -5e-5, 4.9e-5, 5.1e-5, 1e-9]), min_size=25,
-                                   max_size=25)), max_size=6),
-       st.lists(st.floats(0, 40 * DAY), max_size=25))
-def test_snapshots_come_back_the_same_whatever_their_values(moments: list[Any], orders: list[float]) -> None:
-    """Features a state implies are left out only when they would be written back the same: also a hair off
-    a rounding tie, and when the state does not imply them (other values, orders out of order)."""
-    state = CustomerState("c1", first_event_ts=TS, last_event_ts=TS + 40 * DAY, events=5,
-                          first_purchase_ts=TS + min(orders) if orders else None,
-                          purchases=len(orders) + (len(orders) == 20), recent_orders=[TS + t for t in orders])
-    snapshots = []
-    for t, values, nudges in moments:
-        x = dict(zip(BEHAVIOUR_FEATURES, values, strict=True))
-        implied = implied_behaviour(state, TS + t)
-        x.update({name: implied[name] + nudges[i] for i, name in enumerate(implied)})  # right, or nearly
-        snapshots.append((TS + t, delayed._stored(x), False, TS + t, 1))
-    packed = delayed.pack_snapshots(state, snapshots)
-    assert delayed.unpack_snapshots(state, orjson.loads(orjson.dumps(packed))) == tuple(snapshots)
 
 
 def test_the_engine_scores_the_same_when_every_state_goes_through_the_compressed_tier() -> None:
