@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from sys import intern
 from typing import Any, cast
 
 from schemas.events import ClickEvent, PurchaseEvent
@@ -82,8 +83,10 @@ class CustomerState:
     pending_feedback: list[tuple[Any, ...]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        # JSON gives lists back; keep the untracked tuples (and accept states built by hand with lists).
-        self.recent_purchases = [(item, ts) for item, ts in self.recent_purchases]
+        # JSON gives lists back; keep the untracked tuples (and accept states built by hand with lists). Item ids are
+        # the catalog's: one string each, shared by every state held (JSON gives each state its own copies).
+        self.recent_items = [intern(item) for item in self.recent_items]
+        self.recent_purchases = [(intern(item), ts) for item, ts in self.recent_purchases]
         if self.purchase_counts:
             self.purchase_counts = {item: (int(n), float(ts)) for item, (n, ts) in self.purchase_counts.items()}
         if self.experiment is not None:
@@ -134,7 +137,7 @@ class CustomerState:
         if event.category is not None:
             self._add_affinity(event.category, INTERACTION_WEIGHT[event.type], ts)
         if event.item_id is not None:
-            self._push_recent_item(event.item_id)
+            self._push_recent_item(intern(event.item_id))
 
     def _add_purchase(self, event: PurchaseEvent, ts: float) -> None:
         self.purchases += 1
@@ -146,10 +149,11 @@ class CustomerState:
         counts = self.purchase_counts
         for line in event.lines:
             self._add_affinity(line.category, INTERACTION_WEIGHT["purchase"], ts)
-            self._push_recent_item(line.item_id)
-            self.recent_purchases.append((line.item_id, ts))
-            n, last = counts.get(line.item_id, (0, ts))
-            counts[line.item_id] = (n + 1, max(last, ts))
+            item_id = intern(line.item_id)
+            self._push_recent_item(item_id)
+            self.recent_purchases.append((item_id, ts))
+            n, last = counts.get(item_id, (0, ts))
+            counts[item_id] = (n + 1, max(last, ts))
         del self.recent_purchases[:-RECENT_PURCHASES]
         while len(counts) > PURCHASE_COUNTS:
             del counts[min(counts, key=counts.__getitem__)]

@@ -38,12 +38,6 @@ def reason(source: int, subject: object) -> str:
     return "popular right now"
 
 
-def sample_reasons() -> str:
-    """Every reason text once (with placeholder subjects): what compressors of stored states can expect."""
-    return " ".join(reason(source, subject) for source, subject in
-                    ((TOGETHER, "x"), (AGAIN, 2), (CATEGORY, "x"), (SEGMENT, "x"), (POPULAR, None)))
-
-
 def bought_together(state: CustomerState, items: ItemCooccurrence, sink: Sink) -> None:
     """Neighbours of the customer's recent items by co-occurrence, the most recent counted most."""
     for age, recent in enumerate(reversed(state.recent_items[-len(NEIGHBOURS_BY_AGE):])):

@@ -1,6 +1,11 @@
 import orjson
 
-from models.features import BASE_FEATURES, FeatureSpace, compact_features, expand_features
+from models.features import (
+    BASE_FEATURES,
+    FeatureSpace,
+    compact_features,
+    expand_features,
+)
 from models.state import CustomerState
 from schemas import parse_event
 from tests.helpers import T0, purchase, raw

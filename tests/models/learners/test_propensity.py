@@ -1,15 +1,24 @@
 """Delayed labels: a snapshot settles when its horizon passes in stream time, whether or not the customer
 comes back; silence is what the learner sees between events (timer visits)."""
 
-import pytest
+import math
+from typing import Any
 
-from models.features import FeatureSpace
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from models.features import BEHAVIOUR_FEATURES, FeatureSpace, behaviour_features
+from models.learners import delayed
 from models.learners.base import EventContext, TimeContext
 from models.learners.churn import ChurnModel
 from models.learners.delayed import MODELS, PRIOR
 from models.learners.propensity import PropensityModel
+from models.personalizer import Personalizer
 from models.state import DAY, CustomerState
 from schemas.events import parse_event
+from streams.datasets.synthetic import SyntheticShop, history
 from tests.helpers import T0, later, purchase, raw
 
 TS = T0.timestamp()
@@ -65,3 +74,65 @@ def test_a_failed_event_can_be_undone_on_the_state_copy() -> None:
 def test_churn_is_the_mirror_of_a_purchase_within_its_horizon() -> None:
     churn = ChurnModel(horizon_days=30)
     assert churn.purchase_is_positive is False and churn.predict(CustomerState("c"), TS) == {"churn_risk": PRIOR}
+
+
+# --- how snapshots are stored -----------------------------------------------------------------------------------
+def old_stored(x: dict[str, float]) -> tuple[float, ...]:
+    """The snapshot encoding before 2026-12 (a tuple of the rounded values), to compare against."""
+    return tuple(round(x[name], delayed.STORED_DECIMALS) for name in BEHAVIOUR_FEATURES)
+
+
+@given(st.lists(st.one_of(st.floats(-1e7, 1e7), st.floats(allow_nan=False),
+                          st.sampled_from([0.0, -0.0, 1.0, 10.0, 100.0, 0.5, 1e-5, 5e-5, 4.99995, 0.00015, 2.5e-5])),
+                min_size=len(BEHAVIOUR_FEATURES), max_size=len(BEHAVIOUR_FEATURES)))
+def test_a_stored_snapshot_reads_back_exactly_the_rounded_values(values: list[float]) -> None:
+    x = dict(zip(BEHAVIOUR_FEATURES, values, strict=True))
+    back = delayed.stored_features(delayed._stored(x))
+    expected = old_stored(x)
+    assert back == expected
+    assert [math.copysign(1.0, v) for v in back] == [math.copysign(1.0, v) for v in expected]  # -0.0 too
+
+
+def test_snapshots_stored_by_an_older_release_still_load_and_teach_the_same() -> None:
+    """A state written before 2026-12 holds each snapshot's features as a JSON list of floats: it loads, and its
+    labels teach the model exactly what the same snapshots stored as strings teach."""
+    x = behaviour_features(CustomerState("c", first_event_ts=TS, last_event_ts=TS, events=3, views=2, purchases=1,
+                                         monetary=40.0, last_purchase_ts=TS, first_purchase_ts=TS), TS + DAY)
+    models = []
+    for stored in (list(old_stored(x)), delayed._stored(x)):
+        snapshots = [[TS + n * 3600.0, stored, n % 2 == 0, TS + n * 3600.0, 1] for n in range(40)]
+        raw_state = orjson.dumps({"customer_id": "c", "last_event_ts": TS, "events": 1,
+                                  "learner_data": {"propensity": snapshots}})
+        state = CustomerState.from_dict(orjson.loads(raw_state))
+        model = PropensityModel(horizon_days=7)
+        visit(state, 30, model)  # every horizon has passed: all 40 are learned
+        assert model.n_learned == 40
+        models.append(model)
+    old, new = models
+    assert old.classifier.weights == new.classifier.weights
+    assert old.predict_proba(x) == new.predict_proba(x)
+
+
+def test_the_learners_score_the_same_as_with_the_tuples_they_stored_before(monkeypatch: pytest.MonkeyPatch
+                                                                           ) -> None:
+    """The whole engine over a month of a synthetic shop, events and timer visits, each state through JSON after
+    every step as the worker keeps it in Redis: every score identical with either encoding of the snapshots."""
+    shop = SyntheticShop(n_customers=30, seed=3, prefix="s")
+    log = [parse_event(kind, orjson.dumps(body)) for kind, body in history(shop, 40, TS)]
+
+    def run() -> tuple[list[Any], dict[str, Any]]:
+        personalizer, states, seen = Personalizer(), {}, []
+        for event in log:
+            raw_state = states.get(event.customer_id) or orjson.dumps(CustomerState(event.customer_id).to_dict())
+            state = CustomerState.from_dict(orjson.loads(raw_state))
+            visits = personalizer.catch_up(state, event.epoch)
+            seen.append((visits.outputs if visits else None, personalizer.process(state, event).outputs))
+            states[event.customer_id] = orjson.dumps(state.to_dict())
+        learned = {name: personalizer.learner(name).metrics() for name in ("propensity", "churn")}
+        return seen, learned
+
+    new_scores, new_learned = run()
+    monkeypatch.setattr(delayed, "_stored", old_stored)
+    old_scores, old_learned = run()
+    assert new_learned == old_learned and new_learned["propensity"]["labelled"] > 500
+    assert new_scores == old_scores
