@@ -4,7 +4,9 @@ Order of effects per batch (the stream acks the batch's offsets only after `hand
 1. validate every record (rejects become dead letters) and pseudonymise customer ids if configured;
 2. in one Redis round trip, load missing customer states and which event ids were already applied;
    drop duplicates, dead-letter events too old for the de-duplication window (streams/worker/dedup.py);
-3. apply the new events in order; an event that makes a model, a feature or the policy raise is undone
+3. apply the new events in event-time order (a batch holds several input topics, and one topic's records can
+   reach the worker before another's sent earlier: a purchase must not be applied before the view it followed);
+   an event that makes a model, a feature or the policy raise is undone
    and dead-lettered as `processing_error`, and the batch goes on;
 4. publish offers and dead letters and wait for the broker to acknowledge them;
 5. write states, profiles and applied event ids to Redis in one atomic script, and file each customer under its
@@ -561,6 +563,8 @@ class BatchPipeline:
             if pseudonymise:
                 event = event.model_copy(update={"customer_id": self.pseudonymiser.apply(event.customer_id)})
             events.append((record, event))
+        # Event-time order across the batch's topics (stable: records of one time keep their offset order).
+        events.sort(key=lambda pair: pair[1].epoch)
         return events, dead
 
     async def _load(self, validated: Sequence[tuple[RawRecord, InputEvent]], visiting: Iterable[str] = ()

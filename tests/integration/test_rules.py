@@ -16,6 +16,7 @@ import redis
 from streams.settings import Settings
 from tests.helpers import click, now_iso
 from tests.integration.conftest import ROOT, Worker, changed, isolated, produce, read_topic, settings_env, wait_for
+from tests.integration.scenario import worker_stat
 
 
 def load_catalog(settings: Settings, path: Path) -> subprocess.CompletedProcess[str]:
@@ -59,6 +60,8 @@ def test_refused_items_are_never_offered_and_a_restocked_item_is_offered_again(s
         # The refused items are the most viewed: without the rules they are what `popular` offers. (Over 500 views:
         # the global popularity ranking the policy reads is refreshed every 500.)
         warm = views(settings, f"{run}-w", {gone: 200, hidden: 160, wine: 120, mug: 80, pot: 40})
+        # Processed before the customers' views are sent: records of several partitions are taken in any order.
+        wait_for(lambda: worker_stat(settings, "accepted") >= len(warm), 60, "the warm-up views", worker)
         customers = views(settings, f"{run}-a", {pot: 10})
         everyone = set(warm) | set(customers)
         offers = read_topic(settings, settings.kafka.offers_topic,

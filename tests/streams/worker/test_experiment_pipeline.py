@@ -1,6 +1,7 @@
 """Experiments through the batch pipeline in process (in-memory store and publisher, the worker's own code):
-arms decide, the holdout is recorded but never sent, feedback and purchases convert offers exactly once, and the
-watermark keeps offers open while one input topic lags behind another."""
+arms decide, the holdout is recorded but never sent, feedback and purchases convert offers exactly once, a batch
+applies its topics' records in event-time order, and the watermark keeps offers open while one input topic lags
+behind another."""
 
 from __future__ import annotations
 
@@ -95,6 +96,20 @@ def test_feedback_and_purchases_convert_exactly_once_even_when_redelivered() -> 
     assert (counted["delivered"], counted["opened"], counted["clicked"]) == (1, 1, 1)
     assert counted["converted_offers"] == 1 and counted["converted_customers"] == 1
     assert counted["attributed_revenue"] == 20.0
+
+
+def test_a_purchase_read_before_the_view_it_followed_still_converts_the_view_s_offer() -> None:
+    rig = Rig()
+    teach(rig)
+    shopper = customer_in(rig, "nbo")
+    view = rig.record("clickstream", click(customer=shopper, item="phone", price=500.0, at=later(minutes=10)))
+    bought = rig.record("purchases", purchase(customer=shopper, items=(("case", "electronics", 20.0),),
+                                              at=later(days=1)))
+    rig.handle([bought, view])  # one batch, the purchases topic's record first (as a fetch can hand them over)
+    offer = next(o for o in rig.published.offers if o.customer_id == shopper and o.event_ts == later(minutes=10))
+    assert offer.item_id == "case"  # decided at the view, before the case was bought
+    counted = rig.counters("nbo")
+    assert counted["converted_offers"] == 1 and counted["attributed_revenue"] == 20.0
 
 
 def test_offers_stay_open_while_the_purchases_topic_lags_behind() -> None:
