@@ -11,6 +11,7 @@ by customer instead, so per-customer state needs no repartition at all.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import time
@@ -36,6 +37,7 @@ from streams.storage.state_cache import StateCache
 from streams.worker import kafka_transport
 from streams.worker.catalog import CatalogFollower
 from streams.worker.contracts import RawRecord, is_historical
+from streams.worker.fetch_wait import CHECK_S, FetchWaitGovernor
 from streams.worker.lifecycle import (
     ExperimentWatcher,
     ForgetListener,
@@ -50,6 +52,7 @@ from streams.worker.publisher import KafkaPublisher
 from streams.worker.sensors import BatchCounters
 
 STATS_PUBLISH_S = 1.0
+log = logging.getLogger(__name__)
 
 
 def faust_app(settings: Settings) -> faust.App:
@@ -171,6 +174,21 @@ def create_app(settings: Settings) -> faust.App:
     @app.task
     async def follow_experiments() -> None:
         await experiment_watcher.run()
+
+    @app.task
+    async def govern_fetch_wait() -> None:
+        governor = FetchWaitGovernor(kafka.fetch_max_wait_ms)
+        while not app.should_stop:
+            await asyncio.sleep(CHECK_S)
+            # A batch in progress (a slow one, or one retrying while Redis is away) is not the broker's doing.
+            raised = governor.observe(partitions.records_read, await partitions.records_waiting(app),
+                                      busy=pipeline.lock.locked())
+            if raised is not None:
+                kafka_transport.set_fetch_max_wait(raised)
+                log.warning("records wait on the broker but few were fetched for %.0f s: fetch wait raised to %d ms "
+                            "(a broker slower to find records than the wait answers empty, as tansu does once a "
+                            "partition holds many batches; PERSO_FETCH_MAX_WAIT_MS sets where it starts)",
+                            CHECK_S * governor.patience, raised)
 
     async def on_shutdown(sender: Any, *args: Any, **kwargs: Any) -> None:
         # Sent by Faust after the consumer has stopped: the models hold everything processed.

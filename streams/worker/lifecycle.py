@@ -183,10 +183,29 @@ class Partitions:
         self.telemetry = telemetry
         # Where this worker started reading each partition: what it waits on before its first commit there.
         self.first_offsets: dict[Any, int] = {}
+        self.records_read = 0  # records handed to the agent since the start
 
     def read(self, events: Sequence[Any]) -> None:
+        self.records_read += len(events)
         for event in events:
             self.first_offsets.setdefault(event.message.tp, event.message.offset)
+
+    async def records_waiting(self, app: Any) -> int:
+        """Input records the broker holds past this worker's fetch positions (asked of the broker: a fetch that
+        comes back empty tells nothing of what waits); 0 while the consumer is not ready."""
+        try:
+            owned = [tp for tp in app.consumer.assignment() if tp.topic in self.input_topics]
+            if not owned:
+                return 0
+            ends = await app.consumer.highwaters(*owned)
+            waiting = 0
+            for tp, end in ends.items():
+                position = await app.consumer.position(tp)
+                if position is not None:
+                    waiting += max(0, end - position)
+        except Exception:  # not started, or rebalancing: ask again at the next check
+            return 0
+        return waiting
 
     def revoked(self) -> None:
         self.first_offsets.clear()
