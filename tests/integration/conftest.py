@@ -194,6 +194,15 @@ def report_fault(fault: str, sent: int, reflected: int) -> None:
     FAULT_REPORT.append({"fault": fault, "sent": sent, "reflected": reflected, "lost": sent - reflected})
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test in this directory needs the real services: `-m "not integration"` leaves them all out, not only
+    those whose module says so."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.integration)
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not FAULT_REPORT:
         return
