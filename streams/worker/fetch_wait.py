@@ -45,8 +45,10 @@ class FetchWaitGovernor:
     def observe(self, records_read: int, waiting: int, busy: bool) -> int | None:
         """One check: the records read so far, how many wait beyond the fetch position, and whether a batch is in
         progress. Returns the new wait when it is raised, else None."""
-        read = records_read - (self._last_read if self._last_read is not None else records_read)
-        self._last_read = records_read
+        if self._last_read is None:  # the first check only sets where reading stood
+            self._last_read = records_read
+            return None
+        read, self._last_read = records_read - self._last_read, records_read
         if busy or waiting <= read:
             self._stuck = 0
             return None
