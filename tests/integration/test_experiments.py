@@ -260,8 +260,6 @@ def test_two_workers_report_one_experiment(stack: Settings, tmp_path: Path) -> N
     teachers, events, expected = scenario(datetime.now(UTC) - timedelta(days=12))
     taught(settings, teachers, tmp_path).stop()
     start_experiment(settings)
-    log = tmp_path / "log.jsonl"
-    write_log(log, events)
     workers = [Worker(settings.model_copy(update={"worker": settings.worker.model_copy(update={"web_port": port})}),
                       tmp_path / f"worker{n}.log") for n, port in enumerate(ports)]
     for worker in workers:
