@@ -7,6 +7,8 @@ the product's own figure, after a replay through a real worker (bench/tafeng_wor
 >>> figures = score_profiles(profiles, PurchaseTimes({"a": [105.0]}), at_ts=100.0)
 >>> figures["propensity"]["engine"]["roc_auc"], figures["churn_risk"]["recency-only"]["roc_auc"]
 (1.0, 1.0)
+>>> figures["propensity"]["engine minus"]["frequency-only"]["difference"]
+0.0
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from models.evaluation.metrics import binary_metrics
+from models.evaluation.metrics import auc_difference, binary_metrics
 from models.evaluation.outcomes import PurchaseTimes
 from models.state import DAY
 
@@ -27,7 +29,8 @@ SCORES = (("propensity", 7.0, True), ("churn_risk", 30.0, False))
 def score_profiles(profiles: Mapping[str, Mapping[str, str]], truth: PurchaseTimes, at_ts: float,
                    horizons: Mapping[str, float] | None = None) -> dict[str, dict[str, Any]]:
     """Each score in the profiles against purchases after `at_ts`, beside recency-only (fewer days since the
-    last purchase ranks higher) and frequency-only (more orders ranks higher) read from the same profiles."""
+    last purchase ranks higher) and frequency-only (more orders ranks higher) read from the same profiles, and
+    the engine's AUC minus each baseline's with a paired bootstrap interval (`engine minus`)."""
     customers = sorted(profiles)
     recency = np.array([float(profiles[c]["recency_days"]) for c in customers])
     frequency = np.array([float(profiles[c]["frequency"]) for c in customers])
@@ -38,9 +41,11 @@ def score_profiles(profiles: Mapping[str, Mapping[str, str]], truth: PurchaseTim
         horizon = (horizons or {}).get(field, default_horizon) * DAY
         y = np.array([truth.bought_within(c, at_ts, horizon) == positive_if_bought for c in customers], dtype=float)
         engine = np.array([float(profiles[c][field]) for c in customers])
-        figures[field] = {
-            "engine": binary_metrics(y, engine),
-            "recency-only": binary_metrics(y, recent if positive_if_bought else 1 - recent),
-            "frequency-only": binary_metrics(y, frequent if positive_if_bought else 1 - frequent),
-        }
+        baselines = {"recency-only": recent if positive_if_bought else 1 - recent,
+                     "frequency-only": frequent if positive_if_bought else 1 - frequent}
+        figures[field] = {"engine": binary_metrics(y, engine)} | {
+            name: binary_metrics(y, scores) for name, scores in baselines.items()}
+        # Paired intervals: on one log the AUCs' own intervals overlap far more than the gap between them.
+        figures[field]["engine minus"] = {name: auc_difference(y, engine, scores)
+                                          for name, scores in baselines.items()}
     return figures

@@ -60,7 +60,9 @@ def test_ta_feng_through_the_worker_scores_as_well_as_the_best_baseline(stack: S
     propensity, churn = figures["propensity"], figures["churn_risk"]
     for name, score in (("propensity", propensity), ("churn risk", churn)):  # in the log of every run (-s / -rA)
         print(name, {who: {k: round(v, 3) for k, v in score[who].items() if k in ("roc_auc", "ece")}
-                     for who in ("engine", "recency-only", "frequency-only")})
+                     for who in ("engine", "recency-only", "frequency-only")},
+              "engine minus", {who: {k: round(v, 3) for k, v in gap.items() if k != "resamples"}
+                               for who, gap in score["engine minus"].items()})
     assert propensity["engine"]["n"] == len(customers) > 8000
     # Ranks customers well above chance and above recency alone, close to frequency alone (the strongest single
     # signal in groceries), and its probabilities mean what they say. The margins allow for the spread between
@@ -69,5 +71,6 @@ def test_ta_feng_through_the_worker_scores_as_well_as_the_best_baseline(stack: S
     for score in (propensity, churn):
         engine = score["engine"]
         assert engine["roc_auc"] > max(0.68, score["recency-only"]["roc_auc"] + 0.04), figures
+        assert score["engine minus"]["recency-only"]["low"] > 0, figures  # paired: above it, not by chance
         assert engine["roc_auc"] > score["frequency-only"]["roc_auc"] - 0.05, figures
         assert engine["ece"] < 0.08, figures
