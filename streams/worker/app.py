@@ -66,6 +66,9 @@ def faust_app(settings: Settings) -> faust.App:
         broker=kafka.broker_url,
         broker_credentials=faust_credentials(kafka),
         store="memory://",
+        # Faust makes a data directory even with in-memory tables; by default `{id}-data` in the working
+        # directory, one per consumer group. Kept with the stack's other files instead.
+        datadir=str(settings.stack.state_dir / "faust" / "{conf.id}"),
         autodiscover=False,
         topic_partitions=kafka.partitions,
         topic_replication_factor=kafka.replication_factor,
