@@ -61,6 +61,8 @@ def faust_app(settings: Settings) -> faust.App:
     framework exactly as the engine runs it."""
     kafka, worker = settings.kafka, settings.worker
     kafka_transport.install(kafka.fetch_max_wait_ms)
+    faust_dirs = settings.stack.state_dir / "faust"
+    faust_dirs.mkdir(parents=True, exist_ok=True)  # Faust makes only the last level of its data directory
     return faust.App(
         settings.app_id,
         broker=kafka.broker_url,
@@ -68,7 +70,7 @@ def faust_app(settings: Settings) -> faust.App:
         store="memory://",
         # Faust makes a data directory even with in-memory tables; by default `{id}-data` in the working
         # directory, one per consumer group. Kept with the stack's other files instead.
-        datadir=str(settings.stack.state_dir / "faust" / "{conf.id}"),
+        datadir=str(faust_dirs / "{conf.id}"),
         autodiscover=False,
         topic_partitions=kafka.partitions,
         topic_replication_factor=kafka.replication_factor,

@@ -13,3 +13,5 @@ def test_faust_s_data_directory_is_under_the_state_dir_one_per_app_id(tmp_path: 
     app = faust_app(settings)
     assert Path(app.conf.datadir) == tmp_path / "state" / "faust" / "shop-eu"
     assert Path(app.conf.appdir).parent == Path(app.conf.datadir)
+    # Faust creates the data directory with a plain mkdir at start: its parent must exist (the worker would not start).
+    Path(app.conf.datadir).mkdir()
