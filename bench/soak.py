@@ -12,8 +12,11 @@ input topics hold (their end offsets: the feed's answers to offers included). Wr
 and bench/results/soak.png (memory, lag and events over time) and prints the summary on its last lines.
 
 Memory is judged after --warmup-minutes: by then every customer should have been seen and their states grown to
-their caps (fewer customers than the feed reaches in that time keep growing: new customers are not a leak). The
-last line says whether the worker's RSS stayed within ±10% of its value at the end of the warm-up.
+their caps (fewer customers than the feed reaches in that time keep growing: new customers are not a leak). Seen
+is not enough: the worker keeps its PERSO_STATE_CACHE_HOT (20,000) most recent customers as ~7 KB objects and
+the rest compressed, and with --customers at or below that the hot tier fills for a long while, as the feed's
+rarest customers come back (docs/benchmarks.md, "Where the soak's memory went"). The last line says whether the
+worker's RSS stayed within ±10% of its value at the end of the warm-up.
 """
 
 from __future__ import annotations
