@@ -37,7 +37,6 @@ from sklearn.preprocessing import StandardScaler
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models.evaluation.metrics import auc_difference, binary_metrics  # noqa: E402
 from models.evaluation.outcomes import PurchaseTimes  # noqa: E402
 from models.evaluation.profiles import SCORES, score_profiles  # noqa: E402
 from models.state import DAY  # noqa: E402
@@ -136,19 +135,15 @@ def main() -> int:
         worker.wait(timeout=60)
 
     trained_on, profiles = snapshots
-    figures = score_profiles(profiles, truth, end_ts)
     # The offline logistic regression an analyst would fit on the profiles' R, F and M a month earlier.
+    regressions = {}
     for field, horizon_days, positive_if_bought in SCORES:
         ids = sorted(trained_on)
         y = np.array([truth.bought_within(c, train_end_ts, horizon_days * DAY) == positive_if_bought for c in ids])
         model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(rfm(trained_on, ids), y)
-        ids = sorted(profiles)
-        y_test = np.array([truth.bought_within(c, end_ts, horizon_days * DAY) == positive_if_bought for c in ids])
-        regression = model.predict_proba(rfm(profiles, ids))[:, 1]
-        figures[field]["offline logistic regression (R, F, M)"] = binary_metrics(y_test.astype(float), regression)
-        engine = np.array([float(profiles[c][field]) for c in ids])
-        figures[field]["engine minus"]["offline logistic regression (R, F, M)"] = auc_difference(
-            y_test.astype(float), engine, regression)
+        regressions[field] = {"offline logistic regression (R, F, M)":
+                              model.predict_proba(rfm(profiles, sorted(profiles)))[:, 1]}
+    figures = score_profiles(profiles, truth, end_ts, baselines=regressions)
     lags = [(end_ts - datetime.fromisoformat(p["scored_at"]).timestamp()) / DAY for p in profiles.values()]
     summary = {"customers": len(profiles), "baskets": len(first) + len(second),
                "end": datetime.fromtimestamp(end_ts, UTC).isoformat(),
