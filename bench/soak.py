@@ -15,8 +15,10 @@ Memory is judged after --warmup-minutes: by then every customer should have been
 their caps (fewer customers than the feed reaches in that time keep growing: new customers are not a leak). Seen
 is not enough: the worker keeps its PERSO_STATE_CACHE_HOT (20,000) most recent customers as ~7 KB objects and
 the rest compressed, and with --customers at or below that the hot tier fills for a long while, as the feed's
-rarest customers come back (docs/benchmarks.md, "Where the soak's memory went"). The last line says whether the
-worker's RSS stayed within ±10% of its value at the end of the warm-up.
+rarest customers come back (docs/benchmarks.md, "Where the soak's memory went"). Each sample records the worker's
+cached and hot customer counts, and the verdict says whether the hot tier was full when the warm-up ended (run
+with --customers well above PERSO_STATE_CACHE_HOT for a steady state). The last line says whether the worker's RSS
+stayed within ±10% of its value at the end of the warm-up.
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ from streams.ops.status import consumer_lag  # noqa: E402
 from streams.security import redis_sync  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 
-FIELDS = ("seconds", "rss_mib", "events_waiting", "records", "accepted", "dead_letters", "duplicates", "offers")
+FIELDS = ("seconds", "rss_mib", "events_waiting", "records", "accepted", "dead_letters", "duplicates", "offers",
+          "cached_customers", "hot_customers")
 
 
 def rss_mib(pid: int) -> float:
@@ -158,6 +161,7 @@ def main() -> int:
     print(f"lag at most {max(row['events_waiting'] for row in rows):.0f} events; wrote {results / 'soak.csv'} "
           f"and {results / 'soak.png'}")
     flat = memory_verdict(rows, args.warmup_minutes * 60)
+    hot_tier_verdict(rows, args.warmup_minutes * 60, settings.worker.state_cache_hot)
     return 0 if lost == 0 and flat else 1
 
 
@@ -176,6 +180,17 @@ def memory_verdict(rows: list[dict[str, float]], warmup_s: float, tolerance: flo
           f"the {warmup_s / 60:g}-minute warm-up, then between {low:.0f} and {high:.0f} MiB, {last_rss(rows):.0f} at "
           f"the end: {spread:+.1%} at most, {'flat' if flat else 'NOT flat'} (±{tolerance:.0%})")
     return flat
+
+
+def hot_tier_verdict(rows: list[dict[str, float]], warmup_s: float, hot: int) -> None:
+    """Print whether the hot tier was full when the warm-up ended: RSS judged while it fills is judged too early."""
+    after = [row for row in rows if row["seconds"] >= warmup_s]
+    if not after:
+        return
+    at_warmup, at_end = after[0]["hot_customers"], max(row["hot_customers"] for row in after)
+    print(f"hot tier: {at_warmup:.0f} customers as objects at the end of the warm-up, at most {at_end:.0f} after, "
+          f"of PERSO_STATE_CACHE_HOT {hot}: {'full' if at_warmup >= hot else 'still filling'} when judged; "
+          f"{after[-1]['cached_customers']:.0f} customers cached at the end")
 
 
 def last_rss(rows: list[dict[str, float]]) -> float:

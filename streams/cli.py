@@ -352,7 +352,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                    else "not measured yet")
         print(f"  models: propensity {quality} over {labelled:.0f} settled labels; "
               f"{v.get('cooccurrence_items_known', 0):.0f} items known; "
-              f"{v.get('cached_customers', 0):.0f} customers cached")
+              f"{v.get('cached_customers', 0):.0f} customers cached ({v.get('hot_customers', 0):.0f} as objects)")
         groups = {k[len("rfm_group_"):].replace("_", " "): n for k, n in v.items() if k.startswith("rfm_group_")}
         if groups:
             print("  RFM groups (customers as of their last visit): "

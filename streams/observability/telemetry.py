@@ -32,11 +32,12 @@ ModelMetrics = Callable[[], dict[str, dict[str, float]]]
 class WorkerTelemetry:
     def __init__(self, counters: BatchCounters, health: BatchHealth, model_metrics: ModelMetrics = dict,
                  cached_customers: Callable[[], int] = lambda: 0, events_waiting: Callable[[], int] = lambda: 0,
-                 web_url: str | None = None) -> None:
+                 web_url: str | None = None, hot_customers: Callable[[], int] = lambda: 0) -> None:
         self.counters = counters
         self.health = health
         self.model_metrics = model_metrics
         self.cached_customers = cached_customers
+        self.hot_customers = hot_customers  # of those cached, how many as objects (PERSO_STATE_CACHE_HOT at most)
         self.events_waiting = events_waiting
         # Where `perso status` can ask this worker directly when Redis refuses its stats writes.
         self.web_url = web_url
@@ -97,6 +98,7 @@ class WorkerTelemetry:
         values.update(
             events_per_s=round(self.events_per_s, 1),
             cached_customers=float(self.cached_customers()),
+            hot_customers=float(self.hot_customers()),
             assigned_partitions=float(self.assigned_partitions),
             redis_up=float(self.redis_up),
             healthy=float(self.healthy),
@@ -168,6 +170,8 @@ class _SnapshotCollector(Collector):
             "events_waiting": ("events_waiting", "Input events on this worker's partitions not yet committed"),
             "events_per_second": ("events_per_s", f"Events applied per second over the last {RATE_WINDOW_S:.0f}s"),
             "cached_customers": ("cached_customers", "Customer states held in worker memory"),
+            "hot_customers": ("hot_customers", "Of the cached customer states, those held as objects (the rest "
+                              "compressed); at most PERSO_STATE_CACHE_HOT"),
             "assigned_partitions": ("assigned_partitions", "Input partitions assigned to this worker"),
             "redis_up": ("redis_up", "1 when the last Redis operation succeeded"),
             "last_offer_latency_seconds": ("last_offer_latency_s", "Event time to offer decision, last batch"),

@@ -204,3 +204,9 @@ class StateCache:
 
     def __len__(self) -> int:
         return len(self._objects) + len(self._compressed)
+
+    @property
+    def hot_held(self) -> int:
+        """States held as objects (the rest of `len(self)` is compressed): memory is steady only once this
+        reaches `hot`, which with few customers can take long after all were seen."""
+        return len(self._objects)

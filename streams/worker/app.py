@@ -125,7 +125,8 @@ def create_app(settings: Settings) -> faust.App:
     scheme = "https" if worker.web_tls_certfile is not None else "http"
     telemetry = WorkerTelemetry(counters, health, pipeline.personalizer.metrics, lambda: len(pipeline.cache),
                                 lambda: partitions.events_waiting(app),
-                                web_url=f"{scheme}://{advertised}:{worker.web_port}" if worker.web_enabled else None)
+                                web_url=f"{scheme}://{advertised}:{worker.web_port}" if worker.web_enabled else None,
+                                hot_customers=lambda: pipeline.cache.hot_held)
     partitions = Partitions(kafka.input_topics, telemetry)
     experiments = ExperimentStore(redis_client)
     register_views(app, telemetry, store, pseudonymiser, experiments, settings, pipeline.personalizer)

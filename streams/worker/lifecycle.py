@@ -140,8 +140,9 @@ class StatsPublisher:
     def _log(self) -> None:
         t, s = self.telemetry, self.telemetry.counters
         log.info("processed records=%d accepted=%d (%.0f/s) offers=%d dead_letters=%d duplicates=%d cached=%d "
-                 "last_offer_latency_ms=%.1f", s.records, s.accepted, t.events_per_s, s.offers, s.dead_letters,
-                 s.duplicates, t.cached_customers(), s.last_offer_latency_s * 1000)
+                 "(hot %d) last_offer_latency_ms=%.1f", s.records, s.accepted, t.events_per_s, s.offers,
+                 s.dead_letters, s.duplicates, t.cached_customers(), t.hot_customers(),
+                 s.last_offer_latency_s * 1000)
         if not t.health.ok:
             report = t.health.report()
             log.warning("degraded for %.0fs: %s failing (%s: %s), %d attempts; %d events waiting",

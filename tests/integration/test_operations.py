@@ -78,6 +78,8 @@ def test_operating_a_pseudonymising_worker(stack: Settings, tmp_path: Path) -> N
             return http_get(f"{base}/metrics")[1].decode()
         wait_for(lambda: "perso_accepted_total 5.0" in metrics(), 10, "metrics to count the events", worker)
         assert 'perso_dead_letters_total{reason="out_of_range"} 1.0' in metrics()
+        # Alice and Bob, both held as objects (the hot tier is far from full).
+        assert "perso_cached_customers 2.0" in metrics() and "perso_hot_customers 2.0" in metrics()
         stage_seconds = {line.split('"')[1]: float(line.rsplit(" ", 1)[1]) for line in metrics().splitlines()
                          if line.startswith("perso_batch_stage_seconds_total{")}
         assert set(stage_seconds) == {"load", "process", "publish", "save"}
@@ -88,6 +90,7 @@ def test_operating_a_pseudonymising_worker(stack: Settings, tmp_path: Path) -> N
                        20, "status to show the offsets committed", worker)
         assert "total lag 0" in out.stdout and "alive" in out.stdout and "accepted 5" in out.stdout, out.stdout
         assert "ms per batch: load " in out.stdout, out.stdout
+        assert "2 customers cached (2 as objects)" in out.stdout, out.stdout
         # Alice bought once, Bob never: one buyer in a group, one prospect.
         assert "RFM groups (customers as of their last visit): " in out.stdout, out.stdout
         assert "prospects 1" in out.stdout, out.stdout

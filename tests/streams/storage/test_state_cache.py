@@ -42,11 +42,12 @@ def test_cold_states_come_back_equal_and_hot_ones_are_the_same_object() -> None:
     states = [busy_state(f"c{n}") for n in range(3)]
     for state in states:
         cache.put(state)
-    assert len(cache) == 3
+    assert len(cache) == 3 and cache.hot_held == 2  # c0 cooled when c2 arrived
     assert cache.get("c2") is states[2]  # hot: the very object the pipeline mutates
     restored = cache.get("c0")  # cooled when c2 arrived: restored from its compressed form
     assert restored is not states[0] and restored == states[0]
     assert cache.get("c0") is restored  # and hot again
+    assert cache.hot_held == 2  # by cooling the least recently used (c1)
 
 
 def test_least_recently_used_states_are_dropped_past_capacity() -> None:
