@@ -17,19 +17,20 @@ False
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-import numpy as np
 from scipy import stats
 
 # The module, not its names: pytest would collect an imported `test_proportions_2indep` as a test of this module.
 from statsmodels.stats import proportion
 
+from models.experiments.lifts import Interval, Lift, conversion_lifts, variance, welch_lift
+
+__all__ = ["ArmCounts", "ArmReport", "ExperimentReport", "Lift", "experiment_report", "format_report"]
+
 FieldValue = str | bytes | float | int
-Interval = tuple[float, float]
 
 OUTCOME_PREFIX = "outcome:"
 FEEDBACK = ("delivered", "opened", "clicked", "dismissed", "redeemed")
@@ -85,19 +86,6 @@ class ArmCounts:
         outcomes = {key[len(OUTCOME_PREFIX):]: _to_int(value, key) for key, value in values.items()
                     if key.startswith(OUTCOME_PREFIX) and len(key) > len(OUTCOME_PREFIX)}
         return cls(arm, policy, share, **counts, outcomes=outcomes)
-
-
-@dataclass(frozen=True)
-class Lift:
-    """One arm against the reference: the estimate, its interval at 1 - alpha, the two-sided p-value and whether
-    the interval excludes 0. `estimate` is None when undefined (an arm without customers; a relative lift over a
-    reference rate of 0); `interval` and `p_value` are None when they cannot be computed honestly (fewer than 2
-    customers in an arm for a revenue lift)."""
-
-    estimate: float | None
-    interval: Interval | None
-    p_value: float | None
-    significant: bool
 
 
 @dataclass(frozen=True)
@@ -257,21 +245,13 @@ def _ratio(count: float, total: float) -> float | None:
     return count / total if total else None
 
 
-def _variance(total: float, total_sq: float, n: int) -> float:
-    """Sample variance (n - 1) from a sum and a sum of squares; rounding residue below 1e-12 of the mean square
-    is taken as 0 (identical values), negative residue likewise."""
-    mean = total / n
-    var = (total_sq - n * mean * mean) / (n - 1)
-    return 0.0 if var <= 1e-12 * max(total_sq / n, 1e-300) else var
-
-
 def _mean_interval(total: float, total_sq: float, n: int, alpha: float) -> tuple[float | None, Interval | None]:
     if n == 0:
         return None, None
     mean = total / n
     if n < 2:
         return mean, None
-    half = float(stats.t.ppf(1 - alpha / 2, n - 1)) * math.sqrt(_variance(total, total_sq, n) / n)
+    half = float(stats.t.ppf(1 - alpha / 2, n - 1)) * math.sqrt(variance(total, total_sq, n) / n)
     return mean, (mean - half, mean + half)
 
 
@@ -283,68 +263,16 @@ def _with_lifts(report: ArmReport, a: ArmCounts, ref: ArmCounts, alpha: float,
     """`offers_ref`: the reference for the offer-based figures (conversion, attributed revenue), when it is not
     `ref` (the holdout's ghost offers of the arm's own policy)."""
     offers = offers_ref or ref
-    conversion, relative = _conversion_lifts(a, offers, alpha)
-    buyers, _ = _conversion_lifts(replace(a, converted_customers=a.buyers),
-                                  replace(ref, converted_customers=ref.buyers), alpha)
+    conversion, relative = conversion_lifts(a.converted_customers, a.customers, offers.converted_customers,
+                                            offers.customers, alpha)
+    buyers, _ = conversion_lifts(a.buyers, a.customers, ref.buyers, ref.customers, alpha)
     return replace(
         report, conversion_lift=conversion, relative_conversion_lift=relative, buyer_lift=buyers,
-        revenue_lift=_welch_lift(a.revenue, a.revenue_sq, a.customers, ref.revenue, ref.revenue_sq, ref.customers,
+        revenue_lift=welch_lift(a.revenue, a.revenue_sq, a.customers, ref.revenue, ref.revenue_sq, ref.customers,
                                  alpha),
-        attributed_revenue_lift=_welch_lift(a.attributed_revenue, a.attributed_revenue_sq, a.customers,
+        attributed_revenue_lift=welch_lift(a.attributed_revenue, a.attributed_revenue_sq, a.customers,
                                             offers.attributed_revenue, offers.attributed_revenue_sq, offers.customers,
                                             alpha))
-
-
-_UNDEFINED = Lift(None, None, None, False)  # undefined: an arm without customers, or a ratio over a reference rate of 0
-
-
-def _excludes_zero(interval: Interval | None) -> bool:
-    return interval is not None and (interval[0] > 0 or interval[1] < 0)
-
-
-def _lift(estimate: float | None, interval: Interval | None, p_value: float | None) -> Lift:
-    return Lift(estimate, interval, p_value, _excludes_zero(interval))
-
-
-def _conversion_lifts(a: ArmCounts, ref: ArmCounts, alpha: float) -> tuple[Lift, Lift]:
-    if a.customers == 0 or ref.customers == 0:
-        return _UNDEFINED, _UNDEFINED
-    c1, n1, c2, n2 = a.converted_customers, a.customers, ref.converted_customers, ref.customers
-    p1, p2 = c1 / n1, c2 / n2
-    # Newcombe's hybrid score interval rather than the Miettinen-Nurminen score interval: it is closed-form (the
-    # score interval's root finding is ~10x slower and raises at 0 or 100% conversions in both arms), defined for
-    # every count including 0 in either arm, and its coverage is close to nominal down to small counts.
-    # The price: near the boundary, "excludes 0" and "score p < alpha" can rarely disagree; the flag uses the interval.
-    low, high = proportion.confint_proportions_2indep(c1, n1, c2, n2, compare="diff", method="newcomb", alpha=alpha)
-    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)
-        p = float(proportion.test_proportions_2indep(c1, n1, c2, n2, compare="diff", method="score").pvalue)
-    # No variance under the null (0% or 100% in both arms, so the difference is exactly 0): no evidence, p = 1.
-    conversion = _lift(p1 - p2, (float(low), float(high)), p if math.isfinite(p) else 1.0)
-    if c2 == 0:
-        return conversion, _UNDEFINED
-    low, high = proportion.confint_proportions_2indep(c1, n1, c2, n2, compare="ratio", method="log-adjusted",
-                                                      alpha=alpha)
-    # The same null (p1 = p2) as the difference, so the same p-value; the flag uses the ratio's own interval.
-    return conversion, _lift(p1 / p2 - 1, (float(low) - 1, float(high) - 1), conversion.p_value)
-
-
-def _welch_lift(s1: float, sq1: float, n1: int, s2: float, sq2: float, n2: int, alpha: float) -> Lift:
-    if n1 == 0 or n2 == 0:
-        return _UNDEFINED
-    m1, m2 = s1 / n1, s2 / n2
-    diff = m1 - m2
-    if n1 < 2 or n2 < 2:
-        return _lift(diff, None, None)
-    v1, v2 = _variance(s1, sq1, n1), _variance(s2, sq2, n2)
-    e1, e2 = v1 / n1, v2 / n2
-    se = math.sqrt(e1 + e2)
-    if se == 0:  # no variance in either arm: the difference is what it is
-        return _lift(diff, (diff, diff), 1.0 if diff == 0 else 0.0)
-    df = (e1 + e2) ** 2 / (e1 * e1 / (n1 - 1) + e2 * e2 / (n2 - 1))  # Welch-Satterthwaite
-    half = float(stats.t.ppf(1 - alpha / 2, df)) * se
-    p = float(stats.ttest_ind_from_stats(m1, math.sqrt(v1), n1, m2, math.sqrt(v2), n2, equal_var=False).pvalue)
-    return _lift(diff, (diff - half, diff + half), p)
 
 
 def _srm_p_value(customers: Sequence[int], shares: Sequence[float]) -> float | None:
