@@ -52,10 +52,24 @@ ID, ITEM, TS, EXPIRES, EXPERIMENT, ARM, FLAGS, REVENUE, PRICE, FEATURES = range(
 # A ghost arm is `{holdout arm}@{policy}`: what that policy would have offered the holdout (never sent), so an arm
 # of that policy compares its conversions with the same policy's items bought anyway.
 GHOST = "@"
+# A holdout customer who has converted under two of the holdout's offer references (its own offers and each ghost
+# arm's) is counted once under this field of the holdout arm, named by the pair: what pairs two arms' lifts
+# (models/experiments/lifts.py, lift_difference).
+BOTH = "converted_both:"
 
 
 def ghost_arm(holdout_arm: str, policy: str) -> str:
     return f"{holdout_arm}{GHOST}{policy}"
+
+
+def both_field(reference: str, other: str) -> str:
+    """The holdout's field counting its customers converted under both references (arm or ghost arm names).
+
+    >>> both_field("holdout@popular", "holdout")
+    'converted_both:holdout|holdout@popular'
+    """
+    first, second = sorted((reference, other))
+    return f"{BOTH}{first}|{second}"
 
 
 def tally(tallies: Tallies, experiment: str, arm: str, name: str, increment: float = 1) -> None:
@@ -211,6 +225,9 @@ class Attribution:
             tally(tallies, experiment, arm, "attributed_revenue_sq", total * total - attributed * attributed)
             if not converted:
                 tally(tallies, experiment, arm, "converted_customers")
+                for ghost, _, ghost_converted in (membership[6] if len(membership) > 6 else ()):
+                    if ghost_converted:
+                        tally(tallies, experiment, arm, both_field(arm, ghost))
             state.experiment = (name, arm, revenue, total, True, bought, *membership[6:])
         elif membership is not None and membership[0] == experiment and arm.startswith(membership[1] + GHOST):
             ghosts = {g: (a, c) for g, a, c in (membership[6] if len(membership) > 6 else ())}
@@ -219,6 +236,9 @@ class Attribution:
             tally(tallies, experiment, arm, "attributed_revenue_sq", total * total - attributed * attributed)
             if not converted:
                 tally(tallies, experiment, arm, "converted_customers")
+                holdout = membership[1]
+                for other in [holdout] * bool(membership[4]) + [g for g, (_, c) in ghosts.items() if c and g != arm]:
+                    tally(tallies, experiment, holdout, both_field(arm, other))
             ghosts[arm] = (total, True)
             state.experiment = (*membership[:6], tuple((g, a, c) for g, (a, c) in sorted(ghosts.items())))
         else:  # the customer has joined another experiment since this offer: its customer figures are closed

@@ -9,8 +9,10 @@ bought anyway).
 >>> stored = {"holdout": {"customers": "10", "converted_customers": "2"}, "nbo": {"customers": "20"},
 ...           "popular": {"customers": "20"}, "holdout@popular": {"converted_customers": "1", "offers": "30"}}
 >>> arms, references = arm_counts(config, lambda arm: stored.get(arm, {}))
->>> [a.arm for a in arms], references["popular"].customers, references["popular"].converted_customers
-(['holdout', 'nbo', 'popular'], 10, 1)
+>>> [a.arm for a in arms], references["popular"].arm, references["popular"].customers
+(['holdout', 'nbo', 'popular'], 'holdout@popular', 10)
+>>> references["popular"].converted_customers
+1
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ def arm_counts(config: ExperimentConfig, fields_of: Callable[[str], Fields]
             continue
         else:
             offered_by = counts.policy
-        ghost = ArmCounts.from_fields(holdout.arm, HOLDOUT, holdout.share,
-                                      fields_of(ghost_arm(holdout.arm, offered_by)))
-        references[counts.arm] = replace(holdout, **{name: getattr(ghost, name) for name in OFFER_FIELDS})
+        name = ghost_arm(holdout.arm, offered_by)
+        ghost = ArmCounts.from_fields(name, HOLDOUT, holdout.share, fields_of(name))
+        # Named as the ghost arm: a comparison of two arms' lifts finds their pair count by those names.
+        references[counts.arm] = replace(holdout, arm=name, **{field: getattr(ghost, field) for field in OFFER_FIELDS})
     return arms, references

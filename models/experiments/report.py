@@ -26,7 +26,8 @@ from scipy import stats
 # The module, not its names: pytest would collect an imported `test_proportions_2indep` as a test of this module.
 from statsmodels.stats import proportion
 
-from models.experiments.lifts import Interval, Lift, conversion_lifts, variance, welch_lift
+from models.experiments.attribution import BOTH, both_field
+from models.experiments.lifts import Interval, Lift, conversion_lifts, lift_difference, variance, welch_lift
 
 __all__ = ["ArmCounts", "ArmReport", "ExperimentReport", "Lift", "experiment_report", "format_report"]
 
@@ -61,6 +62,9 @@ class ArmCounts:
     revenue: float = 0.0  # sum over customers of all their purchase revenue since joining the experiment
     revenue_sq: float = 0.0  # sum over customers of (that revenue) ** 2
     buyers: int = 0  # customers with at least one purchase since joining
+    # a holdout's customers converted under both of two of its offer references (its own offers and its ghost
+    # arms'), by `attribution.both_field` of the two names: what pairs two arms' lifts
+    converted_both: Mapping[str, int] = field(default_factory=dict)
     # closed offers by final outcome: converted, clicked, ignored, expired
     outcomes: Mapping[str, int] = field(default_factory=dict)
 
@@ -85,7 +89,8 @@ class ArmCounts:
         counts |= {name: _to_float(values[name], name) for name in _FLOAT_FIELDS if name in values}
         outcomes = {key[len(OUTCOME_PREFIX):]: _to_int(value, key) for key, value in values.items()
                     if key.startswith(OUTCOME_PREFIX) and len(key) > len(OUTCOME_PREFIX)}
-        return cls(arm, policy, share, **counts, outcomes=outcomes)
+        both = {key: _to_int(value, key) for key, value in values.items() if key.startswith(BOTH)}
+        return cls(arm, policy, share, **counts, converted_both=both, outcomes=outcomes)
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,22 @@ class ArmReport:
 
 
 @dataclass(frozen=True)
+class ArmComparison:
+    """Arm `arm` against arm `other`, both measured against the same reference: the difference of their lifts.
+    Revenue and buyers compare the two arms' customers directly (Welch, Newcombe). The conversion lift difference
+    subtracts each arm's own offer reference (the holdout's ghost offers of its policy) and is `paired` when the
+    holdout counted its customers converted under both references; unpaired, its interval is conservative. None
+    when either arm's offer figures are not comparable with the holdout's."""
+
+    arm: str
+    other: str
+    conversion_lift_difference: Lift | None
+    paired: bool
+    buyer_difference: Lift
+    revenue_difference: Lift
+
+
+@dataclass(frozen=True)
 class ExperimentReport:
     """The whole report: one ArmReport per arm in the given order, lifts against `reference`, and the
     sample-ratio check (trust no lift when `srm_warning` is True)."""
@@ -137,6 +158,8 @@ class ExperimentReport:
     arms: tuple[ArmReport, ...]
     srm_p_value: float | None  # chi-square goodness of fit of customers against the shares; None: not checkable
     srm_warning: bool | None  # srm_p_value < srm_alpha; None when there are no customers or only one arm
+    # each later arm against each earlier one (neither the reference), in the given order
+    comparisons: tuple[ArmComparison, ...] = ()
 
     def arm(self, name: str) -> ArmReport:
         for arm in self.arms:
@@ -202,9 +225,34 @@ def experiment_report(
                     and a.policy != holdout_policy):
                 report = replace(report, offers_comparable=False)
         reports.append(report)
+    others = [(a, r) for a, r in zip(arms, reports, strict=True) if a.arm != reference]
+    comparisons = tuple(_comparison(later, earlier, ref, offer_references or {}, alpha)
+                        for n, later in enumerate(others) for earlier in others[:n])
     return ExperimentReport(name=name, reference=reference, alpha=alpha, srm_alpha=srm_alpha, total_customers=total,
                             arms=tuple(reports), srm_p_value=srm_p,
-                            srm_warning=None if srm_p is None else srm_p < srm_alpha)
+                            srm_warning=None if srm_p is None else srm_p < srm_alpha, comparisons=comparisons)
+
+
+def _comparison(later: tuple[ArmCounts, ArmReport], earlier: tuple[ArmCounts, ArmReport], ref: ArmCounts,
+                offer_references: Mapping[str, ArmCounts], alpha: float) -> ArmComparison:
+    (a, a_report), (b, b_report) = later, earlier
+    conversion: Lift | None = None
+    paired = False
+    if ref.policy != "holdout":  # both lifts against one arm's customers: it cancels out of their difference
+        conversion, _ = conversion_lifts(a.converted_customers, a.customers, b.converted_customers, b.customers,
+                                         alpha)
+        paired = True
+    elif a_report.offers_comparable and b_report.offers_comparable:
+        ghost_a, ghost_b = offer_references.get(a.arm, ref), offer_references.get(b.arm, ref)
+        both = (ghost_a.converted_customers if ghost_a.arm == ghost_b.arm
+                else ref.converted_both.get(both_field(ghost_a.arm, ghost_b.arm)))
+        paired = both is not None
+        conversion = lift_difference(a.converted_customers, a.customers, ghost_a.converted_customers,
+                                     b.converted_customers, b.customers, ghost_b.converted_customers, both,
+                                     ref.customers, alpha)
+    buyers, _ = conversion_lifts(a.buyers, a.customers, b.buyers, b.customers, alpha)
+    revenue = welch_lift(a.revenue, a.revenue_sq, a.customers, b.revenue, b.revenue_sq, b.customers, alpha)
+    return ArmComparison(a.arm, b.arm, conversion, paired, buyers, revenue)
 
 
 # -- per arm ---------------------------------------------------------------------------------------------------
@@ -416,6 +464,14 @@ def format_report(report: ExperimentReport) -> str:
         lines.append(_lift_line("buyers (any purchase)", a.buyer_lift, 100, " pp", 2, empty))
         lines.append(_lift_line("revenue per customer", a.revenue_lift, 1, "", 2, empty))
         lines.append(_lift_line("attributed rev/customer", a.attributed_revenue_lift, 1, "", 2, empty))
+    for c in report.comparisons:
+        lines.append(f"{c.arm} vs {c.other} (difference of their lifts):")
+        how = "paired on the holdout's customers" if c.paired else "unpaired: conservative"
+        lines.append(_lift_line("conversion lift", c.conversion_lift_difference, 100, " pp", 2,
+                                "offer figures not comparable") + ("" if c.conversion_lift_difference is None
+                                                                   else f"  ({how})"))
+        lines.append(_lift_line("buyers (any purchase)", c.buyer_difference, 100, " pp", 2, empty))
+        lines.append(_lift_line("revenue per customer", c.revenue_difference, 1, "", 2, empty))
     if report.srm_p_value is None:
         why = "no customers yet" if report.total_customers == 0 else "a single arm"
         lines.append(f"sample ratio: not checked ({why})")

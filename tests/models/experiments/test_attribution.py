@@ -138,3 +138,23 @@ def test_a_holdout_customer_s_ghost_offers_convert_for_their_own_ghost_arm() -> 
     assert "customers" not in ghost  # the ghost arm's customers are the holdout's
     back = CustomerState.from_dict(orjson.loads(orjson.dumps(state.to_dict())))
     assert back.experiment == state.experiment
+
+
+def test_a_holdout_customer_converted_under_two_references_is_counted_once_for_the_pair() -> None:
+    """Whichever reference converts first, the pair is counted when the second does, and never again."""
+    for first, second in (("tea", "mug"), ("mug", "tea")):
+        attribution, state, tallies = Attribution(window_s=7 * DAY), CustomerState("c1"), {}
+        attribution.join(state, "x", "holdout", tallies)
+        ts = later().timestamp()
+        attribution.record_offer(state, "c1:e1", "tea", 4.0, ts, "x", "holdout", False, tallies)
+        for n, item in enumerate(("mug", "jam", "mug")):  # popular's offers: twice the mug; learned's: jam
+            ghost = "holdout@learned" if item == "jam" else "holdout@popular"
+            attribution.record_offer(state, f"c1:e{n}@x", item, 9.0, ts + n, "x", ghost, False, tallies)
+        for item, days in ((first, 1), (second, 2), (first, 3), (second, 4)):
+            event = order(item, 4.0, days)
+            state.update(event)
+            attribution.on_purchase(state, event, "x", tallies)
+        holdout = tallies["x", "holdout"]
+        assert holdout["converted_both:holdout|holdout@popular"] == 1, (first, holdout)
+        assert not any(name.startswith("converted_both:") and "learned" in name for name in holdout)  # no jam
+        assert tallies["x", "holdout@popular"]["converted_customers"] == 1

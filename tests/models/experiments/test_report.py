@@ -308,3 +308,70 @@ def test_a_ghost_reference_makes_another_policy_s_offer_figures_comparable() -> 
     assert arm.offers_comparable and arm.conversion_lift is not None
     assert arm.conversion_lift.estimate == pytest.approx(60 / 900)  # against the ghost's 40, not the holdout's 300
     assert arm.buyer_lift is not None and arm.buyer_lift.estimate == pytest.approx(80 / 900)
+
+
+# -- one arm against another -------------------------------------------------------------------------------------
+
+
+def test_two_arms_are_compared_by_the_difference_of_their_lifts_paired_on_the_holdout() -> None:
+    holdout = arm("holdout", 0.2, policy="holdout", customers=1_000, converted_customers=700, buyers=800,
+                  converted_both={"converted_both:holdout|holdout@learned": 600})
+    nbo = arm("nbo", 0.4, customers=2_000, converted_customers=1_990, buyers=1_700, revenue=9_000.0,
+              revenue_sq=90_000.0)
+    learned = arm("learned", 0.4, customers=2_000, converted_customers=1_985, buyers=1_720, revenue=8_000.0,
+                  revenue_sq=80_000.0)
+    ghost = ArmCounts.from_fields("holdout@learned", "holdout", 0.2, {"converted_customers": "640"})
+    reference = ArmCounts("holdout@learned", "holdout", 0.2, customers=1_000, converted_customers=640,
+                          converted_both=holdout.converted_both)
+    assert ghost.converted_customers == reference.converted_customers
+    report = experiment_report("x", [holdout, nbo, learned], holdout_policy="nbo",
+                               offer_references={"learned": reference})
+    (comparison,) = report.comparisons
+    assert (comparison.arm, comparison.other, comparison.paired) == ("learned", "nbo", True)
+    lift = comparison.conversion_lift_difference
+    assert lift is not None and lift.estimate is not None and lift.interval is not None
+    # learned: 99.25% - 64% = 35.25 pp; nbo: 99.5% - 70% = 29.5 pp
+    assert lift.estimate == pytest.approx(0.0575)
+    assert lift.estimate == pytest.approx(report.arm("learned").conversion_lift.estimate  # type: ignore[union-attr]
+                                          - report.arm("nbo").conversion_lift.estimate)  # type: ignore[union-attr]
+    assert lift.significant
+    unpaired = experiment_report("x", [replace_both(holdout), nbo, learned], holdout_policy="nbo",
+                                 offer_references={"learned": replace_both(reference)}).comparisons[0]
+    width = lift.interval[1] - lift.interval[0]
+    assert not unpaired.paired and unpaired.conversion_lift_difference is not None
+    assert unpaired.conversion_lift_difference.interval is not None
+    assert unpaired.conversion_lift_difference.interval[1] - unpaired.conversion_lift_difference.interval[0] > width
+    assert comparison.revenue_difference.estimate == pytest.approx(-0.5)  # 4.00 against 4.50 per customer
+    assert comparison.buyer_difference.estimate == pytest.approx(0.01)
+    text = format_report(report)
+    assert "learned vs nbo (difference of their lifts):" in text
+    assert "  conversion lift          +5.75 pp [" in text and "(paired on the holdout's customers)" in text
+    assert json.loads(json.dumps(report.to_dict()))["comparisons"][0]["paired"] is True
+
+
+def replace_both(counts: ArmCounts) -> ArmCounts:
+    """As counted by an engine that did not count the pairs."""
+    return ArmCounts(counts.arm, counts.policy, counts.share, customers=counts.customers,
+                     converted_customers=counts.converted_customers, buyers=counts.buyers)
+
+
+def test_an_arm_whose_offers_the_holdout_did_not_record_has_no_conversion_difference() -> None:
+    holdout = arm("holdout", 0.2, policy="holdout", customers=100, converted_customers=30)
+    report = experiment_report("x", [holdout, arm("nbo", 0.4, customers=200, converted_customers=90),
+                                     arm("popular", 0.4, customers=200, converted_customers=80)],
+                               holdout_policy="nbo")
+    (comparison,) = report.comparisons
+    assert comparison.conversion_lift_difference is None
+    assert "conversion lift          n/a (offer figures not comparable)" in format_report(report)
+
+
+def test_arms_of_the_holdout_s_policy_compare_without_the_holdout_s_term() -> None:
+    """Both against the same reference: its sampling noise cancels, so only the arms' own counts matter."""
+    holdout = arm("holdout", 0.2, policy="holdout", customers=100, converted_customers=30)
+    a, b = arm("a", 0.4, policy="nbo", customers=2_000, converted_customers=900), arm(
+        "b", 0.4, policy="nbo", customers=2_000, converted_customers=1_000)
+    (comparison,) = experiment_report("x", [holdout, a, b], holdout_policy="nbo").comparisons
+    direct, _ = (proportion.confint_proportions_2indep(1_000, 2_000, 900, 2_000, compare="diff", method="wald"), None)
+    lift = comparison.conversion_lift_difference
+    assert lift is not None and lift.interval is not None and comparison.paired
+    assert lift.interval == pytest.approx(direct, abs=1e-9)
