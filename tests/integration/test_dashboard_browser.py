@@ -142,6 +142,10 @@ def test_every_page_loads_without_errors_and_its_charts_show_live_data(fed_worke
     page.goto(f"{base}/dashboard/experiments")
     page.wait_for_function("() => document.querySelectorAll('#arms tbody tr').length === 3")
     assert "holdout" in page.locator("#arms").inner_text()
+    # popular's lift against nbo's, paired on the holdout's customers (its ghost offers of both policies).
+    page.wait_for_function("() => document.querySelectorAll('#comparisons tbody tr').length === 1")
+    compared = page.locator("#comparisons").inner_text()
+    assert "popular vs nbo" in compared and " pp [" in compared, compared
     page.goto(f"{base}/dashboard/segments")
     page.wait_for_function("() => document.querySelectorAll('#seg-table tbody tr').length > 0")
     assert "events" in page.locator("#seg-table").inner_text()

@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 
+from models.experiments.counts import arm_counts
+from models.experiments.report import experiment_report
 from models.personalizer import Personalizer
 from schemas.experiments import ExperimentConfig
 from streams.storage.memory import InMemoryCustomerStore
@@ -166,3 +168,22 @@ def test_the_holdout_records_what_each_other_policy_would_have_offered() -> None
     assert rig.counters("holdout")["offers"] == 1 and rig.counters("holdout@popular")["offers"] == 1
     ghost = next(o for o in rig.store.states[held]["open_offers"] if o[5] == "holdout@popular")  # type: ignore[union-attr]
     assert ghost[1] in ("phone", "case")
+
+
+def test_a_holdout_customer_who_buys_both_policies_items_pairs_the_two_lifts_once() -> None:
+    rig = Rig("holdout:50,nbo:25,popular:25")
+    teach(rig)
+    held = customer_in(rig, "holdout")
+    rig.handle([rig.record("clickstream", click(customer=held, item="phone", price=500.0, at=later(minutes=10)))])
+    both = rig.record("purchases", purchase(customer=held, items=(("phone", "electronics", 500.0),
+                                                                  ("case", "electronics", 20.0)),
+                                            at=later(minutes=20)))
+    rig.handle([both])
+    rig.handle([both])  # redelivered: counted once
+    assert rig.counters("holdout")["converted_customers"] == 1
+    assert rig.counters("holdout@popular")["converted_customers"] == 1
+    assert rig.counters("holdout")["converted_both:holdout|holdout@popular"] == 1
+    arms, references = arm_counts(rig.config, rig.counters)
+    (comparison,) = experiment_report("x", arms, holdout_policy=rig.config.holdout_policy,
+                                      offer_references=references).comparisons
+    assert (comparison.arm, comparison.other, comparison.paired) == ("popular", "nbo", True)

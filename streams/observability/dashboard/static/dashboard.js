@@ -132,7 +132,8 @@ pages.segments = {
 
 pages.experiments = {
   layout: () => `<div class="bar"><label>experiment <select id="exp-pick"></select></label><span id="exp-status"></span></div>
-    <div id="srm"></div><section class="card wide"><h2>Arms</h2><div id="arms"></div></section><div class="grid">
+    <div id="srm"></div><section class="card wide"><h2>Arms</h2><div id="arms"></div></section>
+    <section class="card wide"><h2>Arm against arm: the difference of their lifts</h2><div id="comparisons"></div></section><div class="grid">
     ${card("c-conv", "Conversion per arm, 95% interval", "customers who converted an offer (holdout: bought the item they would have been offered)")}
     ${card("c-rev", "Revenue per customer, 95% interval")}
     ${card("c-lift", "Lift over the holdout over time (conversion, percentage points)", "estimate and 95% interval at each point of the series")}</div>`,
@@ -161,6 +162,15 @@ pages.experiments = {
           lift ? `${pp(lift.estimate)} ${interval(lift.interval, pp)}${a.offers_comparable ? "" : " (buyers)"}` : "–",
           lift && lift.p_value != null ? lift.p_value.toFixed(4) : "–"];
       }));
+    const comparisons = report.comparisons || [];
+    el("comparisons").innerHTML = comparisons.length ? table(["arm vs arm", "conversion lift difference [95%]", "p", "buyers difference [95%]", "revenue/customer difference [95%]"],
+      comparisons.map((c) => {
+        const d = c.conversion_lift_difference;
+        const how = c.paired ? "" : " (unpaired: conservative)";
+        return [`${escape(c.arm)} vs ${escape(c.other)}`, d ? `${pp(d.estimate)} ${interval(d.interval, pp)}${how}` : "– (offers not comparable)",
+          d && d.p_value != null ? d.p_value.toFixed(4) : "–", `${pp(c.buyer_difference.estimate)} ${interval(c.buyer_difference.interval, pp)}`,
+          `${num(c.revenue_difference.estimate, 2)} ${interval(c.revenue_difference.interval, (x) => num(x, 2))}`];
+      })) : "<p>One arm besides the reference: nothing to compare.</p>";
     const labels = report.arms.map((a) => a.arm);
     const band = (key) => report.arms.map((a) => a[key] || null);
     chart("c-conv", "bar", { labels, datasets: [
