@@ -72,6 +72,16 @@ def both_field(reference: str, other: str) -> str:
     return f"{BOTH}{first}|{second}"
 
 
+def _tally_pairs(tallies: Tallies, experiment: str, membership: tuple[Any, ...], reference: str) -> None:
+    """`reference` (the member's own arm or one of its ghost arms) has just converted this customer for the first
+    time: count them once, on their own arm, with each other reference they had converted under before."""
+    own = membership[1]
+    before = [own] * bool(membership[4]) + [g for g, _, c in (membership[6] if len(membership) > 6 else ()) if c]
+    for other in before:
+        if other != reference:
+            tally(tallies, experiment, own, both_field(reference, other))
+
+
 def tally(tallies: Tallies, experiment: str, arm: str, name: str, increment: float = 1) -> None:
     if not experiment:  # an offer kept open for a learning policy outside any experiment: nothing to count
         return
@@ -225,9 +235,7 @@ class Attribution:
             tally(tallies, experiment, arm, "attributed_revenue_sq", total * total - attributed * attributed)
             if not converted:
                 tally(tallies, experiment, arm, "converted_customers")
-                for ghost, _, ghost_converted in (membership[6] if len(membership) > 6 else ()):
-                    if ghost_converted:
-                        tally(tallies, experiment, arm, both_field(arm, ghost))
+                _tally_pairs(tallies, experiment, membership, arm)
             state.experiment = (name, arm, revenue, total, True, bought, *membership[6:])
         elif membership is not None and membership[0] == experiment and arm.startswith(membership[1] + GHOST):
             ghosts = {g: (a, c) for g, a, c in (membership[6] if len(membership) > 6 else ())}
@@ -236,9 +244,7 @@ class Attribution:
             tally(tallies, experiment, arm, "attributed_revenue_sq", total * total - attributed * attributed)
             if not converted:
                 tally(tallies, experiment, arm, "converted_customers")
-                holdout = membership[1]
-                for other in [holdout] * bool(membership[4]) + [g for g, (_, c) in ghosts.items() if c and g != arm]:
-                    tally(tallies, experiment, holdout, both_field(arm, other))
+                _tally_pairs(tallies, experiment, membership, arm)
             ghosts[arm] = (total, True)
             state.experiment = (*membership[:6], tuple((g, a, c) for g, (a, c) in sorted(ghosts.items())))
         else:  # the customer has joined another experiment since this offer: its customer figures are closed

@@ -24,10 +24,10 @@ Interval = tuple[float, float]
 
 @dataclass(frozen=True)
 class Lift:
-    """One arm against the reference: the estimate, its interval at 1 - alpha, the two-sided p-value and whether
-    the interval excludes 0. `estimate` is None when undefined (an arm without customers; a relative lift over a
-    reference rate of 0); `interval` and `p_value` are None when they cannot be computed honestly (fewer than 2
-    customers in an arm for a revenue lift)."""
+    """One figure of an arm minus another's (the reference's, or another arm's): the estimate, its interval at
+    1 - alpha, the two-sided p-value and whether the interval excludes 0. `estimate` is None when undefined (an arm
+    without customers; a relative lift over a reference rate of 0); `interval` and `p_value` are None when they
+    cannot be computed honestly (fewer than 2 customers in an arm for a revenue lift)."""
 
     estimate: float | None
     interval: Interval | None
