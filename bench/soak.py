@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import math
 import os
 import subprocess
 import sys
@@ -43,13 +44,14 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from e2e import delete_customers, worker_counters  # noqa: E402
+from state_memory import state_memory  # noqa: E402
 
 from streams.ops.status import consumer_lag  # noqa: E402
 from streams.security import redis_sync  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 
 FIELDS = ("seconds", "rss_mib", "events_waiting", "records", "accepted", "dead_letters", "duplicates", "offers",
-          "cached_customers", "hot_customers")
+          "cached_customers", "hot_customers", "states_mib")
 
 
 def rss_mib(pid: int) -> float:
@@ -62,7 +64,11 @@ def rss_mib(pid: int) -> float:
 def plot(rows: list[dict[str, float]], path: Path, title: str, warmup_minutes: float) -> None:
     minutes = [row["seconds"] / 60 for row in rows]
     figure, (memory, lag, events) = plt.subplots(3, 1, figsize=(9, 8), sharex=True)
-    memory.plot(minutes, [row["rss_mib"] for row in rows])
+    memory.plot(minutes, [row["rss_mib"] for row in rows], label="RSS")
+    sized = [row for row in rows if sized_row(row)]
+    if sized:
+        memory.plot([row["seconds"] / 60 for row in sized], [row["rss_mib"] - row["states_mib"] for row in sized],
+                    marker=".", label="RSS without the customer states")
     memory.axvline(warmup_minutes, color="grey", linestyle=":", label="end of warm-up")
     memory.legend()
     memory.set_ylabel("worker RSS (MiB)")
@@ -93,6 +99,8 @@ def main() -> int:
     parser.add_argument("--sample-s", type=float, default=10.0)
     parser.add_argument("--warmup-minutes", type=float, default=15.0,
                         help="memory is judged against its value at the end of this")
+    parser.add_argument("--state-memory-every", type=float, default=5.0, metavar="MINUTES",
+                        help="size the customer states the worker holds this often (bench/state_memory.py; 0: never)")
     args = parser.parse_args()
 
     run = uuid.uuid4().hex[:6]
@@ -120,6 +128,7 @@ def main() -> int:
     rows: list[dict[str, float]] = []
     started = time.monotonic()
     sent: int | None = None
+    sized_at = 0.0
     try:
         while True:
             time.sleep(args.sample_s)
@@ -127,9 +136,15 @@ def main() -> int:
                 raise SystemExit(f"the worker exited with {worker.returncode}: see {log}")
             counters = worker_counters(client, settings.app_id, worker.pid)
             row = {"seconds": round(time.monotonic() - started, 1), "rss_mib": round(rss_mib(worker.pid), 1),
-                   **{name: counters.get(name, 0.0) for name in FIELDS[2:]}}
+                   **{name: counters.get(name, 0.0) for name in FIELDS[2:-1]}, "states_mib": math.nan}
+            if args.state_memory_every and row["seconds"] - sized_at >= args.state_memory_every * 60 and sent is None:
+                # Read from Redis as of now: the worker's RSS is sampled just before, the batches in between add little.
+                sized_at = row["seconds"]
+                held = state_memory(client, f"soak{run}-", settings.worker.state_cache_hot)
+                row["states_mib"] = round(held.total_mib, 1)
+                print(f"customer states: {held}", flush=True)
             rows.append(row)
-            print(" ".join(f"{k}={v:g}" for k, v in row.items()), flush=True)
+            print(" ".join(f"{k}={v:g}" for k, v in row.items() if not math.isnan(v)), flush=True)
             if sent is None and feed.poll() is not None:
                 # What reached the input topics, whatever the feed's own count says: a feed that dies on a
                 # produce timeout at the end has sent more than its last progress line.
@@ -161,6 +176,7 @@ def main() -> int:
     print(f"lag at most {max(row['events_waiting'] for row in rows):.0f} events; wrote {results / 'soak.csv'} "
           f"and {results / 'soak.png'}")
     flat = memory_verdict(rows, args.warmup_minutes * 60)
+    outside_states_verdict(rows, args.warmup_minutes * 60)
     hot_tier_verdict(rows, args.warmup_minutes * 60, settings.worker.state_cache_hot)
     return 0 if lost == 0 and flat else 1
 
@@ -182,6 +198,23 @@ def memory_verdict(rows: list[dict[str, float]], warmup_s: float, tolerance: flo
     return flat
 
 
+def outside_states_verdict(rows: list[dict[str, float]], warmup_s: float, tolerance: float = 0.10) -> None:
+    """Print the worker's RSS less what its customer states take (sized from the states themselves) after the
+    warm-up: whether anything besides the states grows. States grow toward their caps for hours on a shop with
+    rare customers; the rest of the worker should not grow at all."""
+    sized = [row for row in rows if row["seconds"] >= warmup_s and sized_row(row)]
+    if len(sized) < 2:
+        print("memory without the customer states: fewer than two sizings after the warm-up; not judged")
+        return
+    other = [row["rss_mib"] - row["states_mib"] for row in sized]
+    states = [row["states_mib"] for row in sized]
+    spread = max(max(other) / other[0] - 1.0, 1.0 - min(other) / other[0])
+    print(f"memory without the customer states: {other[0]:.0f} MiB at minute {sized[0]['seconds'] / 60:.0f}, "
+          f"{other[-1]:.0f} at minute {sized[-1]['seconds'] / 60:.0f} ({spread:+.1%} at most, "
+          f"{'flat' if spread <= tolerance else 'NOT flat'} ±{tolerance:.0%}); the states "
+          f"{states[0]:.0f} -> {states[-1]:.0f} MiB over the same minutes")
+
+
 def hot_tier_verdict(rows: list[dict[str, float]], warmup_s: float, hot: int) -> None:
     """Print whether the hot tier was full when the warm-up ended: RSS judged while it fills is judged too early."""
     after = [row for row in rows if row["seconds"] >= warmup_s]
@@ -191,6 +224,11 @@ def hot_tier_verdict(rows: list[dict[str, float]], warmup_s: float, hot: int) ->
     print(f"hot tier: {at_warmup:.0f} customers as objects at the end of the warm-up, at most {at_end:.0f} after, "
           f"of PERSO_STATE_CACHE_HOT {hot}: {'full' if at_warmup >= hot else 'still filling'} when judged; "
           f"{after[-1]['cached_customers']:.0f} customers cached at the end")
+
+
+def sized_row(row: dict[str, float]) -> bool:
+    """Whether this sample also sized the customer states."""
+    return not math.isnan(row.get("states_mib", math.nan))
 
 
 def last_rss(rows: list[dict[str, float]]) -> float:
