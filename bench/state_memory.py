@@ -6,8 +6,8 @@ The worker keeps the `hot` most recently seen customers as objects and the rest 
 (streams/storage/state_cache.py). Its resident memory therefore grows as long as those states grow toward
 their caps (order lines, purchase counts, recent items...), which on a shop with rare customers takes hours
 after every customer has been seen. A soak that asks whether anything *else* grows subtracts this figure from
-the worker's RSS (bench/soak.py). Object sizes are pympler's `asizeof` (the state with everything it
-references); compressed sizes are the worker's own codec. The most recent events stand for the most recently
+the worker's RSS (bench/soak.py). Object sizes are pympler's `asizeof` (the states with everything they
+reference, what they share counted once); compressed sizes are the worker's own codec. The most recent events stand for the most recently
 used customers, as the cache's least-recently-used order does up to re-scoring visits.
 """
 
@@ -56,7 +56,8 @@ def state_memory(client: redis.Redis, prefix: str, hot: int) -> StateMemory:
         states += [CustomerState.from_dict(orjson.loads(blob))
                    for blob in client.mget(keys[start:start + 2000]) if blob]
     states.sort(key=lambda state: state.last_event_ts or 0.0, reverse=True)
-    return StateMemory(len(states), hot, sum(asizeof(state) for state in states[:hot]),
+    # One asizeof over every hot state: what they share (interned item ids) is counted once, as it is held.
+    return StateMemory(len(states), hot, asizeof(*states[:hot]) if states else 0,
                        sum(len(compress_state(state)) for state in states[hot:]))
 
 
