@@ -7,8 +7,8 @@ The worker keeps the `hot` most recently seen customers as objects and the rest 
 their caps (order lines, purchase counts, recent items...), which on a shop with rare customers takes hours
 after every customer has been seen. A soak that asks whether anything *else* grows subtracts this figure from
 the worker's RSS (bench/soak.py). Object sizes are pympler's `asizeof` (the states with everything they
-reference, what they share counted once); compressed sizes are the worker's own codec. The most recent events stand for the most recently
-used customers, as the cache's least-recently-used order does up to re-scoring visits.
+reference, what they share counted once); compressed sizes are the worker's own codec. The customers with the
+most recent events stand for the most recently used ones (the cache's order differs only by re-scoring visits).
 """
 
 from __future__ import annotations
