@@ -22,7 +22,7 @@ sources keeps each source's strength.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,16 +59,17 @@ class Candidate:
 
 
 # What the sources leave per item while they propose: [best relevance, its source, its subject, the sources
-# proposing it (a bit each), the co-occurrence strength]. Plain lists, not objects: a decision hears ~50 proposals.
-RELEVANCE, SOURCE, SUBJECT, PROPOSED_BY, TOGETHER_STRENGTH = range(5)
+# proposing it (a bit each), the co-occurrence strength]; `Candidates` appends what describes the item for this
+# customer. Plain lists, not objects: a decision hears ~50 proposals and ranks ~30 candidates.
+RELEVANCE, SOURCE, SUBJECT, PROPOSED_BY, TOGETHER_STRENGTH, CATEGORY, SHARED, HISTORY = range(8)
 _BIT = tuple(1 << source for source in range(len(SOURCES)))
 
 
 def collect(state: CustomerState, items: ItemCooccurrence, favourites: SegmentFavourites | None,
             outputs: Mapping[str, Any], excluded: set[str], now_ts: float,
-            repeat_rate: Callable[[str], float] | None = None) -> dict[str, Candidate]:
-    """Every candidate the sources propose that may be offered now, with its features. `repeat_rate(item)`: the
-    share of the item's buyers who bought it again (the response learner counts it), else a constant."""
+            repeat_rate: Callable[[str], float] | None = None) -> Candidates:
+    """Every candidate the sources propose that may be offered now, by item. `repeat_rate(item)`: the share of the
+    item's buyers who bought it again (the response learner counts it), else a constant."""
     proposed: dict[str, list[Any]] = {}
     together = candidates.TOGETHER
 
@@ -93,58 +94,141 @@ def collect(state: CustomerState, items: ItemCooccurrence, favourites: SegmentFa
             sink(item_id, 0.25 + 0.15 * (times - 1), candidates.AGAIN, times)
 
     candidates.propose(state, items, favourites, outputs, share, sink, again=staples, popular_k=10)
-    return _described(proposed, state, items, outputs, share, bought, now_ts, repeat_rate)
+    return Candidates(proposed, state, items, outputs, share, bought, now_ts, repeat_rate)
 
 
-def _described(proposed: dict[str, list[Any]], state: CustomerState, items: ItemCooccurrence,
-               outputs: Mapping[str, Any], share: dict[str, float], bought: dict[str, tuple[int, float]],
-               now_ts: float, repeat_rate: Callable[[str], float] | None) -> dict[str, Candidate]:
-    """The proposed items as Candidates with their FEATURES values (one pass, every lookup bound once: this is
-    most of a learned decision's time)."""
-    info_of = items.info.get
-    weight_of = items.item_weight.get
-    bought_get = bought.get
-    share_get = share.get
-    top = items.popular(None, k=1)
-    log_top = math.log1p(weight_of(top[0], 0.0)) if top else 0.0
-    propensity = float(outputs.get("propensity") or 0.5)
-    churn = float(outputs.get("churn_risk") or 0.5)
-    orders = max(1, state.purchases)
-    placed = state.recent_orders
-    gap_days = max(1.0, (placed[-1] - placed[0]) / (len(placed) - 1) / DAY) if len(placed) > 1 else 30.0
-    log, log_of, exp = math.log1p, math.log, math.exp
-    # How lately the customer looked at (or bought) each of their recent items: 1 the latest, then x 0.7 per step.
-    seen_get = {item_id: 0.7**age for age, item_id in enumerate(reversed(state.recent_items))}.get
-    together_bit, again_bit, category_bit, segment_bit, popular_bit = _BIT
-    never_days = NEVER_BOUGHT_DAYS
-    found: dict[str, Candidate] = {}
-    for item_id, (relevance, source, subject, by, together_strength) in proposed.items():
-        info = info_of(item_id)
-        counted = bought_get(item_id)
-        repeat = repeat_rate(item_id) if repeat_rate is not None else REPEAT_RATE
-        popularity = log(weight_of(item_id, 0.0)) / log_top if log_top > 0 else 0.0
-        if counted is not None:
-            times, last = counted
-            days = min((now_ts - last) / DAY, never_days)
-            lately = exp(-days / 14.0)
-            order_share = min(1.0, times / orders)
-            log_times = log(times) / 3.0
-            values = (
-                1.0 if by & together_bit else 0.0, 1.0 if by & again_bit else 0.0,
-                1.0 if by & category_bit else 0.0, 1.0 if by & segment_bit else 0.0,
-                1.0 if by & popular_bit else 0.0, relevance, together_strength, seen_get(item_id, 0.0),
-                log(info.price) / 5.0 if info else 0.0, share_get(info.category if info else "", 0.0),
-                log_times, order_share, max(log_of(order_share), -5.0) / 5.0 + 1.0, lately, 0.0,
+class Candidates(Mapping[str, Candidate]):
+    """One decision's candidates, by item. Each is described by what it costs little to look up (its item, the
+    customer's history with it); its FEATURES values are built only when asked (`candidates[item].values`): a
+    decision ranks ~30 candidates by `logits`, which reads the same inputs without building them, and keeps the
+    values of the few it offers or teaches (building every vector was a third of a learned decision)."""
+
+    def __init__(self, proposed: dict[str, list[Any]], state: CustomerState, items: ItemCooccurrence,
+                 outputs: Mapping[str, Any], share: dict[str, float], bought: dict[str, tuple[int, float]],
+                 now_ts: float, repeat_rate: Callable[[str], float] | None) -> None:
+        self._proposed = proposed
+        self.propensity = float(outputs.get("propensity") or 0.5)
+        self.churn = float(outputs.get("churn_risk") or 0.5)
+        self.orders = max(1, state.purchases)
+        placed = state.recent_orders
+        self.gap_days = max(1.0, (placed[-1] - placed[0]) / (len(placed) - 1) / DAY) if len(placed) > 1 else 30.0
+        info_of = items.info.get
+        weight_of = items.item_weight.get
+        bought_get = bought.get
+        share_get = share.get
+        top = items.popular(None, k=1)
+        log_top = math.log1p(weight_of(top[0], 0.0)) if top else 0.0
+        log = math.log1p
+        # How lately the customer looked at (or bought) each of their recent items: 1 the latest, x 0.7 per step.
+        seen_get = {item_id: 0.7**age for age, item_id in enumerate(reversed(state.recent_items))}.get
+        never_days = NEVER_BOUGHT_DAYS
+        for item_id, entry in proposed.items():
+            info = info_of(item_id)
+            repeat = repeat_rate(item_id) if repeat_rate is not None else REPEAT_RATE
+            popularity = log(weight_of(item_id, 0.0)) / log_top if log_top > 0 else 0.0
+            counted = bought_get(item_id)
+            if info is not None:
+                entry += (info.category, (seen_get(item_id, 0.0), log(info.price) / 5.0,
+                                          share_get(info.category, 0.0), repeat, popularity))
+            else:
+                entry += (None, (seen_get(item_id, 0.0), 0.0, share_get("", 0.0), repeat, popularity))
+            # (times bought, days since; capped as an item never bought says) or None
+            entry.append((counted[0], min((now_ts - counted[1]) / DAY, never_days)) if counted is not None else None)
+
+    def __getitem__(self, item_id: str) -> Candidate:
+        relevance, source, subject, _, _, category, _, _ = entry = self._proposed[item_id]
+        return Candidate(item_id, category, relevance, source, subject, self._values(entry))
+
+    def values_of(self, item_id: str) -> tuple[float, ...]:
+        """`self[item_id].values`, without the Candidate."""
+        return self._values(self._proposed[item_id])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._proposed)
+
+    def __len__(self) -> int:
+        return len(self._proposed)
+
+    def relevance(self) -> list[tuple[float, str]]:
+        """(relevance, item) of every candidate: how nbo would rank them."""
+        return [(entry[RELEVANCE], item_id) for item_id, entry in self._proposed.items()]
+
+    def _values(self, entry: list[Any]) -> tuple[float, ...]:
+        relevance, _, _, by, together_strength, _, shared, history = entry
+        seen, log_price, affinity, repeat, popularity = shared
+        together_bit, again_bit, category_bit, segment_bit, popular_bit = _BIT
+        sources = (1.0 if by & together_bit else 0.0, 1.0 if by & again_bit else 0.0,
+                   1.0 if by & category_bit else 0.0, 1.0 if by & segment_bit else 0.0,
+                   1.0 if by & popular_bit else 0.0)
+        if history is None:  # never bought: the history features say so (bounded, as if bought long ago)
+            return (*sources, relevance, together_strength, seen, log_price, affinity,
+                    0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, repeat, 0.0, repeat, 0.0, popularity, popularity,
+                    self.propensity, self.churn)
+        times, days = history
+        lately = math.exp(-days / 14.0)
+        order_share = min(1.0, times / self.orders)
+        log_times = math.log1p(times) / 3.0
+        return (*sources, relevance, together_strength, seen, log_price, affinity,
+                log_times, order_share, max(math.log(order_share), -5.0) / 5.0 + 1.0, lately, 0.0,
                 1.0 if days < 7.0 else 0.0, 1.0 if 7.0 <= days < 30.0 else 0.0,
-                min(days / gap_days, 4.0) / 4.0, repeat, repeat * order_share, 0.0,
-                log_times * lately, popularity, 0.0, propensity, churn)
-        else:  # never bought: the history features say so (bounded, as if bought NEVER_BOUGHT_DAYS ago)
-            values = (
-                1.0 if by & together_bit else 0.0, 1.0 if by & again_bit else 0.0,
-                1.0 if by & category_bit else 0.0, 1.0 if by & segment_bit else 0.0,
-                1.0 if by & popular_bit else 0.0, relevance, together_strength, seen_get(item_id, 0.0),
-                log(info.price) / 5.0 if info else 0.0, share_get(info.category if info else "", 0.0),
-                0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, repeat, 0.0, repeat, 0.0, popularity, popularity,
-                propensity, churn)
-        found[item_id] = Candidate(item_id, info.category if info else None, relevance, source, subject, values)
-    return found
+                min(days / self.gap_days, 4.0) / 4.0, repeat, repeat * order_share, 0.0,
+                log_times * lately, popularity, 0.0, self.propensity, self.churn)
+
+    def logits(self, scorer: CandidateScorer) -> list[tuple[float, str]]:
+        """(intercept + weights . values, item) of every candidate, the values never built: the weights are
+        folded by `scorer`. Equal to the dot product up to rounding (tests/models/policies/test_candidates.py)."""
+        (w_relevance, w_together, w_seen, w_price, w_affinity, w_log_times, w_order_share, w_log_share,
+         w_lately, w_within_week, w_within_month, w_due, w_repeat, w_repeat_share, w_times_lately,
+         w_popularity) = scorer.weights
+        by_sources = scorer.by_sources
+        base = scorer.intercept + scorer.w_propensity * self.propensity + scorer.w_churn * self.churn
+        never_base = base + scorer.w_never
+        w_repeat_never, w_popularity_never = w_repeat + scorer.w_repeat_never, w_popularity + scorer.w_popularity_never
+        orders, gap_days = self.orders, self.gap_days
+        log, log_of, exp = math.log1p, math.log, math.exp
+        scored = []
+        for item_id, (relevance, _, _, by, together_strength, _, shared, history) in self._proposed.items():
+            seen, log_price, affinity, repeat, popularity = shared
+            z = (by_sources[by] + w_relevance * relevance + w_together * together_strength + w_seen * seen
+                 + w_price * log_price + w_affinity * affinity)
+            if history is None:
+                z += never_base + w_repeat_never * repeat + w_popularity_never * popularity
+            else:
+                times, days = history
+                lately = exp(-days / 14.0)
+                order_share = min(1.0, times / orders)
+                log_times = log(times) / 3.0
+                z += (base + w_log_times * log_times + w_order_share * order_share
+                      + w_log_share * (max(log_of(order_share), -5.0) / 5.0 + 1.0) + w_lately * lately
+                      + (w_within_week if days < 7.0 else w_within_month if days < 30.0 else 0.0)
+                      + w_due * (min(days / gap_days, 4.0) / 4.0) + (w_repeat + w_repeat_share * order_share) * repeat
+                      + w_times_lately * log_times * lately + w_popularity * popularity)
+            scored.append((z + 1e-6 * relevance, item_id))  # the relevance breaks ties
+        return scored
+
+
+class CandidateScorer:
+    """A linear model's weights over FEATURES, regrouped as `Candidates.logits` reads them: the sources' flags
+    summed once per combination, the customer's own values (propensity, churn risk) and the constant ones of an
+    item never bought kept apart.
+
+    >>> scorer = CandidateScorer(0.5, [1.0] * len(FEATURES))
+    >>> scorer.by_sources[0b00011], scorer.w_never
+    (2.0, 1.0)
+    """
+
+    def __init__(self, intercept: float, weights: Sequence[float]) -> None:
+        w = dict(zip(FEATURES, weights, strict=True))
+        self.intercept = intercept
+        # Every combination of the sources' flags: a combination is the one without its highest flag, plus it.
+        by_sources = [0.0]
+        for name in SOURCES:
+            by_sources += [total + w[name] for total in by_sources]
+        self.by_sources = tuple(by_sources)
+        self.weights = tuple(w[name] for name in (
+            "relevance", "together_strength", "seen_lately", "log_price", "affinity", "log_times", "order_share",
+            "log_share", "bought_lately", "within_week", "within_month", "due", "repeat_rate", "repeat_x_share",
+            "times_x_lately", "popularity"))
+        self.w_never, self.w_repeat_never = w["never_bought"], w["repeat_x_never"]
+        self.w_popularity_never = w["popularity_x_never"]
+        self.w_propensity, self.w_churn = w["propensity"], w["churn_risk"]

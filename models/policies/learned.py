@@ -45,8 +45,11 @@ from models.policies.base import (
     register_policy,
     required_learner,
 )
-from models.policies.candidate_features import FEATURES, Candidate, collect
+from models.policies.candidate_features import FEATURES, Candidates, CandidateScorer, collect
 from models.settings import ModelSettings
+
+# Its weights are averaged over tens of thousands of outcomes: 32 more move them by a fraction of a percent.
+REREAD_WEIGHTS_EVERY = 32
 
 
 @register_policy
@@ -68,6 +71,7 @@ class LearnedPolicy(OfferPolicy):
         self.teach = teach
         self.uplift = uplift
         self.by_value = by_value
+        self._scorer: tuple[int, CandidateScorer] | None = None  # the response model's weights, as last read
 
     @classmethod
     def from_settings(cls, settings: ModelSettings, learners: Mapping[str, Learner]) -> LearnedPolicy:
@@ -113,7 +117,15 @@ class LearnedPolicy(OfferPolicy):
     def _shares(self, scored: list[tuple[float, str]], pool: list[int]) -> dict[str, float]:
         return epsilon_greedy_shares([scored[n][1] for n in pool], scored[0][1], self.epsilon)
 
-    def _ranking(self, request: OfferRequest) -> tuple[dict[str, Candidate], list[tuple[float, str]], list[int],
+    def _scorer_of(self, response: OfferResponse) -> CandidateScorer:
+        """The response model's weights as candidates are scored by, read again each REREAD_WEIGHTS_EVERY
+        outcomes learned (live, it learns between nearly every two decisions, and reading them cost 10 µs)."""
+        reading = response.learned // REREAD_WEIGHTS_EVERY
+        if self._scorer is None or self._scorer[0] != reading:
+            self._scorer = (reading, CandidateScorer(*response.weights(FEATURES)))
+        return self._scorer[1]
+
+    def _ranking(self, request: OfferRequest) -> tuple[Candidates, list[tuple[float, str]], list[int],
                                                        bool, random.Random] | None:
         """The candidates, scored best first, the positions explored among (empty: no exploration), whether the
         model ranks them, and the decision's seeded draw."""
@@ -124,17 +136,15 @@ class LearnedPolicy(OfferPolicy):
             return None
         learned = response.learned >= self.warmup
         if learned:
-            intercept, weights = response.weights(FEATURES)
-            # The relevance breaks ties; the logit ranks as the probability does and costs no exp per candidate.
-            scored = [(intercept + sum(map(mul, weights, c.values)) + 1e-6 * c.relevance, c.item_id)
-                      for c in found.values()]
+            # The logit ranks as the probability does and costs no exp per candidate.
+            scored = found.logits(self._scorer_of(response))
             organic = response.organic_weights(FEATURES) if self.uplift > 0 else None
             if organic is not None:
                 # What the offer adds: its conversion less what the customer would have bought anyway.
                 base, anyway = organic
                 lam = self.uplift
-                scored = [(sigmoid(z) - lam * sigmoid(base + sum(map(mul, anyway, c.values))), item_id)
-                          for (z, item_id), c in zip(scored, found.values(), strict=True)]
+                scored = [(sigmoid(z) - lam * sigmoid(base + sum(map(mul, anyway, found.values_of(item_id)))), item_id)
+                          for z, item_id in scored]
             elif self.by_value:
                 scored = [(sigmoid(z), item_id) for z, item_id in scored]
             if self.by_value:  # expected value: the (added) conversion times log(1 + price), as nbo values items
@@ -142,7 +152,7 @@ class LearnedPolicy(OfferPolicy):
                 scored = [(p * math.log1p(info.price if (info := info_of(item_id)) is not None else 0.0), item_id)
                           for p, item_id in scored]
         else:  # ranks by relevance alone before the model has learned enough
-            scored = [(c.relevance, c.item_id) for c in found.values()]
+            scored = found.relevance()
         scored.sort(reverse=True)
         rng = random.Random(f"{request.state.customer_id}:{request.now_ts}")
         pool: list[int] = []
@@ -156,7 +166,7 @@ class LearnedPolicy(OfferPolicy):
                 pool = []
         return found, scored, pool, learned, rng
 
-    def _examples(self, scored: list[tuple[float, str]], chosen: int, found: dict[str, Candidate],
+    def _examples(self, scored: list[tuple[float, str]], chosen: int, found: Candidates,
                   rng: random.Random) -> tuple[tuple[str, tuple[float, ...]], ...]:
         """Candidates not offered that the response model learns from by their implicit outcome: the next best
         ones (where the ranking is decided) and as many drawn from the rest (so it also sees what it ranks low)."""
@@ -166,4 +176,4 @@ class LearnedPolicy(OfferPolicy):
         rest = others[best:]
         if rest:
             picked += rng.sample(rest, min(len(rest), self.teach // 2))
-        return tuple((item_id, found[item_id].values) for item_id in picked)  # the learner packs what it keeps
+        return tuple((item_id, found.values_of(item_id)) for item_id in picked)  # the learner packs what it keeps
