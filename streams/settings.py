@@ -95,7 +95,8 @@ class WorkerSettings(BaseSettings):
     batch_size: int = Field(500, ge=1, description="events handled per micro-batch")
     batch_window_s: float = Field(0.01, gt=0, description="longest wait to fill a micro-batch")
     state_cache_hot: int = Field(20_000, ge=1, description="customer states kept as objects in the worker "
-                                 "(~7 KB each); colder ones are kept compressed (~0.5 KB each)")
+                                 "(up to ~9 KB each with nbo, ~23 KB with learned, once histories are full); "
+                                 "colder ones are kept compressed (up to ~1-1.5 KB, ~3.3-3.8 KB with learned)")
     state_cache_capacity: int = Field(1_000_000, ge=1, description="customer states kept in the worker in all; "
                                       "beyond, the least recently used are re-read from Redis")
     stream_buffer_maxsize: int = Field(

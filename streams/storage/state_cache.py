@@ -1,8 +1,10 @@
 """The worker's copy of the customer states it owns, in two tiers to bound memory.
 
-A state is ~7 KB as Python objects and ~3 KB as JSON. The `hot` most recently used states stay objects, so a
-customer seen again within a few batches costs nothing; the rest are kept compressed, and beyond `capacity` the
-least recently used are dropped and re-read from Redis when their customer returns.
+A state grows with its customer's history up to its caps: with `nbo` ~9 KB as Python objects and ~1-1.5 KB
+compressed, with `learned` ~23 KB and ~3.3-3.8 KB (docs/operations.md, "Sizing a worker's memory"). The `hot`
+most recently used states stay objects, so a customer seen again within a few batches costs nothing; the rest
+are kept compressed, and beyond `capacity` the least recently used are dropped and re-read from Redis when their
+customer returns.
 
 A compressed state is private to this process (never stored, never sent), so its form is free to change: the
 JSON of a list of the state's fields in their fixed order, compressed with zstd and a dictionary trained on
