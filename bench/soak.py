@@ -28,6 +28,7 @@ import asyncio
 import csv
 import math
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -129,6 +130,9 @@ def main() -> int:
     started = time.monotonic()
     sent: int | None = None
     sized_at = 0.0
+    # Stopped with SIGTERM (kill, a CI timeout) as with Ctrl-C: the finally below stops the worker and the feed and
+    # deletes the soak's customers from Redis.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         while True:
             time.sleep(args.sample_s)
