@@ -113,13 +113,19 @@ def batch_stages(before: dict[str, float], after: dict[str, float]) -> dict[str,
 
 
 def delete_customers(client: redis.Redis, prefixes: list[str]) -> int:
-    """Remove this run's customers (state, profile, seen ids) from the shared Redis."""
+    """Remove this run's customers (state, profile, seen ids, and their places in the partitions' wake sets)
+    from the shared Redis."""
     deleted = 0
+    wake_sets = list(client.scan_iter("wake:*", count=1000))
     for prefix in prefixes:
         for kind in ("state", "profile", "seen"):
             batch = list(client.scan_iter(f"{kind}:{prefix}*", count=1000))
             for start in range(0, len(batch), 1000):
                 deleted += int(client.unlink(*batch[start:start + 1000]))  # type: ignore[arg-type]
+        for wake in wake_sets:
+            due = [member for member, _ in client.zscan_iter(wake, match=f"{prefix}*", count=1000)]
+            for start in range(0, len(due), 1000):
+                client.zrem(wake, *due[start:start + 1000])
     return deleted
 
 
