@@ -44,14 +44,15 @@ CALLS = [
     ("state: update", "state.py", "update"),
     ("features: customer_features", "features.py", "customer_features"),
     ("segments: learn_predict_one", "segments.py", "learn_predict_one"),
-    ("propensity: predict_one", "propensity.py", "predict_one"),
-    ("propensity: settle (delayed labels)", "propensity.py", "settle"),
+    ("propensity, churn: score + snapshot", "delayed.py", "_score"),
+    ("propensity, churn: settle labels", "delayed.py", "_settle"),
     ("co-occurrence: learn_together", "cooccurrence.py", "learn_together"),
     ("co-occurrence: observe_item", "cooccurrence.py", "observe_item"),
-    ("favourites: predict_one", "favourites.py", "predict_one"),
     ("policy: decide (nbo)", "nbo.py", "decide"),
     ("policy: decide (learned)", "learned.py", "decide"),
     ("learned: candidate features", "candidate_features.py", "collect"),
+    ("response: learn an outcome", "response.py", "_learn"),
+    ("response: remember taught candidates", "response.py", "remember"),
     ("guardrails and policy", "guardrails.py", "decide"),
 ]
 
