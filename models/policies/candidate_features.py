@@ -165,14 +165,19 @@ class Candidates(Mapping[str, Candidate]):
                     0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, repeat, 0.0, repeat, 0.0, popularity, popularity,
                     self.propensity, self.churn)
         times, days = history
-        lately = math.exp(-days / 14.0)
-        order_share = min(1.0, times / self.orders)
-        log_times = math.log1p(times) / 3.0
+        log_times, order_share, log_share, lately, due = self._bought(times, days)
         return (*sources, relevance, together_strength, seen, log_price, affinity,
-                log_times, order_share, max(math.log(order_share), -5.0) / 5.0 + 1.0, lately, 0.0,
+                log_times, order_share, log_share, lately, 0.0,
                 1.0 if days < 7.0 else 0.0, 1.0 if 7.0 <= days < 30.0 else 0.0,
-                min(days / self.gap_days, 4.0) / 4.0, repeat, repeat * order_share, 0.0,
+                due, repeat, repeat * order_share, 0.0,
                 log_times * lately, popularity, 0.0, self.propensity, self.churn)
+
+    def _bought(self, times: int, days: float) -> tuple[float, float, float, float, float]:
+        """What the customer's history with an item they bought `times` times, the last `days` ago, says: its
+        log_times, order_share, log_share, bought_lately and due values (`_values` and `logits` both read them)."""
+        order_share = min(1.0, times / self.orders)
+        return (math.log1p(times) / 3.0, order_share, max(math.log(order_share), -5.0) / 5.0 + 1.0,
+                math.exp(-days / 14.0), min(days / self.gap_days, 4.0) / 4.0)
 
     def logits(self, scorer: CandidateScorer) -> list[tuple[float, str]]:
         """(intercept + weights . values, item) of every candidate, the values never built: the weights are
@@ -184,8 +189,7 @@ class Candidates(Mapping[str, Candidate]):
         base = scorer.intercept + scorer.w_propensity * self.propensity + scorer.w_churn * self.churn
         never_base = base + scorer.w_never
         w_repeat_never, w_popularity_never = w_repeat + scorer.w_repeat_never, w_popularity + scorer.w_popularity_never
-        orders, gap_days = self.orders, self.gap_days
-        log, log_of, exp = math.log1p, math.log, math.exp
+        bought = self._bought
         scored = []
         for item_id, (relevance, _, _, by, together_strength, _, shared, history) in self._proposed.items():
             seen, log_price, affinity, repeat, popularity = shared
@@ -195,13 +199,10 @@ class Candidates(Mapping[str, Candidate]):
                 z += never_base + w_repeat_never * repeat + w_popularity_never * popularity
             else:
                 times, days = history
-                lately = exp(-days / 14.0)
-                order_share = min(1.0, times / orders)
-                log_times = log(times) / 3.0
-                z += (base + w_log_times * log_times + w_order_share * order_share
-                      + w_log_share * (max(log_of(order_share), -5.0) / 5.0 + 1.0) + w_lately * lately
-                      + (w_within_week if days < 7.0 else w_within_month if days < 30.0 else 0.0)
-                      + w_due * (min(days / gap_days, 4.0) / 4.0) + (w_repeat + w_repeat_share * order_share) * repeat
+                log_times, order_share, log_share, lately, due = bought(times, days)
+                z += (base + w_log_times * log_times + w_order_share * order_share + w_log_share * log_share
+                      + w_lately * lately + (w_within_week if days < 7.0 else w_within_month if days < 30.0 else 0.0)
+                      + w_due * due + (w_repeat + w_repeat_share * order_share) * repeat
                       + w_times_lately * log_times * lately + w_popularity * popularity)
             scored.append((z + 1e-6 * relevance, item_id))  # the relevance breaks ties
         return scored
