@@ -189,7 +189,7 @@ async def latency_phase(settings: KafkaSettings, rate: float, seconds: float, ru
 
     tail = asyncio.create_task(collect())
     await asyncio.sleep(1.0)  # the tail seeks to the end before the feed starts
-    await run_feed(settings, customers=5000, rate=rate, duration_s=seconds, seed=11, prefix=f"lat{run}-")
+    await run_feed(settings, customers=5000, rate=rate, duration_s=seconds, seed=11, prefix=prefix)
     await asyncio.sleep(2.0)
     tail.cancel()
     return latencies, others
