@@ -86,6 +86,11 @@ class IsotonicBins:
                     points.append((self.logit_sums[b] / self.totals[b], positives / weight))
         return points
 
+    @property
+    def fitted(self) -> bool:
+        """Whether enough labels have been seen for the map (before, `transform` shrinks toward the base rate)."""
+        return bool(self._fitted)
+
     def transform(self, raw: float) -> float:
         """The calibrated probability of a raw score.
 

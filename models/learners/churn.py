@@ -16,7 +16,7 @@ from models.settings import ModelSettings
 @register_learner
 class ChurnModel(DelayedLabelLearner):
     name = "churn"
-    version = "churn-1"
+    version = "churn-2"
     output = "churn_risk"
     purchase_is_positive = False
 

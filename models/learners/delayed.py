@@ -13,8 +13,11 @@ How a score becomes honest:
 - Snapshots are thinned to one per `snapshot_every_s` (spread to span the horizon), each a uniform sample of
   the moments of its window (reservoir sampling): learning from every session's first event only would
   skew what the model knows towards session starts.
-- The classifier learns each label once it settles; its raw score is calibrated online (models/calibration.py)
-  so that of the customers scored p, a fraction p do it.
+- The classifier learns each label once it settles; its score is calibrated online (models/calibration.py)
+  so that of the customers scored p, a fraction p do it. The linear classifier's score reaches the
+  calibrator without its intercept: the classifier ranks, the calibrator's slowly decaying bins set the level
+  (an intercept follows the latest labels, which are a horizon old, so the level it carried swung with the
+  base rate of one to two horizons ago).
 
 The classifier is River's logistic regression on standardised features (AdaGrad steps, L2, averaged), or
 River's Hoeffding adaptive tree (measured worse and less stable on Ta Feng: docs/model-quality.md).
@@ -72,12 +75,19 @@ class AveragedLogistic:
             weights[name] = average + rate * (weight - average)
         self.intercept += rate * (self.regression.intercept - self.intercept)
 
-    def predict_proba_one(self, x: dict[str, float]) -> dict[bool, float]:
+    def margin_one(self, x: dict[str, float]) -> float:
+        """weights . standardised x, without the intercept: how this customer ranks against the others."""
         z = self.scaler.transform_one(x)
         weights = self.weights
-        score = self.intercept + sum(weights.get(name, 0.0) * value for name, value in z.items())
-        p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, score))))
+        return sum(weights.get(name, 0.0) * value for name, value in z.items())
+
+    def predict_proba_one(self, x: dict[str, float]) -> dict[bool, float]:
+        p = _sigmoid(self.intercept + self.margin_one(x))
         return {True: p, False: 1.0 - p}
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
 
 def make_classifier(kind: str) -> Any:
@@ -173,10 +183,11 @@ class DelayedLabelLearner(Learner):
             return  # written with another feature set (an older release): its label cannot be learned
         x = dict(zip(BEHAVIOUR_FEATURES, values, strict=True))
         if self.n_learned:
-            raw = self._raw(x)
-            self.auc.update(label, self.calibrator.transform(raw))
-            self.logloss.update(label, self.calibrator.transform(raw))
-            self.calibrator.learn_one(raw, label)
+            ranking = self._ranking(x)
+            calibrated = self._calibrated(x, ranking)
+            self.auc.update(label, calibrated)
+            self.logloss.update(label, calibrated)
+            self.calibrator.learn_one(ranking, label)
         self.classifier.learn_one(x, label)
         self.n_learned += 1
 
@@ -184,10 +195,26 @@ class DelayedLabelLearner(Learner):
     def _raw(self, x: dict[str, float]) -> float:
         return float(self.classifier.predict_proba_one(x).get(True, 0.0))
 
+    def _ranking(self, x: dict[str, float]) -> float:
+        """The score the calibrator maps to a probability. For the linear model, its score without the intercept:
+        the intercept follows the last few thousand labels (its own SGD step; the weights' average then spans
+        a third of the labels so far, or the window), and labels are a horizon old, so a level carried by it
+        followed the base rate of one to two horizons ago, swings included (on Ta Feng it read 0.08 for a week
+        whose rate was 0.19, after a week with almost no sales). Without it the classifier only ranks, and the
+        level is the calibrator's alone, from bins that decay slowly (docs/model-quality.md)."""
+        if isinstance(self.classifier, AveragedLogistic):
+            return _sigmoid(self.classifier.margin_one(x))
+        return self._raw(x)
+
+    def _calibrated(self, x: dict[str, float], ranking: float) -> float:
+        if not self.calibrator.fitted:  # too few labels to map scores: the classifier's own probability, shrunk
+            return self.calibrator.transform(self._raw(x))
+        return self.calibrator.transform(ranking)
+
     def predict_proba(self, x: dict[str, float]) -> float:
         if self.n_learned == 0:
             return PRIOR
-        return min(1.0, max(0.0, self.calibrator.transform(self._raw(x))))
+        return min(1.0, max(0.0, self._calibrated(x, self._ranking(x))))
 
     def predict(self, state: CustomerState, now_ts: float) -> dict[str, Any]:
         return {self.output: self.predict_proba(behaviour_features(state, now_ts))}

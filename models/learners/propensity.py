@@ -16,7 +16,7 @@ from models.settings import ModelSettings
 @register_learner
 class PropensityModel(DelayedLabelLearner):
     name = "propensity"
-    version = "propensity-2"
+    version = "propensity-3"
     output = "propensity"
     purchase_is_positive = True
 

@@ -105,11 +105,12 @@ def real_values(values: Mapping[str, float]) -> dict[str, float]:
 
 
 def learner_quality(learner: DelayedLabelLearner) -> dict[str, Any]:
-    """A delayed-label learner's reliability table from its calibration bins: per bin of the classifier's raw
-    score, the mean raw score, the observed rate of the settled labels in it and their (decayed) count, and the
-    calibrated score the bin maps to. The observed rates are what happened to the customers the learner scored
-    (labels settle when the horizon passes in stream time), not a fit to themselves; the calibrated column is
-    the map fitted on those same bins, so its closeness to the observed rate is by construction."""
+    """A delayed-label learner's reliability table from its calibration bins: per bin of the score the
+    calibrator maps (the linear classifier's without its intercept: the ranking), the mean of that score, the
+    observed rate of the settled labels in it and their (decayed) count, and the calibrated score the bin maps
+    to. The observed rates are what happened to the customers the learner scored (labels settle when the
+    horizon passes in stream time), not a fit to themselves; the calibrated column is the map fitted on those
+    same bins, so its closeness to the observed rate is by construction."""
     calibrator: IsotonicBins = learner.calibrator
     rows = []
     for b in range(calibrator.bins):

@@ -198,7 +198,7 @@ pages.experiments = {
 
 pages.models = {
   layout: () => `<p class="note" id="model-note"></p><div class="grid">
-    ${card("c-rel-propensity", "Propensity: reliability", "per bin of the classifier's raw score: observed rate of its settled labels; the line is the calibrated score the bin maps to")}
+    ${card("c-rel-propensity", "Propensity: reliability", "per bin of the classifier's ranking score (before calibration): observed rate of its settled labels; the line is the calibrated score the bin maps to")}
     ${card("c-rel-churn", "Churn risk: reliability", "the same for the churn learner")}
     ${card("c-hist-propensity", "Propensity in the profiles", "what readers of the profiles see")}
     ${card("c-hist-churn_risk", "Churn risk in the profiles")}
@@ -217,7 +217,7 @@ pages.models = {
           pointRadius: rows.map((r) => Math.min(14, 3 + Math.sqrt(r.count))) },
         { label: "calibrated score", data: rows.map((r) => ({ x: r.raw, y: r.calibrated })), showLine: true, borderColor: COLOURS[1], pointRadius: 0 },
         { label: "perfectly calibrated", data: [{ x: 0, y: 0 }, { x: 1, y: 1 }], showLine: true, borderColor: "#bbb", borderDash: [4, 4], pointRadius: 0 },
-      ] }, { scales: { x: { min: 0, max: 1, title: { display: true, text: "raw score" } }, y: { min: 0, max: 1, title: { display: true, text: "observed rate" } } } });
+      ] }, { scales: { x: { min: 0, max: 1, title: { display: true, text: "ranking score" } }, y: { min: 0, max: 1, title: { display: true, text: "observed rate" } } } });
     }
     for (const [name, h] of Object.entries(d.histograms)) {
       chart(`c-hist-${name}`, "bar", { labels: h.counts.map((_, i) => (i / h.counts.length).toFixed(2)), datasets: [
