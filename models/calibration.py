@@ -33,6 +33,11 @@ def logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
+def sigmoid(z: float) -> float:
+    """The inverse of `logit`, clamped so that no score overflows exp."""
+    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+
 class IsotonicBins:
     def __init__(self, bins: int = 24, half_life_labels: float = 50_000, refit_every: int = 500,
                  min_labels: int = 500) -> None:

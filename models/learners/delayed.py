@@ -25,7 +25,6 @@ River's Hoeffding adaptive tree (measured worse and less stable on Ta Feng: docs
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Sequence
 from functools import cache
@@ -33,7 +32,7 @@ from typing import Any, ClassVar
 
 from river import linear_model, metrics, optim, preprocessing, tree
 
-from models.calibration import IsotonicBins
+from models.calibration import IsotonicBins, sigmoid
 from models.features import BEHAVIOUR_FEATURES, behaviour_features
 from models.learners.base import EventContext, Learner, TimeContext
 from models.learners.reasons import in_words
@@ -82,12 +81,8 @@ class AveragedLogistic:
         return sum(weights.get(name, 0.0) * value for name, value in z.items())
 
     def predict_proba_one(self, x: dict[str, float]) -> dict[bool, float]:
-        p = _sigmoid(self.intercept + self.margin_one(x))
+        p = sigmoid(self.intercept + self.margin_one(x))
         return {True: p, False: 1.0 - p}
-
-
-def _sigmoid(z: float) -> float:
-    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
 
 def make_classifier(kind: str) -> Any:
@@ -203,7 +198,7 @@ class DelayedLabelLearner(Learner):
         whose rate was 0.19, after a week with almost no sales). Without it the classifier only ranks, and the
         level is the calibrator's alone, from bins that decay slowly (docs/model-quality.md)."""
         if isinstance(self.classifier, AveragedLogistic):
-            return _sigmoid(self.classifier.margin_one(x))
+            return sigmoid(self.classifier.margin_one(x))
         return self._raw(x)
 
     def _calibrated(self, x: dict[str, float], ranking: float) -> float:

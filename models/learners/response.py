@@ -37,6 +37,7 @@ import struct
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from models.calibration import sigmoid
 from models.learners.base import EventContext, Learner, TimeContext, register_learner
 from models.learners.delayed import AveragedLogistic
 from models.settings import ModelSettings
@@ -239,7 +240,3 @@ def _fold(model: AveragedLogistic) -> tuple[float, dict[str, float]]:
             weights[name] = w / sd
             intercept -= w * means.get(name, 0.0) / sd
     return intercept, weights
-
-
-def sigmoid(z: float) -> float:
-    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))

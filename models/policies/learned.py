@@ -10,7 +10,8 @@ models/learners/response.py), the best one offered, with exploration so the mode
   response model whether it converted.
 
 >>> from models.learners.cooccurrence import ItemCooccurrence, ItemInfo
->>> from models.learners.response import OfferResponse, pack_values, sigmoid
+>>> from models.calibration import sigmoid
+>>> from models.learners.response import OfferResponse, pack_values
 >>> from models.state import CustomerState
 >>> items, response = ItemCooccurrence(), OfferResponse()
 >>> for item in ("tea", "mug", "pot"):
@@ -32,9 +33,10 @@ import random
 from collections.abc import Mapping
 from operator import mul
 
+from models.calibration import sigmoid
 from models.learners.base import Learner
 from models.learners.cooccurrence import ItemCooccurrence
-from models.learners.response import OfferResponse, pack_values, sigmoid
+from models.learners.response import OfferResponse, pack_values
 from models.learners.segments import SegmentFavourites
 from models.policies import candidates
 from models.policies.base import (
