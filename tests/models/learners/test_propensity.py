@@ -165,8 +165,10 @@ def test_a_short_run_of_unusual_labels_moves_the_level_only_by_its_share_of_the_
     _learn_labels(model, rng, 4_000, base_logit=-6.0)  # 6% of the labels, nearly all negative
     after = _mean_score(model)
     assert 0.25 < before < 0.33, before
-    # Weighted by its share the run would take ~6% off the level (measured: 0.312 -> 0.294); allow twice that.
-    # With the level in the intercept it took a quarter off (0.309 -> 0.231).
+    # Weighted by its share the run would take ~6% off the level. This early in a stream the calibrator weighs its
+    # labels by rank (the first ones were drawn by a younger classifier), which doubles the run's share to ~12%
+    # (measured: 0.311 -> 0.277; before the rank weighting 0.312 -> 0.294). With the level in the intercept it
+    # took a quarter off (0.309 -> 0.231).
     assert after > before * 0.86, (before, after)
     # And the ranking is still the classifier's: more orders, higher score.
     low, high = (model.predict_proba(dict.fromkeys(BEHAVIOUR_FEATURES, 0.0) | {"log_orders": v}) for v in (0.5, 2.5))
