@@ -16,7 +16,7 @@ from redis import exceptions as redis_errors
 
 from streams.security import redacted_url
 from streams.settings import Settings
-from streams.worker.failures import describe, root_cause
+from streams.worker.failures import describe, named_cause
 
 
 def explain_unreachable(error: BaseException, settings: Settings | None = None) -> str | None:
@@ -25,7 +25,7 @@ def explain_unreachable(error: BaseException, settings: Settings | None = None) 
         problems = "; ".join(f"PERSO_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
                              for e in error.errors(include_url=False))
         return f"invalid configuration: {problems}"
-    root = root_cause(error)
+    root = named_cause(error)  # a Redis error raised from the socket's ConnectionRefusedError is still Redis's
     settings = settings or _settings_or_none()
     broker = settings.kafka.bootstrap_servers if settings else "the configured broker"
     redis_at = redacted_url(settings.redis.redis_url) if settings else "the configured Redis"

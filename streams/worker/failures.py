@@ -46,13 +46,19 @@ def describe(error: BaseException) -> str:
     return text if len(text) <= DETAIL_CHARS else text[: DETAIL_CHARS - 3] + "..."
 
 
-def root_cause(error: BaseException) -> BaseException:
-    """The error a wrapper was raised from (Faust raises ProducerSendError from the Kafka error)."""
-    seen = {id(error)}
+def causes(error: BaseException) -> list[BaseException]:
+    """The error and those it was raised from, outermost first."""
+    chain, seen = [error], {id(error)}
     while error.__cause__ is not None and id(error.__cause__) not in seen:
         error = error.__cause__
+        chain.append(error)
         seen.add(id(error))
-    return error
+    return chain
+
+
+def root_cause(error: BaseException) -> BaseException:
+    """The error a wrapper was raised from (Faust raises ProducerSendError from the Kafka error)."""
+    return causes(error)[-1]
 
 
 def is_record_too_large(error: BaseException) -> bool:
@@ -60,11 +66,26 @@ def is_record_too_large(error: BaseException) -> bool:
     return isinstance(root_cause(error), MessageSizeTooLargeError)
 
 
+def named_cause(error: BaseException) -> BaseException:
+    """The outermost Redis or Kafka error in the chain, else the root: a wrapper (Faust's ProducerSendError)
+    says less than the Kafka error under it, and the socket error under a Redis ConnectionError
+    (ConnectionRefusedError) says less than the Redis error does (Redis is unreachable)."""
+    chain = causes(error)
+    return next((e for e in chain if isinstance(e, (redis_errors.RedisError, KafkaError))), chain[-1])
+
+
 def classify(error: BaseException) -> Failure:
-    root = root_cause(error)
-    detail = describe(root)
-    cause, healable = _cause_of(root)
-    return Failure(cause, healable, detail)
+    """The failure `named_cause(error)` names.
+
+    >>> try:
+    ...     raise redis_errors.ConnectionError("Error 111 connecting") from ConnectionRefusedError(111, "refused")
+    ... except redis_errors.ConnectionError as error:
+    ...     classify(error).cause
+    'redis_unreachable'
+    """
+    named = named_cause(error)
+    cause, healable = _cause_of(named)
+    return Failure(cause, healable, describe(named))
 
 
 def _cause_of(error: BaseException) -> tuple[str, bool]:

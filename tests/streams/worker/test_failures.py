@@ -51,6 +51,22 @@ def test_the_cause_of_a_wrapped_error_is_what_counts() -> None:
         assert classify(wrapped).cause == "record_too_large"
 
 
+def test_a_redis_error_raised_from_a_socket_error_is_redis_unreachable() -> None:
+    # redis-py raises its ConnectionError from the socket's ConnectionRefusedError when a new connection is
+    # refused; classified by the socket error, /health answered 503 with Redis "up" while Redis was down.
+    for socket_error in (ConnectionRefusedError(111, "Connect call failed"), ConnectionResetError(104, "reset"),
+                         TimeoutError("timed out")):
+        try:
+            try:
+                raise socket_error
+            except OSError as inner:
+                raise redis_errors.ConnectionError("Error 111 connecting to 127.0.0.1:6379.") from inner
+        except redis_errors.ConnectionError as error:
+            failure = classify(error)
+        assert (failure.cause, failure.healable) == ("redis_unreachable", True), socket_error
+        assert failure.detail.startswith("ConnectionError: Error 111")
+
+
 def test_details_are_short_and_name_the_error_once() -> None:
     # aiokafka's errors already start their text with their class name
     assert describe(KafkaConnectionError("Unable to bootstrap")) == "KafkaConnectionError: Unable to bootstrap"
