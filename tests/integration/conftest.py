@@ -23,6 +23,7 @@ import orjson
 import pytest
 import redis
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import murmur2
 from pydantic import SecretStr
 
 from schemas.events import EVENT_KINDS
@@ -227,6 +228,11 @@ def isolated(stack: Settings, name: str, redis_db: int, **overrides: Any) -> Set
     settings = changed(stack, **{**fields, **overrides})
     asyncio.run(create_topics(settings.kafka))
     return settings
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """The partition the producer's default partitioner sends `key` to (Kafka's murmur2)."""
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
 def produce(settings: Settings, records: Sequence[tuple[str, str | None, bytes]],

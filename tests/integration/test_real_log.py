@@ -15,16 +15,15 @@ from typing import Any
 import numpy as np
 import pytest
 import redis
-from aiokafka.partitioner import DefaultPartitioner
 
 from models.evaluation.metrics import binary_metrics
 from models.evaluation.outcomes import PurchaseTimes
-from models.evaluation.profiles import score_profiles
+from models.evaluation.profiles import SCORES, score_profiles
 from models.state import DAY
 from streams.datasets.public_logs import read_tafeng
 from streams.settings import Settings
 from streams.storage.keys import profile_key, wake_key
-from tests.integration.conftest import isolated, wait_for
+from tests.integration.conftest import isolated, partition_of, wait_for
 from tests.integration.scenario import replay, start_ready, worker_stat
 
 CUTOFF = datetime(2001, 1, 29, tzinfo=UTC)  # 30 days before the log ends: churn's truth is whole
@@ -62,7 +61,8 @@ def test_ta_feng_through_the_worker_scores_as_well_as_the_best_baseline(stack: S
 
     assert all(p.get("propensity") and p.get("churn_risk") and p.get("rfm_group") and p.get("propensity_reason")
                for p in profiles.values())
-    figures = score_profiles(profiles, PurchaseTimes(later), end_ts)
+    truth = PurchaseTimes(later)
+    figures = score_profiles(profiles, truth, end_ts)
     propensity, churn = figures["propensity"], figures["churn_risk"]
     for name, score in (("propensity", propensity), ("churn risk", churn)):  # in the log of every run (-s / -rA)
         print(name, {who: {k: round(v, 3) for k, v in score[who].items() if k in ("roc_auc", "ece")}
@@ -72,7 +72,7 @@ def test_ta_feng_through_the_worker_scores_as_well_as_the_best_baseline(stack: S
     # Where a run that scores low differs (two CI runs read 0.660 and 0.682; runs here 0.736-0.738): each
     # partition's figures and how long before the last profile write its own last one was (partitions are
     # consumed at different paces and share the models).
-    print("by partition", _by_partition(profiles, PurchaseTimes(later), end_ts))
+    print("by partition", _by_partition(profiles, truth, end_ts, settings.kafka.partitions))
     assert propensity["engine"]["n"] == len(customers) > 8000
     # Ranks customers well above chance and above recency alone, close to frequency alone (the strongest single
     # signal in groceries), and its probabilities mean what they say. The margins allow for the spread between
@@ -86,19 +86,19 @@ def test_ta_feng_through_the_worker_scores_as_well_as_the_best_baseline(stack: S
         assert engine["ece"] < 0.08, figures
 
 
-def _by_partition(profiles: Mapping[str, Mapping[Any, Any]], truth: PurchaseTimes, end_ts: float) -> dict[int, str]:
-    """Per input partition (the producer's default partitioner on the customer key): customers, propensity's
-    AUC and mean score against the rate, and seconds from the partition's last profile write to the last of
-    all."""
-    partitioner = DefaultPartitioner()
+def _by_partition(profiles: Mapping[str, Mapping[Any, Any]], truth: PurchaseTimes, end_ts: float, partitions: int
+                  ) -> dict[int, str]:
+    """Per input partition (where the producer sends the customer key): customers, propensity's AUC and mean
+    score against the rate, and seconds from the partition's last profile write to the last of all."""
+    horizon_days = next(days for field, days, _ in SCORES if field == "propensity")
     written = {c: datetime.fromisoformat(p["updated_at"]).timestamp() for c, p in profiles.items()}
     last = max(written.values())
     by: dict[int, list[str]] = {}
     for customer in profiles:
-        by.setdefault(partitioner(customer.encode(), list(range(4)), list(range(4))), []).append(customer)
+        by.setdefault(partition_of(customer, partitions), []).append(customer)
     lines = {}
     for partition, members in sorted(by.items()):
-        y = np.array([truth.bought_within(c, end_ts, 7 * DAY) for c in members], dtype=float)
+        y = np.array([truth.bought_within(c, end_ts, horizon_days * DAY) for c in members], dtype=float)
         scores = np.array([float(profiles[c]["propensity"]) for c in members])
         auc = binary_metrics(y, scores)["roc_auc"]
         lines[partition] = (f"n {len(members)} auc {auc:.3f} mean {scores.mean():.3f} rate {y.mean():.3f} "

@@ -15,12 +15,11 @@ from typing import Any
 
 import orjson
 import redis
-from aiokafka.partitioner import murmur2
 
 from streams.settings import Settings
 from streams.worker.contracts import HISTORICAL_HEADER
 from tests.helpers import T0, click, purchase
-from tests.integration.conftest import Worker, isolated, produce, read_topic, wait_for
+from tests.integration.conftest import Worker, isolated, partition_of, produce, read_topic, wait_for
 from tests.integration.scenario import start_ready, worker_stat
 
 PARTITIONS = 4
@@ -29,13 +28,8 @@ DELAY_MIN = 60  # each customer adds at T0 + n minutes: due at T0 + 60 + n, the 
 HISTORICAL = [(HISTORICAL_HEADER, b"1")]  # stream time only: the reminders fire as the ticks move it
 
 
-def partition_of(key: str) -> int:
-    """The partition the producer's default partitioner sends `key` to (Kafka's murmur2)."""
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % PARTITIONS
-
-
 # One ticking customer per partition: their views move every partition's stream time to the tick's minute.
-TICKERS = [next(f"rb-tick{p}-{n}" for n in range(1000) if partition_of(f"rb-tick{p}-{n}") == p)
+TICKERS = [next(f"rb-tick{p}-{n}" for n in range(1000) if partition_of(f"rb-tick{p}-{n}", PARTITIONS) == p)
            for p in range(PARTITIONS)]
 
 
@@ -136,7 +130,7 @@ def test_each_abandoned_cart_gets_one_reminder_across_a_join_and_a_kill(stack: S
         # again by B, under the same id). B takes over every partition, from A's last committed offsets, once A's
         # session times out.
         burst = range(90, 96)
-        assert {partition_of(f"rb{m - DELAY_MIN:02d}") for m in burst} == set(range(PARTITIONS))
+        assert {partition_of(f"rb{m - DELAY_MIN:02d}", PARTITIONS) for m in burst} == set(range(PARTITIONS))
         tick(settings, *burst)
         time.sleep(0.1)
         a.kill()
