@@ -4,7 +4,7 @@
 
 Each run is `streams.ops.evaluate.run_evaluation` (what `perso evaluate` prints), summarised as markdown rows:
 ROC AUC and ECE of the engine and of each baseline at fixed scoring dates and at event moments, the day-to-day
-stability of propensity, segments' ARI and the offers' hit rate. Writes bench/results/quality.json too.
+stability of propensity and churn risk, segments' ARI and the offers' hit rate. Writes bench/results/quality.json too.
 """
 
 from __future__ import annotations
@@ -70,16 +70,16 @@ def main() -> int:
     for name, run in runs:
         print("\n".join(rows(name, run.report)))
     print()
-    print("| log | events | seconds | ARI | segment changes | propensity day-to-day AUC change (max) | offers hit rate "
-          "| popularity |")
+    print("| log | events | seconds | ARI | segment changes | day-to-day AUC change (max): propensity / churn risk "
+          "| offers hit rate | popularity |")
     print("|---|---|---|---|---|---|---|---|")
     for name, run in runs:
         r = run.report
-        stability = r.stability.get("propensity", {})
+        steps = " / ".join(f"{r.stability.get(output, {}).get('largest_day_to_day_change', float('nan')):.4f}"
+                           for output in ("propensity", "churn_risk"))
         ari = f"{r.segments_ari:.3f}" if r.segments_ari is not None else "n/a"
-        print(f"| {name} | {r.events:,} | {run.seconds:.0f} | {ari} | {r.segment_change_rate:.1%} | "
-              f"{stability.get('largest_day_to_day_change', float('nan')):.4f} | {r.offers.get('hit_rate', 0):.2%} "
-              f"| {r.offers.get('popularity_hit_rate', 0):.2%} |")
+        print(f"| {name} | {r.events:,} | {run.seconds:.0f} | {ari} | {r.segment_change_rate:.1%} | {steps} | "
+              f"{r.offers.get('hit_rate', 0):.2%} | {r.offers.get('popularity_hit_rate', 0):.2%} |")
     out = ROOT / "bench" / "results" / "quality.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({name: run.report.as_dict() for name, run in runs}, indent=1, default=str) + "\n")

@@ -3,8 +3,8 @@ event-time order, models/timeline.py), every figure measured against what the lo
 
 - propensity and churn risk (models/evaluation/scores.py): at event moments and at fixed scoring dates,
   beside recency-only, frequency-only and offline logistic-regression baselines fitted on the log's first half;
-- their stability: the propensity model as it stood at the end of each of the last days, all scoring the same
-  customers on the same date;
+- their stability: each score's model as it stood at the end of each of the last days, all scoring the same
+  customers on that score's last scorable date;
 - segments: adjusted Rand index against planted segments (synthetic logs), and how often a customer's
   segment changes;
 - offers: the hit rate (the offered item bought within the horizon) against a popularity baseline at the
@@ -73,13 +73,15 @@ def evaluate(personalizer: Personalizer, events: Iterable[Event], planted_segmen
     scored = [learner for learner in personalizer.learners if isinstance(learner, DelayedLabelLearner)]
     evaluations = {learner.output: ScoreEvaluation(learner.output, learner.horizon_s, learner.purchase_is_positive,
                                                    start, end) for learner in scored}
-    propensity = next((learner for learner in scored if learner.output == "propensity"), None)
     step = date_every_days * DAY
     dates = list(np.arange(start + max(step, 7 * DAY), end, step))
-    # The stability check: the propensity model at the end of each of the last days before the last scored date.
-    last_date = max((d for d in dates if propensity is None or d <= end - propensity.horizon_s), default=None)
-    day_ends = [last_date - k * DAY for k in range(stability_days, -1, -1)] if last_date is not None else []
-    model_copies: list[bytes] = []
+    # The stability check: each score's model at the end of each of the last days before its last scored date
+    # (a date whose truth the log holds: one horizon before its end).
+    last_dates = {learner.output: max((d for d in dates if d <= end - learner.horizon_s), default=None)
+                  for learner in scored}
+    day_ends = sorted((last - k * DAY, n) for n, learner in enumerate(scored)
+                      if (last := last_dates[learner.output]) is not None for k in range(stability_days, -1, -1))
+    model_copies: dict[str, list[bytes]] = {learner.output: [] for learner in scored}
 
     timeline = Timeline(personalizer)
     hits = OfferHits(personalizer)
@@ -98,9 +100,10 @@ def evaluate(personalizer: Personalizer, events: Iterable[Event], planted_segmen
             progress(1000)
         while dates and dates[0] <= event.epoch:
             score_date(dates.pop(0))
-        while day_ends and day_ends[0] <= event.epoch and propensity is not None:
-            timeline.advance(day_ends.pop(0))
-            model_copies.append(pickle.dumps(propensity))
+        while day_ends and day_ends[0][0] <= event.epoch:
+            day_end, n = day_ends.pop(0)
+            timeline.advance(day_end)
+            model_copies[scored[n].output].append(pickle.dumps(scored[n]))
         outcome = timeline.process(event)
         state = timeline.states[event.customer_id]
         x = None
@@ -122,8 +125,8 @@ def evaluate(personalizer: Personalizer, events: Iterable[Event], planted_segmen
     report.timer_visits = timeline.visits
     report.segment_change_rate = segment_changes / repeat_events if repeat_events else 0.0
     report.scores = {output: evaluation.report(truth) for output, evaluation in evaluations.items()}
-    if propensity is not None and model_copies:
-        report.stability = {"propensity": _stability(evaluations["propensity"], model_copies, last_date, truth)}
+    report.stability = {output: _stability(evaluations[output], copies, last_dates[output], truth)
+                        for output, copies in model_copies.items() if copies}
     report.offers = hits.report(end)
     if planted_segments:
         report.segments_ari = _ari(personalizer, timeline, planted_segments)

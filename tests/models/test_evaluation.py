@@ -1,3 +1,5 @@
+import itertools
+
 import orjson
 
 from models.evaluation import evaluate
@@ -37,3 +39,21 @@ def test_evaluation_scores_every_customer_against_what_they_did_beside_baselines
     assert dates["engine"]["n"] >= 150 and 0 < dates["engine"]["positives"] < dates["engine"]["n"]
     assert dates["engine"]["roc_auc"] > 0.6 and dates["recency-only"]["roc_auc"] is not None
     assert 0.0 <= report.segment_change_rate < 0.5
+
+
+def test_every_score_reports_its_models_day_to_day_stability_on_its_own_last_date() -> None:
+    shop = SyntheticShop(n_customers=150, seed=4)
+    events = [parse_event(kind, orjson.dumps(body)) for kind, body in history(shop, 50, LOG_START)]
+    report = evaluate(Personalizer(), events, stability_days=5)
+    assert set(report.stability) == {"propensity", "churn_risk"}
+    for output, stability in report.stability.items():
+        aucs = stability["roc_auc_by_day"]
+        assert stability["days"] == len(aucs) == 6, output
+        steps = [abs(b - a) for a, b in itertools.pairwise(aucs)]
+        assert stability["largest_day_to_day_change"] == max(steps), output
+        assert stability["range"] == max(aucs) - min(aucs), output
+    # Each score is checked on a date whose truth the log holds: churn risk's (30 days) is earlier than
+    # propensity's (7 days), so its customers differ in number.
+    assert report.stability["churn_risk"]["customers"] < report.stability["propensity"]["customers"]
+    # The propensity model has learned by then: its six days' models rank that date's customers better than a coin.
+    assert min(report.stability["propensity"]["roc_auc_by_day"]) > 0.6
