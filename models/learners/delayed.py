@@ -85,9 +85,9 @@ class AveragedLogistic:
         return {True: p, False: 1.0 - p}
 
 
-def make_classifier(kind: str) -> Any:
+def make_classifier(kind: str, learning_rate: float = 0.05) -> Any:
     if kind == "logistic":
-        return AveragedLogistic()
+        return AveragedLogistic(learning_rate=learning_rate)
     if kind == "tree":
         return tree.HoeffdingAdaptiveTreeClassifier(grace_period=400, delta=1e-5, leaf_prediction="mc",
                                                     max_depth=6, seed=42)
@@ -100,15 +100,17 @@ class DelayedLabelLearner(Learner):
     output: ClassVar[str]
     # Does a purchase within the horizon make the label positive (propensity) or negative (churn)?
     purchase_is_positive: ClassVar[bool]
+    # The linear classifier's AdaGrad step: a score whose labels are few and late needs a larger one.
+    learning_rate: ClassVar[float] = 0.05
 
     def __init__(self, horizon_days: float, snapshot_every_s: float = 3600.0, max_pending: int = 24,
-                 model: str = "logistic") -> None:
+                 model: str = "logistic", learning_rate: float | None = None) -> None:
         self.horizon_s = horizon_days * DAY
         # Pending snapshots must span the horizon, or the oldest are dropped before their label is known.
         self.snapshot_every_s = max(snapshot_every_s, self.horizon_s / max(1, max_pending - 2))
         self.max_pending = max_pending
         self.model = model
-        self.classifier = make_classifier(model)
+        self.classifier = make_classifier(model, self.learning_rate if learning_rate is None else learning_rate)
         self.calibrator = IsotonicBins(half_life_labels=500_000)  # slow, for the same reason as the window
         self.rng = random.Random(42)
         # Progressive: each label scored before it is learned. Self-measured on the labelled snapshots, not
