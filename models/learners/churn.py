@@ -20,9 +20,7 @@ class ChurnModel(DelayedLabelLearner):
     output = "churn_risk"
     purchase_is_positive = False
     # Its labels come a month late and one per customer per 3 days, a quarter of propensity's: at propensity's
-    # AdaGrad step (0.05) it was still learning at the scoring dates of a 120-day synthetic shop, below
-    # frequency-only on all five seeds (AUC 0.829-0.867); at 1.0 above it on all five (0.877-0.908), Ta Feng
-    # unchanged (docs/model-quality.md).
+    # step it was still learning when scored (measured in docs/model-quality.md, "churn risk was short of steps").
     learning_rate = 1.0
 
     @classmethod

@@ -85,7 +85,7 @@ class AveragedLogistic:
         return {True: p, False: 1.0 - p}
 
 
-def make_classifier(kind: str, learning_rate: float = 0.05) -> Any:
+def make_classifier(kind: str, learning_rate: float) -> Any:
     if kind == "logistic":
         return AveragedLogistic(learning_rate=learning_rate)
     if kind == "tree":
@@ -104,13 +104,13 @@ class DelayedLabelLearner(Learner):
     learning_rate: ClassVar[float] = 0.05
 
     def __init__(self, horizon_days: float, snapshot_every_s: float = 3600.0, max_pending: int = 24,
-                 model: str = "logistic", learning_rate: float | None = None) -> None:
+                 model: str = "logistic") -> None:
         self.horizon_s = horizon_days * DAY
         # Pending snapshots must span the horizon, or the oldest are dropped before their label is known.
         self.snapshot_every_s = max(snapshot_every_s, self.horizon_s / max(1, max_pending - 2))
         self.max_pending = max_pending
         self.model = model
-        self.classifier = make_classifier(model, self.learning_rate if learning_rate is None else learning_rate)
+        self.classifier = make_classifier(model, self.learning_rate)
         self.calibrator = IsotonicBins(half_life_labels=500_000)  # slow, for the same reason as the window
         self.rng = random.Random(42)
         # Progressive: each label scored before it is learned. Self-measured on the labelled snapshots, not
