@@ -21,13 +21,13 @@ seeded per decision from the customer and the moment, so a replay decides the sa
 
 from __future__ import annotations
 
-import random
 from collections.abc import Mapping
 
 from models.learners.base import Learner
 from models.learners.cooccurrence import ItemCooccurrence
 from models.policies import candidates
 from models.policies.base import Decision, OfferPolicy, OfferRequest, register_policy, required_learner
+from models.policies.draws import DecisionDraws
 from models.settings import ModelSettings
 
 POPULAR_DEPTH = 20
@@ -74,7 +74,7 @@ class RandomItem(OfferPolicy):
         allowed = [item for item in self.items.info if item not in request.excluded]
         if not allowed:
             return None
-        rng = random.Random(f"{request.state.customer_id}:{request.now_ts}")
-        item_id = rng.choice(allowed)
+        rng = DecisionDraws.of(request.state.customer_id, request.now_ts)
+        item_id = allowed[rng.randrange(len(allowed))]
         info = self.items.info[item_id]
         return Decision(item_id, info.category, 1.0, "picked at random (a baseline)", probability=1 / len(allowed))

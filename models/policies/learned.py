@@ -29,7 +29,6 @@ models/learners/response.py), the best one offered, with exploration so the mode
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Mapping
 from operator import mul
 
@@ -48,6 +47,7 @@ from models.policies.base import (
     required_learner,
 )
 from models.policies.candidate_features import FEATURES, Candidates, CandidateScorer, collect
+from models.policies.draws import DecisionDraws
 from models.settings import ModelSettings
 
 # Its weights are averaged over tens of thousands of outcomes: 32 more move them by a fraction of a percent.
@@ -128,7 +128,7 @@ class LearnedPolicy(OfferPolicy):
         return self._scorer[1]
 
     def _ranking(self, request: OfferRequest) -> tuple[Candidates, list[tuple[float, str]], list[int],
-                                                       bool, random.Random] | None:
+                                                       bool, DecisionDraws] | None:
         """The candidates, scored best first, the positions explored among (empty: no exploration), whether the
         model ranks them, and the decision's seeded draw."""
         response = self.response
@@ -156,7 +156,7 @@ class LearnedPolicy(OfferPolicy):
         else:  # ranks by relevance alone before the model has learned enough
             scored = found.relevance()
         scored.sort(reverse=True)
-        rng = random.Random(f"{request.state.customer_id}:{request.now_ts}")
+        rng = DecisionDraws.of(request.state.customer_id, request.now_ts)
         pool: list[int] = []
         if self.epsilon > 0 and len(scored) > 1:
             # Explore among the top candidates that are nearly as likely as the best (an offer nobody would take
@@ -169,7 +169,7 @@ class LearnedPolicy(OfferPolicy):
         return found, scored, pool, learned, rng
 
     def _examples(self, scored: list[tuple[float, str]], chosen: int, found: Candidates,
-                  rng: random.Random) -> tuple[tuple[str, tuple[float, ...]], ...]:
+                  rng: DecisionDraws) -> tuple[tuple[str, tuple[float, ...]], ...]:
         """Candidates not offered that the response model learns from by their implicit outcome: the next best
         ones (where the ranking is decided) and as many drawn from the rest (so it also sees what it ranks low)."""
         others = [item_id for n, (_, item_id) in enumerate(scored) if n != chosen]

@@ -16,7 +16,6 @@ Decision(item_id='case', category='electronics', score=3.53..., reason='often bo
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,6 +31,7 @@ from models.policies.base import (
     register_policy,
     required_learner,
 )
+from models.policies.draws import DecisionDraws
 from models.settings import ModelSettings
 
 
@@ -136,7 +136,7 @@ class NextBestOffer(OfferPolicy):
         ranked, pool = self._ranked(found)
         chosen, share = ranked[0], 1.0
         if len(pool) > 1:
-            rng = random.Random(f"{request.state.customer_id}:{request.now_ts}")
+            rng = DecisionDraws.of(request.state.customer_id, request.now_ts)
             if rng.random() < self.epsilon:
                 chosen = pool[rng.randrange(len(pool))]
             share = epsilon_greedy_shares(pool, ranked[0], self.epsilon)[chosen]
