@@ -46,6 +46,7 @@ class SegmentModel(Learner):
         self.n_learned = 0
         self._labels: dict[int, tuple[int, str]] = {}
         self._initialised: set[str] = set()
+        self._weights: dict[str, float] = {}  # each feature's weight in the distance (1, or the affinity weight)
         self.favourites = SegmentFavourites()
 
     def learn_one(self, ctx: EventContext) -> None:
@@ -65,6 +66,30 @@ class SegmentModel(Learner):
             self._initialise(z)
         return {k: v * self.affinity_weight if k.startswith("aff_") else v for k, v in z.items()}
 
+    def _learn_scaled(self, x: dict[str, float]) -> dict[str, float]:
+        """`scaler.learn_one(x)` then `_scaled(x)` in one pass over x instead of three: River's StandardScaler
+        update and transform written out (the same operations in the same order, so the same floats: tests/models/
+        learners/test_segments.py), each feature's weight looked up once. It was half of a segment's cost."""
+        scaler = self.scaler
+        counts, means, variances = scaler.counts, scaler.means, scaler.vars
+        weights = self._weights
+        z = {}
+        for name, value in x.items():
+            n = counts[name] + 1
+            counts[name] = n
+            old_mean = means[name]
+            means[name] = mean = old_mean + (value - old_mean) / n
+            variance = variances[name]
+            variances[name] = variance = variance + ((value - old_mean) * (value - mean) - variance) / n
+            scaled = (value - mean) / variance**0.5 if variance else 0.0
+            weight = weights.get(name)
+            if weight is None:
+                weight = weights[name] = self.affinity_weight if name.startswith("aff_") else 1.0
+            z[name] = scaled * weight if weight != 1.0 else scaled
+        if not self._initialised.issuperset(z):
+            self._initialise(z)
+        return z
+
     def _initialise(self, z: dict[str, float]) -> None:
         # River's KMeans draws a centre's coordinate for a new feature when it first meets it, in the order
         # of a set of feature names: that order, and so the clustering, changed with PYTHONHASHSEED (ARI
@@ -79,11 +104,11 @@ class SegmentModel(Learner):
 
     def learn_predict_one(self, x: dict[str, float]) -> int:
         """Learn from x and return its segment: one scaling and one distance pass instead of two of each."""
-        self.scaler.learn_one(x)
         self.n_learned += 1
-        z = self._scaled(x)
         if not self._euclidean_kmeans():
-            return int(self.kmeans.learn_predict_one(z))
+            self.scaler.learn_one(x)
+            return int(self.kmeans.learn_predict_one(self._scaled(x)))
+        z = self._learn_scaled(x)
         # River's KMeans.learn_predict_one, with the nearest centre found by `_nearest`.
         closest = self._nearest(z)
         centre, halflife = self.kmeans.centers[closest], self.kmeans.halflife
@@ -147,6 +172,10 @@ class SegmentModel(Learner):
 
     def drop_caches(self) -> None:
         self.favourites.drop_caches()
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self._weights = {}  # a checkpoint from before the weights were cached
+        self.__dict__.update(state)
 
 
 def label_from(values: dict[str, float]) -> str:

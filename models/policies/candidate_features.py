@@ -97,6 +97,10 @@ def collect(state: CustomerState, items: ItemCooccurrence, favourites: SegmentFa
     return Candidates(proposed, state, items, outputs, share, bought, now_ts, repeat_rate)
 
 
+def _constant_repeat_rate(item_id: str) -> float:
+    return REPEAT_RATE
+
+
 class Candidates(Mapping[str, Candidate]):
     """One decision's candidates, by item. Each is described by what it costs little to look up (its item, the
     customer's history with it); its FEATURES values are built only when asked (`candidates[item].values`): a
@@ -118,22 +122,25 @@ class Candidates(Mapping[str, Candidate]):
         share_get = share.get
         top = items.popular(None, k=1)
         log_top = math.log1p(weight_of(top[0], 0.0)) if top else 0.0
+        top_or_inf = log_top if log_top > 0 else math.inf  # popularity: log1p(weight) / log_top, or 0 without one
         log = math.log1p
         # How lately the customer looked at (or bought) each of their recent items: 1 the latest, x 0.7 per step.
         seen_get = {item_id: 0.7**age for age, item_id in enumerate(reversed(state.recent_items))}.get
         never_days = NEVER_BOUGHT_DAYS
+        # The hot loop of a decision (~30 candidates): lookups bound once, branches hoisted out of it.
+        rate_of = repeat_rate if repeat_rate is not None else _constant_repeat_rate
         for item_id, entry in proposed.items():
             info = info_of(item_id)
-            repeat = repeat_rate(item_id) if repeat_rate is not None else REPEAT_RATE
-            popularity = log(weight_of(item_id, 0.0)) / log_top if log_top > 0 else 0.0
             counted = bought_get(item_id)
-            if info is not None:
-                entry += (info.category, (seen_get(item_id, 0.0), log(info.price) / 5.0,
-                                          share_get(info.category, 0.0), repeat, popularity))
-            else:
-                entry += (None, (seen_get(item_id, 0.0), 0.0, share_get("", 0.0), repeat, popularity))
             # (times bought, days since; capped as an item never bought says) or None
-            entry.append((counted[0], min((now_ts - counted[1]) / DAY, never_days)) if counted is not None else None)
+            history = (counted[0], min((now_ts - counted[1]) / DAY, never_days)) if counted is not None else None
+            if info is not None:
+                category = info.category
+                entry += (category, (seen_get(item_id, 0.0), log(info.price) / 5.0, share_get(category, 0.0),
+                                     rate_of(item_id), log(weight_of(item_id, 0.0)) / top_or_inf), history)
+            else:
+                entry += (None, (seen_get(item_id, 0.0), 0.0, share_get("", 0.0), rate_of(item_id),
+                                 log(weight_of(item_id, 0.0)) / top_or_inf), history)
 
     def __getitem__(self, item_id: str) -> Candidate:
         relevance, source, subject, _, _, category, _, _ = entry = self._proposed[item_id]

@@ -118,3 +118,20 @@ def test_the_fast_nearest_centre_path_matches_rivers_kmeans() -> None:
     for segment, centre in fast.kmeans.centers.items():
         for feature, value in centre.items():
             assert abs(value - river.kmeans.centers[segment][feature]) <= 1e-9 * max(1.0, abs(value))
+    # The scaler learned in one pass with the distance's scaling is River's StandardScaler, float for float.
+    assert (fast.scaler.counts, fast.scaler.means, fast.scaler.vars) == (
+        river.scaler.counts, river.scaler.means, river.scaler.vars)
+    assert fast._scaled(x) == river._scaled(x)
+
+
+def test_a_checkpoint_from_before_the_cached_feature_weights_still_learns() -> None:
+    import pickle
+
+    model = SegmentModel(n_segments=2)
+    model.learn_predict_one({"frequency": 1.0, "aff_books": 0.5})
+    state = model.__dict__.copy()
+    del state["_weights"]  # as pickled by the previous version
+    old = SegmentModel.__new__(SegmentModel)
+    old.__setstate__(state)
+    restored = pickle.loads(pickle.dumps(old))
+    assert restored.learn_predict_one({"frequency": 2.0, "aff_books": 0.1}) in (0, 1)
