@@ -75,10 +75,18 @@ class AveragedLogistic:
         self.intercept += rate * (self.regression.intercept - self.intercept)
 
     def margin_one(self, x: dict[str, float]) -> float:
-        """weights . standardised x, without the intercept: how this customer ranks against the others."""
-        z = self.scaler.transform_one(x)
+        """weights . standardised x, without the intercept: how this customer ranks against the others.
+        River's `scaler.transform_one(x)` is written out in the sum (a feature without variance standardises to 0
+        and adds nothing): the same terms added in the same order, without the dict of standardised values
+        (two scores ask this at every event and every visit)."""
+        means, variances = self.scaler.means, self.scaler.vars
         weights = self.weights
-        return sum(weights.get(name, 0.0) * value for name, value in z.items())
+        total = 0.0
+        for name, value in x.items():
+            variance = variances[name]
+            if variance:
+                total += weights.get(name, 0.0) * ((value - means[name]) / variance**0.5)
+        return total
 
     def predict_proba_one(self, x: dict[str, float]) -> dict[bool, float]:
         p = sigmoid(self.intercept + self.margin_one(x))

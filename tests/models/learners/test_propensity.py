@@ -173,3 +173,18 @@ def test_a_short_run_of_unusual_labels_moves_the_level_only_by_its_share_of_the_
     # And the ranking is still the classifier's: more orders, higher score.
     low, high = (model.predict_proba(dict.fromkeys(BEHAVIOUR_FEATURES, 0.0) | {"log_orders": v}) for v in (0.5, 2.5))
     assert high > low + 0.2, (low, high)
+
+
+def test_the_margin_is_rivers_standardised_dot_product_float_for_float() -> None:
+    """`AveragedLogistic.margin_one` writes River's StandardScaler.transform_one into its sum: the same number."""
+    rng = random.Random(3)
+    model = delayed.AveragedLogistic()
+    names = [*BEHAVIOUR_FEATURES[:8], "constant"]  # "constant" never varies: standardised to 0
+    for step in range(500):
+        x = {name: rng.gauss(n, 1.0 + n) for n, name in enumerate(names[:-1])} | {"constant": 2.0}
+        model.learn_one(x, rng.random() < 0.3)
+        if step % 50 == 0:
+            z = model.scaler.transform_one(x)
+            river = sum(model.weights.get(name, 0.0) * value for name, value in z.items())
+            assert model.margin_one(x) == river
+    assert model.margin_one({"unseen": 1.0}) == 0.0
