@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 
 from models.learners.base import EventContext, Learner, register_learner
 from models.settings import ModelSettings
@@ -204,14 +205,16 @@ class ItemCooccurrence(Learner):
         candidates = self.pair_weight.get(item_id)
         if not candidates:
             return []
-        # Inlined cosine (the hot path of every decision): w_ab / sqrt(n_a * n_b), capped at 1.
-        occurrence = self.occurrence
-        n_a = occurrence.get(item_id, 0.0)
+        # Inlined cosine (the hot path of every decision): w_ab / sqrt(n_a * n_b), capped at 1. Views keep the
+        # lists stale (they learn co-occurrences too): about one list is ranked again per event.
+        occurrence_of = self.occurrence.get
+        n_a = occurrence_of(item_id, 0.0)
+        sqrt = math.sqrt
         scored = []
         for other, w_ab in candidates.items():
-            n_b = occurrence.get(other, w_ab)
-            scored.append((other, min(1.0, w_ab / math.sqrt((n_a or w_ab) * n_b))))
-        scored.sort(key=lambda pair: pair[1], reverse=True)
+            cosine = w_ab / sqrt((n_a or w_ab) * occurrence_of(other, w_ab))
+            scored.append((other, cosine if cosine < 1.0 else 1.0))
+        scored.sort(key=itemgetter(1), reverse=True)
         return scored[:k]
 
     def popular(self, category: str | None = None, k: int = 10) -> list[str]:
