@@ -34,6 +34,7 @@ class ItemInfo:
 
 # Neighbour lists are reused until this many baskets (or co-viewed sets) have been learned since.
 NEIGHBOURS_STALE_AFTER = 200
+NEIGHBOURS_STALE_SHARE = 0.05
 NEIGHBOURS_CACHED = 10
 NEIGHBOUR_CACHE_ITEMS = 20_000
 # Popular-in-category lists are re-sorted after this many item observations (two per decision otherwise).
@@ -189,11 +190,16 @@ class ItemCooccurrence(Learner):
         """The k items most associated with item_id, by cosine similarity.
 
         Every decision asks for the neighbours of the customer's five recent items (most of a worker's CPU
-        before this cache): a list is reused until NEIGHBOURS_STALE_AFTER more baskets have been learned.
+        before this cache): a list is reused until NEIGHBOURS_STALE_AFTER more baskets have been learned, or
+        NEIGHBOURS_STALE_SHARE more of all so far once that is more (views learn co-occurrences too: with an
+        absolute count alone, a busy worker ranked about one list again per event). A list shorter than k is
+        ranked each time: an item with few neighbours yet gains them fastest (caching those too cost 0.2-0.4
+        points of the learned policy's hit rate on three synthetic seeds).
         """
         cache = self._neighbour_cache
         hit = cache.get(item_id)
-        if hit is not None and self.n_baskets - hit[0] < NEIGHBOURS_STALE_AFTER and len(hit[1]) >= k:
+        if (hit is not None and len(hit[1]) >= k
+                and self.n_baskets - hit[0] < max(NEIGHBOURS_STALE_AFTER, NEIGHBOURS_STALE_SHARE * hit[0])):
             return hit[1][:k]
         scored = self._rank_neighbours(item_id, max(k, NEIGHBOURS_CACHED))
         if len(cache) >= NEIGHBOUR_CACHE_ITEMS:

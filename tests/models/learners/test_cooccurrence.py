@@ -55,3 +55,44 @@ def test_caches_stay_out_of_checkpoints_and_follow_what_is_learned() -> None:
     assert isinstance(restored_items, ItemCooccurrence)
     assert restored_items._neighbour_cache == {} and restored_items._category_popular == {}
     assert restored_items.neighbours("a") == items.neighbours("a")
+
+
+def test_a_neighbour_list_is_ranked_again_once_enough_new_baskets_are_learned() -> None:
+    """Reused until 200 more baskets, or 5% more of all baskets so far once that is more: with views learning
+    co-occurrences, an absolute count re-ranked about one list per event on a busy worker. A list shorter than
+    asked is ranked each time."""
+    items = ItemCooccurrence()
+    ranked: list[str] = []
+    rank = items._rank_neighbours
+
+    def counting(item_id: str, k: int) -> list[tuple[str, float]]:
+        ranked.append(item_id)
+        return rank(item_id, k)
+
+    items._rank_neighbours = counting  # type: ignore[method-assign]
+    partners = [f"p{n}" for n in range(10)]
+
+    def baskets(n: int, other: str) -> None:
+        for _ in range(n):
+            items.learn_together(["a", other], TS)
+
+    for partner in partners:
+        baskets(1_000, partner)
+    first = items.neighbours("a")
+    assert len(first) == 10 and len(ranked) == 1
+    baskets(499, "p9")  # 5% of 10,000 is 500: not yet
+    assert items.neighbours("a") == first and len(ranked) == 1
+    baskets(1, "p9")
+    assert items.neighbours("a")[0][0] == "p9" and len(ranked) == 2
+    items.neighbours("b")  # one neighbour: shorter than asked, ranked each time
+    items.neighbours("b")
+    assert ranked[2:] == ["b", "b"]
+    small = ItemCooccurrence()
+    for partner in partners:
+        small.learn_together(["a", partner], TS)
+    cached = small.neighbours("a")
+    for _ in range(199):
+        small.learn_together(["a", "new"], TS)
+    assert small.neighbours("a") == cached  # below 200 new baskets: the cached list
+    small.learn_together(["a", "new"], TS)
+    assert small.neighbours("a")[0][0] == "new"
