@@ -36,6 +36,7 @@ from models.calibration import IsotonicBins, sigmoid
 from models.features import BEHAVIOUR_FEATURES, behaviour_features
 from models.learners.base import EventContext, Learner, TimeContext
 from models.learners.reasons import in_words
+from models.learners.scaling import learn_standardised
 from models.state import DAY, CustomerState
 
 PRIOR = 0.5  # before anything is learned: no opinion rather than a confident guess
@@ -62,8 +63,7 @@ class AveragedLogistic:
         self.n = 0
 
     def learn_one(self, x: dict[str, float], y: bool) -> None:
-        self.scaler.learn_one(x)
-        self.regression.learn_one(self.scaler.transform_one(x), y)
+        self.regression.learn_one(learn_standardised(self.scaler, x), y)  # River's scaler, in one pass
         self.n += 1
         # Early on, an average of every step so far would keep the untrained first weights for long: weigh the
         # steps by their rank instead (rate 3/n: the first tenth of them keep a 0.1% share), until the window.

@@ -9,6 +9,7 @@ from typing import Any
 from river import cluster, preprocessing
 
 from models.learners.base import EventContext, Learner, register_learner
+from models.learners.scaling import learn_standardised
 from models.settings import ModelSettings
 from models.state import CustomerState
 from schemas.events import PurchaseEvent
@@ -67,25 +68,13 @@ class SegmentModel(Learner):
         return {k: v * self.affinity_weight if k.startswith("aff_") else v for k, v in z.items()}
 
     def _learn_scaled(self, x: dict[str, float]) -> dict[str, float]:
-        """`scaler.learn_one(x)` then `_scaled(x)` in one pass over x instead of three: River's StandardScaler
-        update and transform written out (the same operations in the same order, so the same floats: tests/models/
-        learners/test_segments.py), each feature's weight looked up once. It was half of a segment's cost."""
-        scaler = self.scaler
-        counts, means, variances = scaler.counts, scaler.means, scaler.vars
+        """`scaler.learn_one(x)` then `_scaled(x)` in one pass (models/learners/scaling.py): River's arithmetic,
+        half of a segment's cost before."""
         weights = self._weights
-        z = {}
-        for name, value in x.items():
-            n = counts[name] + 1
-            counts[name] = n
-            old_mean = means[name]
-            means[name] = mean = old_mean + (value - old_mean) / n
-            variance = variances[name]
-            variances[name] = variance = variance + ((value - old_mean) * (value - mean) - variance) / n
-            scaled = (value - mean) / variance**0.5 if variance else 0.0
-            weight = weights.get(name)
-            if weight is None:
-                weight = weights[name] = self.affinity_weight if name.startswith("aff_") else 1.0
-            z[name] = scaled * weight if weight != 1.0 else scaled
+        if not weights.keys() >= x.keys():
+            for name in x.keys() - weights.keys():
+                weights[name] = self.affinity_weight if name.startswith("aff_") else 1.0
+        z = learn_standardised(self.scaler, x, weights)
         if not self._initialised.issuperset(z):
             self._initialise(z)
         return z

@@ -1,0 +1,44 @@
+"""River's StandardScaler learned and applied in one pass over a customer's features.
+
+Segments and the averaged logistic learners each call `scaler.learn_one(x)` then `scaler.transform_one(x)` on
+every example: two dict passes (three with segments' affinity weighting), about half of a segment's cost and a
+sixth of learning a delayed label (py-spy, docs/benchmarks.md). `learn_standardised` writes River's update and
+transform out in one loop: the same operations in the same order on the scaler's own counts, means and
+variances, so the scaler and the values are River's, float for float (tests/models/learners/test_scaling.py).
+
+>>> from river import preprocessing
+>>> ours, rivers = preprocessing.StandardScaler(), preprocessing.StandardScaler()
+>>> for x in ({"a": 1.0, "b": 5.0}, {"a": 3.0, "b": 5.0}, {"a": 8.0, "b": 2.0}):
+...     z = learn_standardised(ours, x)
+...     rivers.learn_one(x)
+...     assert z == rivers.transform_one(x)
+>>> (ours.means, ours.vars) == (rivers.means, rivers.vars)
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from river import preprocessing
+
+
+def learn_standardised(scaler: preprocessing.StandardScaler, x: Mapping[str, float],
+                       weights: Mapping[str, float] | None = None) -> dict[str, float]:
+    """`scaler.learn_one(x)`, then `scaler.transform_one(x)`, each value times `weights[name]` when given (which
+    must name every feature of x). Only for River's plain StandardScaler (with_std, no window)."""
+    counts, means, variances = scaler.counts, scaler.means, scaler.vars
+    z = {}
+    for name, value in x.items():
+        n = counts[name] + 1
+        counts[name] = n
+        old_mean = means[name]
+        means[name] = mean = old_mean + (value - old_mean) / n
+        variance = variances[name]
+        variances[name] = variance = variance + ((value - old_mean) * (value - mean) - variance) / n
+        z[name] = (value - mean) / variance**0.5 if variance else 0.0
+    if weights is not None:
+        for name, value in z.items():
+            z[name] = value * weights[name]  # x 1.0 leaves a float as it is
+    return z
+
