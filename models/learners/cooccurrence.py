@@ -81,7 +81,7 @@ class ItemCooccurrence(Learner):
         self._popular: list[str] = []
         self._popular_at = -1
         self._category_popular: dict[str, tuple[int, list[str]]] = {}
-        self._neighbour_cache: dict[str, tuple[int, list[tuple[str, float]]]] = {}
+        self._neighbour_cache: dict[str, tuple[float, list[tuple[str, float]]]] = {}  # item -> (stale at, list)
 
     # Caches are derived data: keep them out of checkpoints, and start them empty after a restore.
     _CACHES = ("_popular", "_popular_at", "_category_popular", "_neighbour_cache")
@@ -198,13 +198,13 @@ class ItemCooccurrence(Learner):
         """
         cache = self._neighbour_cache
         hit = cache.get(item_id)
-        if (hit is not None and len(hit[1]) >= k
-                and self.n_baskets - hit[0] < max(NEIGHBOURS_STALE_AFTER, NEIGHBOURS_STALE_SHARE * hit[0])):
+        if hit is not None and self.n_baskets < hit[0] and len(hit[1]) >= k:
             return hit[1][:k]
         scored = self._rank_neighbours(item_id, max(k, NEIGHBOURS_CACHED))
         if len(cache) >= NEIGHBOUR_CACHE_ITEMS:
             cache.clear()
-        cache[item_id] = (self.n_baskets, scored)
+        baskets = self.n_baskets
+        cache[item_id] = (baskets + max(NEIGHBOURS_STALE_AFTER, NEIGHBOURS_STALE_SHARE * baskets), scored)  # stale at
         return scored[:k]
 
     def _rank_neighbours(self, item_id: str, k: int) -> list[tuple[str, float]]:
