@@ -22,7 +22,7 @@ sources keeps each source's strength.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,9 +67,9 @@ _BIT = tuple(1 << source for source in range(len(SOURCES)))
 
 def collect(state: CustomerState, items: ItemCooccurrence, favourites: SegmentFavourites | None,
             outputs: Mapping[str, Any], excluded: set[str], now_ts: float,
-            repeat_rate: Callable[[str], float] | None = None) -> Candidates:
-    """Every candidate the sources propose that may be offered now, by item. `repeat_rate(item)`: the share of the
-    item's buyers who bought it again (the response learner counts it), else a constant."""
+            repeat_rates: Mapping[str, float] | None = None) -> Candidates:
+    """Every candidate the sources propose that may be offered now, by item. `repeat_rates[item]`: the share of the
+    item's buyers who bought it again (the response learner counts it; REPEAT_RATE for an item it has not)."""
     proposed: dict[str, list[Any]] = {}
     together = candidates.TOGETHER
 
@@ -94,11 +94,7 @@ def collect(state: CustomerState, items: ItemCooccurrence, favourites: SegmentFa
             sink(item_id, 0.25 + 0.15 * (times - 1), candidates.AGAIN, times)
 
     candidates.propose(state, items, favourites, outputs, share, sink, again=staples, popular_k=10)
-    return Candidates(proposed, state, items, outputs, share, bought, now_ts, repeat_rate)
-
-
-def _constant_repeat_rate(item_id: str) -> float:
-    return REPEAT_RATE
+    return Candidates(proposed, state, items, outputs, share, bought, now_ts, repeat_rates)
 
 
 class Candidates(Mapping[str, Candidate]):
@@ -109,7 +105,7 @@ class Candidates(Mapping[str, Candidate]):
 
     def __init__(self, proposed: dict[str, list[Any]], state: CustomerState, items: ItemCooccurrence,
                  outputs: Mapping[str, Any], share: dict[str, float], bought: dict[str, tuple[int, float]],
-                 now_ts: float, repeat_rate: Callable[[str], float] | None) -> None:
+                 now_ts: float, repeat_rates: Mapping[str, float] | None) -> None:
         self._proposed = proposed
         self.propensity = float(outputs.get("propensity") or 0.5)
         self.churn = float(outputs.get("churn_risk") or 0.5)
@@ -128,7 +124,7 @@ class Candidates(Mapping[str, Candidate]):
         seen_get = {item_id: 0.7**age for age, item_id in enumerate(reversed(state.recent_items))}.get
         never_days = NEVER_BOUGHT_DAYS
         # The hot loop of a decision (~30 candidates): lookups bound once, branches hoisted out of it.
-        rate_of = repeat_rate if repeat_rate is not None else _constant_repeat_rate
+        rate_of = (repeat_rates or {}).get
         for item_id, entry in proposed.items():
             info = info_of(item_id)
             counted = bought_get(item_id)
@@ -137,9 +133,9 @@ class Candidates(Mapping[str, Candidate]):
             if info is not None:
                 category = info.category
                 entry += (category, (seen_get(item_id, 0.0), log(info.price) / 5.0, share_get(category, 0.0),
-                                     rate_of(item_id), log(weight_of(item_id, 0.0)) / top_or_inf), history)
+                                     rate_of(item_id, REPEAT_RATE), log(weight_of(item_id, 0.0)) / top_or_inf), history)
             else:
-                entry += (None, (seen_get(item_id, 0.0), 0.0, share_get("", 0.0), rate_of(item_id),
+                entry += (None, (seen_get(item_id, 0.0), 0.0, share_get("", 0.0), rate_of(item_id, REPEAT_RATE),
                                  log(weight_of(item_id, 0.0)) / top_or_inf), history)
 
     def __getitem__(self, item_id: str) -> Candidate:

@@ -133,7 +133,7 @@ class LearnedPolicy(OfferPolicy):
         model ranks them, and the decision's seeded draw."""
         response = self.response
         found = collect(request.state, self.items, self.favourites, request.outputs, request.excluded,
-                        request.now_ts, repeat_rate=response.repeat_rate)
+                        request.now_ts, repeat_rates=response.repeat_rates())
         if not found:
             return None
         learned = response.learned >= self.warmup

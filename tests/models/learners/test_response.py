@@ -74,6 +74,25 @@ def test_repeat_rate_counts_buyers_who_came_back_for_the_item() -> None:
     assert 0 < response.repeat_rate("never-seen") < 1
 
 
+def test_the_repeat_rates_a_decision_reads_follow_the_orders_and_survive_a_checkpoint() -> None:
+    import pickle
+
+    from models.policies.candidate_features import REPEAT_RATE
+
+    response = OfferResponse()
+    assert response.repeat_rate("never-seen") == REPEAT_RATE  # what a decision assumes of an item not counted
+    first = CustomerState("c1")
+    order(first, response, ("milk", "vase"), days=0)
+    rates = response.repeat_rates()  # built here, then kept up to date as orders come
+    order(first, response, ("milk", "tea"), days=3)
+    order(CustomerState("c2"), response, ("tea",), days=4)
+    expected = {item: response.repeat_rate(item) for item in ("milk", "vase", "tea")}
+    assert rates == response.repeat_rates() == expected and rates["milk"] > rates["vase"]
+    restored = pickle.loads(pickle.dumps(response))
+    assert "_rates" not in pickle.loads(pickle.dumps(response)).__getstate__()
+    assert restored.repeat_rates() == expected
+
+
 def test_waiting_examples_are_packed_and_those_saved_before_packing_are_still_learned() -> None:
     response, state = OfferResponse(window_s=7 * DAY), CustomerState("c1")
     start = later().timestamp()

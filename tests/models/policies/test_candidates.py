@@ -39,7 +39,7 @@ def captured_candidates(requests: int = 400) -> list[Candidates]:
         event = parse_event(kind, orjson.dumps(body))
         personalizer.process(states.setdefault(event.customer_id, CustomerState(event.customer_id)), event)
     return [collect(r.state, policy.items, policy.favourites, r.outputs, r.excluded, r.now_ts,
-                    repeat_rate=policy.response.repeat_rate) for r in kept]
+                    repeat_rates=policy.response.repeat_rates()) for r in kept]
 
 
 def test_logits_are_the_dot_product_of_the_values_for_any_weights() -> None:
