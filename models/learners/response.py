@@ -79,7 +79,7 @@ class OfferResponse(Learner):
     version = "response-2"
 
     def __init__(self, learning_rate: float = 0.05, l2: float = 1e-4, window_s: float = 7 * DAY,
-                 window: int = 50_000, organic: bool = False) -> None:
+                 window: int = 50_000, organic: bool = False, max_items: int = 50_000) -> None:
         # Standardised features (one learning rate suits a flag and a log share spread over 0.2) and weights
         # averaged over the last `window` examples: plain SGD on raw values swung with each day's outcomes and,
         # on a planted truth, ranked a customer's own staples below items they never bought.
@@ -96,10 +96,12 @@ class OfferResponse(Learner):
         self._effective: tuple[float, dict[str, float]] | None = None  # derived from the model (not checkpointed)
         self._rates: dict[str, float] | None = None  # derived from `buyers` (not checkpointed): `repeat_rates`
         self.buyers: dict[str, tuple[int, int]] = {}  # item -> (customers who bought it, who bought it again)
+        self.max_items = max_items  # items counted in `buyers`: those with the most buyers (as co-occurrence keeps)
 
     @classmethod
     def from_settings(cls, settings: ModelSettings) -> OfferResponse:
-        return cls(window_s=settings.attribution_window_days * DAY, organic=settings.learned_uplift > 0)
+        return cls(window_s=settings.attribution_window_days * DAY, organic=settings.learned_uplift > 0,
+                   max_items=settings.cooc_max_items)
 
     # The folded weights are derived from the model: kept out of checkpoints, recomputed on first use.
     def drop_caches(self) -> None:
@@ -110,6 +112,7 @@ class OfferResponse(Learner):
 
     def __setstate__(self, state: dict[str, object]) -> None:
         self.organic = None  # a checkpoint from before the organic model
+        self.max_items = 50_000  # ... or before `buyers` was bounded
         self.__dict__.update(state)
         self._effective = self._organic_effective = self._rates = None
 
@@ -128,8 +131,19 @@ class OfferResponse(Learner):
                 buyers[line.item_id] = counted = (bought + (n == 1), again + (n == 2))
                 if self._rates is not None:
                     self._rates[line.item_id] = _repeat_rate(*counted)
+        if len(buyers) > self.max_items * 1.1:
+            self._forget_least_bought()
         if ctx.state.learner_data.get(self.name):
             self._settle(ctx.state, ctx.ts, {line.item_id for line in event.lines})
+
+    def _forget_least_bought(self) -> None:
+        """Keep the `max_items` items with the most buyers, the newest first among equals (amortised: the count
+        may grow a tenth past it first). An item forgotten says the prior's repeat rate again, as a new item does;
+        without a bound the counts grew with every item ever sold."""
+        newest_first = reversed(self.buyers.items())  # a stable sort keeps that order among equal counts
+        kept = sorted(newest_first, key=lambda pair: pair[1][0], reverse=True)[: self.max_items]
+        self.buyers = dict(kept)
+        self._rates = None
 
     def learn_time(self, ctx: TimeContext) -> None:
         if ctx.state.learner_data.get(self.name):

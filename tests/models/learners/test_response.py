@@ -103,3 +103,22 @@ def test_waiting_examples_are_packed_and_those_saved_before_packing_are_still_le
     state.learner_data["response"] = ((item, ts, packed, bought), ("mug", ts, (0.5, 0.0), False))
     response.learn_time(TimeContext(ts=start + 8 * DAY, state=state, space=FeatureSpace()))
     assert response.implicit == 2
+
+
+def test_the_repeat_counts_keep_the_most_bought_items_within_their_bound() -> None:
+    response = OfferResponse(max_items=10)
+    customers = [CustomerState(f"c{n}") for n in range(3)]
+    for day, item in enumerate(f"rare-{n}" for n in range(30)):
+        order(customers[0], response, (item,), days=day)
+    for state in customers:  # "staple" has three buyers, each of whom comes back
+        order(state, response, ("staple",), days=40)
+        order(state, response, ("staple",), days=41)
+    assert len(response.buyers) <= 11 and "staple" in response.buyers
+    response.repeat_rates()  # built, then kept: it must follow what is forgotten
+    for n in range(50):
+        order(customers[1], response, (f"new-{n}",), days=50 + n)
+    assert len(response.buyers) <= 11 and "new-49" in response.buyers  # among equals, the newest stay
+    assert response.buyers["staple"] == (3, 3) and response.repeat_rate("staple") == 0.5  # (3 + 1) / (3 + 5)
+    assert "rare-0" not in response.buyers and "rare-0" not in response.repeat_rates()  # forgotten: the prior's
+    assert response.repeat_rate("rare-0") == response.repeat_rate("never-counted")
+    assert response.repeat_rates() == {item: response.repeat_rate(item) for item in response.buyers}
