@@ -7,7 +7,7 @@ The speed issue asks whether the delayed-label learners (propensity, churn risk)
 settled labels at once. This records the labels a score learns (propensity by default), in the order it learns
 them, from a synthetic log (or, with `--tafeng-share N`, the Ta Feng customers whose id hashes to 0 modulo N)
 run the way `perso evaluate` runs it (events and timer visits), then learns the first 70% of
-them again offline in three ways and scores the last 30% (their ROC AUC; the labels are time-ordered, so
+them again offline in these ways and scores the last 30% (their ROC AUC; the labels are time-ordered, so
 this is a forward test):
 - the engine's `AveragedLogistic.learn_one`, one label at a time (what ships);
 - River's `StandardScaler` + `LogisticRegression.learn_many` on pandas frames of `--batches` labels, at the
@@ -48,9 +48,6 @@ from streams.datasets.synthetic import SyntheticShop, history  # noqa: E402
 LOG_STARTS = 1_764_547_200.0
 
 
-_RECORDED: list[tuple[dict[str, float], bool]] = []
-
-
 def recorded_labels(events: list[Any], score: str) -> list[tuple[dict[str, float], bool]]:
     """Every (features, label) the score's learner learns over the log, in order."""
     personalizer = Personalizer()
@@ -59,11 +56,12 @@ def recorded_labels(events: list[Any], score: str) -> list[tuple[dict[str, float
     assert isinstance(learner, DelayedLabelLearner)
     kind = type(learner)
     learn = kind._learn
+    labels: list[tuple[dict[str, float], bool]] = []
 
     def recording(self: DelayedLabelLearner, stored: Any, label: bool) -> None:
         values = stored_features(stored)
         if len(values) == len(BEHAVIOUR_FEATURES):
-            _RECORDED.append((dict(zip(BEHAVIOUR_FEATURES, values, strict=True)), label))
+            labels.append((dict(zip(BEHAVIOUR_FEATURES, values, strict=True)), label))
         learn(self, stored, label)
 
     # On the class, not the object: the evaluation pickles its learners (their day-to-day stability check).
@@ -72,7 +70,7 @@ def recorded_labels(events: list[Any], score: str) -> list[tuple[dict[str, float
         evaluate(personalizer, events)
     finally:
         kind._learn = learn  # type: ignore[method-assign]
-    return list(_RECORDED)
+    return labels
 
 
 def one_at_a_time(train: list[tuple[dict[str, float], bool]], test: list[dict[str, float]], rate: float

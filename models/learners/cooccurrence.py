@@ -32,7 +32,8 @@ class ItemInfo:
     price: float
 
 
-# Neighbour lists are reused until this many baskets (or co-viewed sets) have been learned since.
+# Neighbour lists are reused until this many baskets (or co-viewed sets) have been learned since, or this share
+# of all learned so far once that is more.
 NEIGHBOURS_STALE_AFTER = 200
 NEIGHBOURS_STALE_SHARE = 0.05
 NEIGHBOURS_CACHED = 10

@@ -36,7 +36,7 @@ from models.calibration import IsotonicBins, sigmoid
 from models.features import BEHAVIOUR_FEATURES, behaviour_features
 from models.learners.base import EventContext, Learner, TimeContext
 from models.learners.reasons import in_words
-from models.learners.scaling import learn_standardised
+from models.learners.scaling import learn_standardised, standardised_dot
 from models.state import DAY, CustomerState
 
 PRIOR = 0.5  # before anything is learned: no opinion rather than a confident guess
@@ -75,18 +75,8 @@ class AveragedLogistic:
         self.intercept += rate * (self.regression.intercept - self.intercept)
 
     def margin_one(self, x: dict[str, float]) -> float:
-        """weights . standardised x, without the intercept: how this customer ranks against the others.
-        River's `scaler.transform_one(x)` is written out in the sum (a feature without variance standardises to 0
-        and adds nothing): the same terms added in the same order, without the dict of standardised values
-        (two scores ask this at every event and every visit)."""
-        means, variances = self.scaler.means, self.scaler.vars
-        weights = self.weights
-        total = 0.0
-        for name, value in x.items():
-            variance = variances[name]
-            if variance:
-                total += weights.get(name, 0.0) * ((value - means[name]) / variance**0.5)
-        return total
+        """weights . standardised x, without the intercept: how this customer ranks against the others."""
+        return standardised_dot(self.scaler, x, self.weights)
 
     def predict_proba_one(self, x: dict[str, float]) -> dict[bool, float]:
         p = sigmoid(self.intercept + self.margin_one(x))

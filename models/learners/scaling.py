@@ -1,4 +1,5 @@
-"""River's StandardScaler learned and applied in one pass over a customer's features.
+"""River's StandardScaler learned and applied in one pass over a customer's features, and a linear model's
+dot product with the standardised values computed without building them.
 
 Segments and the averaged logistic learners each call `scaler.learn_one(x)` then `scaler.transform_one(x)` on
 every example: two dict passes (three with segments' affinity weighting), about half of a segment's cost and a
@@ -42,3 +43,26 @@ def learn_standardised(scaler: preprocessing.StandardScaler, x: Mapping[str, flo
             z[name] = value * weights[name]  # x 1.0 leaves a float as it is
     return z
 
+
+
+def standardised_dot(scaler: preprocessing.StandardScaler, x: Mapping[str, float],
+                     weights: Mapping[str, float]) -> float:
+    """The sum of `weights[name] * scaler.transform_one(x)[name]` (0 for a name without a weight): River's
+    transform written out in the sum, the same terms added in the same order, without the dict of standardised
+    values (a feature without variance standardises to 0 and adds nothing). Two scores ask this at every event
+    and every timer visit.
+
+    >>> from river import preprocessing
+    >>> scaler = preprocessing.StandardScaler()
+    >>> for x in ({"a": 1.0, "b": 5.0}, {"a": 3.0, "b": 5.0}):
+    ...     scaler.learn_one(x)
+    >>> standardised_dot(scaler, {"a": 3.0, "b": 5.0}, {"a": 2.0}) == 2.0 * scaler.transform_one({"a": 3.0})["a"]
+    True
+    """
+    means, variances = scaler.means, scaler.vars
+    total = 0.0
+    for name, value in x.items():
+        variance = variances[name]
+        if variance:
+            total += weights.get(name, 0.0) * ((value - means[name]) / variance**0.5)
+    return total

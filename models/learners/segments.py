@@ -61,20 +61,26 @@ class SegmentModel(Learner):
         ctx.outputs["segment"] = state.segment
         ctx.outputs["segment_label"] = self.describe(state.segment)
 
-    def _scaled(self, x: dict[str, float]) -> dict[str, float]:
-        z = self.scaler.transform_one(x)
-        if not self._initialised.issuperset(z):
-            self._initialise(z)
-        return {k: v * self.affinity_weight if k.startswith("aff_") else v for k, v in z.items()}
-
-    def _learn_scaled(self, x: dict[str, float]) -> dict[str, float]:
-        """`scaler.learn_one(x)` then `_scaled(x)` in one pass (models/learners/scaling.py): River's arithmetic,
-        half of a segment's cost before."""
+    def _distance_weights(self, x: dict[str, float]) -> dict[str, float]:
+        """Each feature's weight in the distance, for every feature of x: the affinity weight for a category's
+        share, 1 otherwise (x 1.0 leaves a value as it is). Derived, so kept out of checkpoints."""
         weights = self._weights
         if not weights.keys() >= x.keys():
             for name in x.keys() - weights.keys():
                 weights[name] = self.affinity_weight if name.startswith("aff_") else 1.0
-        z = learn_standardised(self.scaler, x, weights)
+        return weights
+
+    def _scaled(self, x: dict[str, float]) -> dict[str, float]:
+        z = self.scaler.transform_one(x)
+        if not self._initialised.issuperset(z):
+            self._initialise(z)
+        weights = self._distance_weights(x)
+        return {k: v * weights[k] for k, v in z.items()}
+
+    def _learn_scaled(self, x: dict[str, float]) -> dict[str, float]:
+        """`scaler.learn_one(x)` then `_scaled(x)` in one pass (models/learners/scaling.py): River's arithmetic,
+        half of a segment's cost before."""
+        z = learn_standardised(self.scaler, x, self._distance_weights(x))
         if not self._initialised.issuperset(z):
             self._initialise(z)
         return z
@@ -162,9 +168,12 @@ class SegmentModel(Learner):
     def drop_caches(self) -> None:
         self.favourites.drop_caches()
 
+    def __getstate__(self) -> dict[str, object]:
+        return {k: v for k, v in self.__dict__.items() if k != "_weights"}
+
     def __setstate__(self, state: dict[str, object]) -> None:
-        self._weights = {}  # a checkpoint from before the weights were cached
         self.__dict__.update(state)
+        self._weights = {}  # derived from the affinity weight: rebuilt as features are met
 
 
 def label_from(values: dict[str, float]) -> str:

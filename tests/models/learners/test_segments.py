@@ -135,3 +135,5 @@ def test_a_checkpoint_from_before_the_cached_feature_weights_still_learns() -> N
     old.__setstate__(state)
     restored = pickle.loads(pickle.dumps(old))
     assert restored.learn_predict_one({"frequency": 2.0, "aff_books": 0.1}) in (0, 1)
+    assert "_weights" not in model.__getstate__()  # derived: rebuilt, never saved
+    assert restored._weights == {"frequency": 1.0, "aff_books": model.affinity_weight}
