@@ -59,10 +59,12 @@ class Candidate:
 
 
 # What the sources leave per item while they propose: [best relevance, its source, its subject, the sources
-# proposing it (a bit each), the co-occurrence strength]; `Candidates` appends what describes the item for this
+# proposing it (a bit each), the co-occurrence strength]; `Candidates` keeps what describes the item for this
 # customer. Plain lists, not objects: a decision hears ~50 proposals and ranks ~30 candidates.
-RELEVANCE, SOURCE, SUBJECT, PROPOSED_BY, TOGETHER_STRENGTH, CATEGORY, SHARED, HISTORY = range(8)
+RELEVANCE, SOURCE, SUBJECT, PROPOSED_BY, TOGETHER_STRENGTH = range(5)
 _BIT = tuple(1 << source for source in range(len(SOURCES)))
+# The sources' flags (FEATURES' first values) of each combination of PROPOSED_BY's bits, built once.
+_FLAGS = tuple(tuple(1.0 if by & bit else 0.0 for bit in _BIT) for by in range(1 << len(SOURCES)))
 
 
 def collect(state: CustomerState, items: ItemCooccurrence, favourites: SegmentFavourites | None,
@@ -101,7 +103,9 @@ class Candidates(Mapping[str, Candidate]):
     """One decision's candidates, by item. Each is described by what it costs little to look up (its item, the
     customer's history with it); its FEATURES values are built only when asked (`candidates[item].values`): a
     decision ranks ~30 candidates by `logits`, which reads the same inputs without building them, and keeps the
-    values of the few it offers or teaches (building every vector was a third of a learned decision)."""
+    values of the few it offers or teaches (building every vector was a third of a learned decision). `logits`
+    looks the inputs up as it scores (one pass over the candidates, not two); asked for values first, the
+    candidates are looked up alone."""
 
     def __init__(self, proposed: dict[str, list[Any]], state: CustomerState, items: ItemCooccurrence,
                  outputs: Mapping[str, Any], share: dict[str, float], bought: dict[str, tuple[int, float]],
@@ -112,39 +116,19 @@ class Candidates(Mapping[str, Candidate]):
         self.orders = max(1, state.purchases)
         placed = state.recent_orders
         self.gap_days = max(1.0, (placed[-1] - placed[0]) / (len(placed) - 1) / DAY) if len(placed) > 1 else 30.0
-        info_of = items.info.get
-        weight_of = items.item_weight.get
-        bought_get = bought.get
-        share_get = share.get
-        top = items.popular(None, k=1)
-        log_top = math.log1p(weight_of(top[0], 0.0)) if top else 0.0
-        top_or_inf = log_top if log_top > 0 else math.inf  # popularity: log1p(weight) / log_top, or 0 without one
-        log = math.log1p
-        # How lately the customer looked at (or bought) each of their recent items: 1 the latest, x 0.7 per step.
-        seen_get = {item_id: 0.7**age for age, item_id in enumerate(reversed(state.recent_items))}.get
-        never_days = NEVER_BOUGHT_DAYS
-        # The hot loop of a decision (~30 candidates): lookups bound once, branches hoisted out of it.
-        rate_of = (repeat_rates or {}).get
-        for item_id, entry in proposed.items():
-            info = info_of(item_id)
-            counted = bought_get(item_id)
-            # (times bought, days since; capped as an item never bought says) or None
-            history = (counted[0], min((now_ts - counted[1]) / DAY, never_days)) if counted is not None else None
-            if info is not None:
-                category = info.category
-                entry += (category, (seen_get(item_id, 0.0), log(info.price) / 5.0, share_get(category, 0.0),
-                                     rate_of(item_id, REPEAT_RATE), log(weight_of(item_id, 0.0)) / top_or_inf), history)
-            else:
-                entry += (None, (seen_get(item_id, 0.0), 0.0, share_get("", 0.0), rate_of(item_id, REPEAT_RATE),
-                                 log(weight_of(item_id, 0.0)) / top_or_inf), history)
+        self._inputs = (state, items, share, bought, now_ts, repeat_rates)
+        # Per item, what its values are built from: (category, seen lately, log price, affinity, repeat rate,
+        # popularity, history: (times bought, days since; capped as an item never bought says) or None).
+        self._about: dict[str, tuple[Any, ...]] = {}
 
     def __getitem__(self, item_id: str) -> Candidate:
-        relevance, source, subject, _, _, category, _, _ = entry = self._proposed[item_id]
-        return Candidate(item_id, category, relevance, source, subject, self._values(entry))
+        relevance, source, subject, _, _ = entry = self._proposed[item_id]
+        about = self._about_of(item_id)
+        return Candidate(item_id, about[0], relevance, source, subject, self._values(entry, about))
 
     def values_of(self, item_id: str) -> tuple[float, ...]:
         """`self[item_id].values`, without the Candidate."""
-        return self._values(self._proposed[item_id])
+        return self._values(self._proposed[item_id], self._about_of(item_id))
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._proposed)
@@ -156,13 +140,17 @@ class Candidates(Mapping[str, Candidate]):
         """(relevance, item) of every candidate: how nbo would rank them."""
         return [(entry[RELEVANCE], item_id) for item_id, entry in self._proposed.items()]
 
-    def _values(self, entry: list[Any]) -> tuple[float, ...]:
-        relevance, _, _, by, together_strength, _, shared, history = entry
-        seen, log_price, affinity, repeat, popularity = shared
-        together_bit, again_bit, category_bit, segment_bit, popular_bit = _BIT
-        sources = (1.0 if by & together_bit else 0.0, 1.0 if by & again_bit else 0.0,
-                   1.0 if by & category_bit else 0.0, 1.0 if by & segment_bit else 0.0,
-                   1.0 if by & popular_bit else 0.0)
+    def _about_of(self, item_id: str) -> tuple[Any, ...]:
+        about = self._about.get(item_id)
+        if about is None:  # not scored yet: look every candidate up
+            self.logits(_NO_WEIGHTS)
+            about = self._about[item_id]
+        return about
+
+    def _values(self, entry: list[Any], about: tuple[Any, ...]) -> tuple[float, ...]:
+        relevance, _, _, by, together_strength = entry
+        _, seen, log_price, affinity, repeat, popularity, history = about
+        sources = _FLAGS[by]
         if history is None:  # never bought: the history features say so (bounded, as if bought long ago)
             return (*sources, relevance, together_strength, seen, log_price, affinity,
                     0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, repeat, 0.0, repeat, 0.0, popularity, popularity,
@@ -184,7 +172,23 @@ class Candidates(Mapping[str, Candidate]):
 
     def logits(self, scorer: CandidateScorer) -> list[tuple[float, str]]:
         """(intercept + weights . values, item) of every candidate, the values never built: the weights are
-        folded by `scorer`. Equal to the dot product up to rounding (tests/models/policies/test_candidates.py)."""
+        folded by `scorer`. Equal to the dot product up to rounding (tests/models/policies/test_candidates.py).
+        Each candidate's inputs are looked up here, as it is scored, and kept for `values_of`."""
+        state, items, share, bought, now_ts, repeat_rates = self._inputs
+        # The hot loop of a decision (~30 candidates): lookups bound once, branches hoisted out of it.
+        info_of = items.info.get
+        weight_of = items.item_weight.get
+        bought_get = bought.get
+        share_get = share.get
+        rate_of = (repeat_rates or {}).get
+        top = items.popular(None, k=1)
+        log_top = math.log1p(weight_of(top[0], 0.0)) if top else 0.0
+        top_or_inf = log_top if log_top > 0 else math.inf  # popularity: log1p(weight) / log_top, or 0 without one
+        log = math.log1p
+        # How lately the customer looked at (or bought) each of their recent items: 1 the latest, x 0.7 per step.
+        seen_get = {item_id: 0.7**age for age, item_id in enumerate(reversed(state.recent_items))}.get
+        never_days = NEVER_BOUGHT_DAYS
+        about = self._about
         (w_relevance, w_together, w_seen, w_price, w_affinity, w_log_times, w_order_share, w_log_share,
          w_lately, w_within_week, w_within_month, w_due, w_repeat, w_repeat_share, w_times_lately,
          w_popularity) = scorer.weights
@@ -192,21 +196,31 @@ class Candidates(Mapping[str, Candidate]):
         base = scorer.intercept + scorer.w_propensity * self.propensity + scorer.w_churn * self.churn
         never_base = base + scorer.w_never
         w_repeat_never, w_popularity_never = w_repeat + scorer.w_repeat_never, w_popularity + scorer.w_popularity_never
-        bought = self._bought
+        bought_values = self._bought
         scored = []
-        for item_id, (relevance, _, _, by, together_strength, _, shared, history) in self._proposed.items():
-            seen, log_price, affinity, repeat, popularity = shared
+        for item_id, (relevance, _, _, by, together_strength) in self._proposed.items():
+            info = info_of(item_id)
+            if info is not None:
+                category = info.category
+                log_price, affinity = log(info.price) / 5.0, share_get(category, 0.0)
+            else:
+                category, log_price, affinity = None, 0.0, share_get("", 0.0)
+            seen, repeat = seen_get(item_id, 0.0), rate_of(item_id, REPEAT_RATE)
+            popularity = log(weight_of(item_id, 0.0)) / top_or_inf
             z = (by_sources[by] + w_relevance * relevance + w_together * together_strength + w_seen * seen
                  + w_price * log_price + w_affinity * affinity)
-            if history is None:
+            counted = bought_get(item_id)
+            if counted is None:
+                history = None
                 z += never_base + w_repeat_never * repeat + w_popularity_never * popularity
             else:
-                times, days = history
-                log_times, order_share, log_share, lately, due = bought(times, days)
+                times, days = history = counted[0], min((now_ts - counted[1]) / DAY, never_days)
+                log_times, order_share, log_share, lately, due = bought_values(times, days)
                 z += (base + w_log_times * log_times + w_order_share * order_share + w_log_share * log_share
                       + w_lately * lately + (w_within_week if days < 7.0 else w_within_month if days < 30.0 else 0.0)
                       + w_due * due + (w_repeat + w_repeat_share * order_share) * repeat
                       + w_times_lately * log_times * lately + w_popularity * popularity)
+            about[item_id] = (category, seen, log_price, affinity, repeat, popularity, history)
             scored.append((z + 1e-6 * relevance, item_id))  # the relevance breaks ties
         return scored
 
@@ -236,3 +250,6 @@ class CandidateScorer:
         self.w_never, self.w_repeat_never = w["never_bought"], w["repeat_x_never"]
         self.w_popularity_never = w["popularity_x_never"]
         self.w_propensity, self.w_churn = w["propensity"], w["churn_risk"]
+
+
+_NO_WEIGHTS = CandidateScorer(0.0, [0.0] * len(FEATURES))  # scores nothing: looks the candidates up

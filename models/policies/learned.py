@@ -172,10 +172,11 @@ class LearnedPolicy(OfferPolicy):
                   rng: DecisionDraws) -> tuple[tuple[str, tuple[float, ...]], ...]:
         """Candidates not offered that the response model learns from by their implicit outcome: the next best
         ones (where the ranking is decided) and as many drawn from the rest (so it also sees what it ranks low)."""
-        others = [item_id for n, (_, item_id) in enumerate(scored) if n != chosen]
+        others = scored[:chosen] + scored[chosen + 1:]  # (score, item), best first
         best = self.teach - self.teach // 2
         picked = others[:best]
         rest = others[best:]
         if rest:
             picked += rng.sample(rest, min(len(rest), self.teach // 2))
-        return tuple((item_id, found.values_of(item_id)) for item_id in picked)  # the learner packs what it keeps
+        values_of = found.values_of
+        return tuple([(item_id, values_of(item_id)) for _, item_id in picked])  # the learner packs what it keeps
