@@ -14,8 +14,8 @@ this is a forward test):
   engine's learning rate and at that rate times the square root of the batch (one mean-gradient step per
   batch takes a batch's labels as one example);
 - the same learner one label at a time (`learn_one`), for its own reference;
-- River's `learn_many` arithmetic written in numpy, without a pandas frame per batch (what a worker's own
-  mini-batch path could cost).
+- River's `learn_many` arithmetic written in numpy, without a pandas frame per batch;
+- the engine's `MiniBatchLogistic` (what propensity ships since 2026-12-06: that arithmetic with averaged weights).
 Prints µs per label learned and the AUC of each; writes bench/results/minibatch_labels.json.
 """
 
@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 from models.evaluation import evaluate  # noqa: E402
 from models.features import BEHAVIOUR_FEATURES  # noqa: E402
 from models.learners.delayed import AveragedLogistic, DelayedLabelLearner, stored_features  # noqa: E402
+from models.learners.minibatch import MiniBatchLogistic  # noqa: E402
 from models.personalizer import Personalizer  # noqa: E402
 from schemas.events import parse_event  # noqa: E402
 from streams.datasets.synthetic import SyntheticShop, history  # noqa: E402
@@ -76,6 +77,18 @@ def recorded_labels(events: list[Any], score: str) -> list[tuple[dict[str, float
 def one_at_a_time(train: list[tuple[dict[str, float], bool]], test: list[dict[str, float]], rate: float
                   ) -> tuple[float, list[float]]:
     model = AveragedLogistic(learning_rate=rate)
+    started = time.perf_counter()
+    for x, y in train:
+        model.learn_one(x, y)
+    spent = time.perf_counter() - started
+    return spent, [model.margin_one(x) for x in test]
+
+
+def engine_batches(train: list[tuple[dict[str, float], bool]], test: list[dict[str, float]], rate: float, size: int
+                   ) -> tuple[float, list[float]]:
+    """The engine's own mini-batch path (models/learners/minibatch.py: the numpy step below, with the averaged
+    weights the scores use and the margin folded for one customer at a time)."""
+    model = MiniBatchLogistic(BEHAVIOUR_FEATURES, learning_rate=rate, batch=size)
     started = time.perf_counter()
     for x, y in train:
         model.learn_one(x, y)
@@ -173,7 +186,7 @@ def main() -> None:
     learner = next(learner for learner in Personalizer().learners
                    if isinstance(learner, DelayedLabelLearner) and learner.output == args.score)
     rate = learner.learning_rate
-    runs: list[tuple[str, float, list[float]]] = [("engine, one at a time (AveragedLogistic)",
+    runs: list[tuple[str, float, list[float]]] = [("AveragedLogistic, one at a time (the engine before batches)",
                                                    *one_at_a_time(train, test, rate))]
     runs.append(("River LogisticRegression, one at a time", *river_one(train, test, rate)))
     for size in (int(s) for s in args.batches.split(",")):
@@ -182,6 +195,7 @@ def main() -> None:
         runs.append((f"River learn_many, batches of {size}, rate x sqrt({size})",
                      *river_many(train, test, scaled, size)))
         runs.append((f"the same in numpy, batches of {size}", *numpy_many(train, test, rate, size)))
+        runs.append((f"engine MiniBatchLogistic, batches of {size}", *engine_batches(train, test, rate, size)))
     results = []
     for name, spent, scores in runs:
         auc = float(roc_auc_score(truth, scores))

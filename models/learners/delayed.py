@@ -19,8 +19,10 @@ How a score becomes honest:
   (an intercept follows the latest labels, which are a horizon old, so the level it carried swung with the
   base rate of one to two horizons ago).
 
-The classifier is River's logistic regression on standardised features (AdaGrad steps, L2, averaged), or
-River's Hoeffding adaptive tree (measured worse and less stable on Ta Feng: docs/model-quality.md).
+The classifier is a logistic regression on standardised features (AdaGrad steps, L2, averaged): River's, one
+label at a time (`AveragedLogistic`), or the same arithmetic in numpy on `batch_labels` labels at a time
+(models/learners/minibatch.py; propensity's default, about one label settles per event); or River's Hoeffding
+adaptive tree (measured worse and less stable on Ta Feng: docs/model-quality.md).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from river import linear_model, metrics, optim, preprocessing, tree
 from models.calibration import IsotonicBins, sigmoid
 from models.features import BEHAVIOUR_FEATURES, behaviour_features
 from models.learners.base import EventContext, Learner, TimeContext
+from models.learners.minibatch import MiniBatchLogistic
 from models.learners.reasons import in_words
 from models.learners.scaling import learn_standardised, standardised_dot
 from models.state import DAY, CustomerState
@@ -78,12 +81,24 @@ class AveragedLogistic:
         """weights . standardised x, without the intercept: how this customer ranks against the others."""
         return standardised_dot(self.scaler, x, self.weights)
 
+    def contributions(self, x: dict[str, float]) -> dict[str, float]:
+        """Each feature's term of the margin (averaged weight x standardised value): what a score leans on."""
+        weights = self.weights
+        return {name: weights.get(name, 0.0) * z for name, z in self.scaler.transform_one(x).items()}
+
     def predict_proba_one(self, x: dict[str, float]) -> dict[bool, float]:
         p = sigmoid(self.intercept + self.margin_one(x))
         return {True: p, False: 1.0 - p}
 
 
-def make_classifier(kind: str, learning_rate: float) -> Any:
+LINEAR = (AveragedLogistic, MiniBatchLogistic)
+
+
+def make_classifier(kind: str, learning_rate: float, batch_labels: int = 1) -> Any:
+    """The classifier of a delayed score: `kind` "logistic" (learned `batch_labels` labels at a time in numpy when
+    above 1, else one at a time with River) or "tree"."""
+    if kind == "logistic" and batch_labels > 1:
+        return MiniBatchLogistic(BEHAVIOUR_FEATURES, learning_rate=learning_rate, batch=batch_labels)
     if kind == "logistic":
         return AveragedLogistic(learning_rate=learning_rate)
     if kind == "tree":
@@ -100,15 +115,19 @@ class DelayedLabelLearner(Learner):
     purchase_is_positive: ClassVar[bool]
     # The linear classifier's AdaGrad step: a score whose labels are few and late needs a larger one.
     learning_rate: ClassVar[float] = 0.05
+    # Labels the linear classifier learns at once (models/learners/minibatch.py); 1: one at a time (River's).
+    batch_labels: int = 1
 
     def __init__(self, horizon_days: float, snapshot_every_s: float = 3600.0, max_pending: int = 24,
-                 model: str = "logistic") -> None:
+                 model: str = "logistic", batch_labels: int | None = None) -> None:
         self.horizon_s = horizon_days * DAY
         # Pending snapshots must span the horizon, or the oldest are dropped before their label is known.
         self.snapshot_every_s = max(snapshot_every_s, self.horizon_s / max(1, max_pending - 2))
         self.max_pending = max_pending
         self.model = model
-        self.classifier = make_classifier(model, self.learning_rate)
+        if batch_labels is not None:
+            self.batch_labels = batch_labels
+        self.classifier = make_classifier(model, self.learning_rate, self.batch_labels)
         self.calibrator = IsotonicBins(half_life_labels=500_000)  # slow, for the same reason as the window
         self.rng = random.Random(42)
         # Progressive: each label scored before it is learned. Self-measured on the labelled snapshots, not
@@ -197,7 +216,7 @@ class DelayedLabelLearner(Learner):
         followed the base rate of one to two horizons ago, swings included (on Ta Feng it read 0.08 for a week
         whose rate was 0.19, after a week with almost no sales). Without it the classifier only ranks, and the
         level is the calibrator's alone, from bins that decay slowly (docs/model-quality.md)."""
-        if isinstance(self.classifier, AveragedLogistic):
+        if isinstance(self.classifier, LINEAR):
             return sigmoid(self.classifier.margin_one(x))
         return self._raw(x)
 
@@ -220,10 +239,9 @@ class DelayedLabelLearner(Learner):
         if self.n_learned == 0:
             return {}
         x = behaviour_features(state, now_ts)
-        if isinstance(self.classifier, AveragedLogistic):
-            z = self.classifier.scaler.transform_one(x)
-            weights = self.classifier.weights
-            leaning = sorted(z, key=lambda name: -abs(weights.get(name, 0.0) * z[name]))
+        if isinstance(self.classifier, LINEAR):
+            terms = self.classifier.contributions(x)
+            leaning = sorted(terms, key=lambda name: -abs(terms[name]))
         else:
             root = getattr(self.classifier, "_root", None)
             leaning = [node.feature for node in root.walk(x, until_leaf=True) if hasattr(node, "feature")
@@ -241,6 +259,15 @@ class DelayedLabelLearner(Learner):
     def metrics(self) -> dict[str, float]:
         return {"self_measured_roc_auc": float(self.auc.get()), "self_measured_log_loss": float(self.logloss.get()),
                 "labelled": float(self.n_learned)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        # Saved before batches: the learner's own batch size, and a one-at-a-time classifier carried over (its
+        # scaler and weights kept: a restart must not forget what the score learned).
+        if "batch_labels" not in state:
+            self.batch_labels = type(self).batch_labels
+        if isinstance(self.classifier, AveragedLogistic) and self.batch_labels > 1:
+            self.classifier = MiniBatchLogistic.from_averaged(self.classifier, BEHAVIOUR_FEATURES, self.batch_labels)
 
 
 def _stored(x: dict[str, float]) -> str:

@@ -19,7 +19,11 @@ class PropensityModel(DelayedLabelLearner):
     version = "propensity-3"
     output = "propensity"
     purchase_is_positive = True
+    # About one label settles per event in a live worker: learned 50 at a time in numpy, 7-9x cheaper at the same
+    # forward AUC (bench/minibatch_labels.py). A checkpoint saved before batches is carried over on restore.
+    batch_labels = 50
 
     @classmethod
     def from_settings(cls, settings: ModelSettings) -> PropensityModel:
-        return cls(horizon_days=settings.propensity_horizon_days, model=settings.score_model)
+        return cls(horizon_days=settings.propensity_horizon_days, model=settings.score_model,
+                   batch_labels=settings.propensity_batch_labels)
