@@ -15,7 +15,8 @@ this is a forward test):
   batch takes a batch's labels as one example);
 - the same learner one label at a time (`learn_one`), for its own reference;
 - River's `learn_many` arithmetic written in numpy, without a pandas frame per batch;
-- the engine's `MiniBatchLogistic` (what propensity ships since 2026-12-06: that arithmetic with averaged weights).
+- the engine's `MiniBatchLogistic` (propensity's with `PERSO_PROPENSITY_BATCH_LABELS` above 1: that arithmetic with
+  averaged weights).
 Prints µs per label learned and the AUC of each; writes bench/results/minibatch_labels.json.
 """
 
@@ -186,7 +187,7 @@ def main() -> None:
     learner = next(learner for learner in Personalizer().learners
                    if isinstance(learner, DelayedLabelLearner) and learner.output == args.score)
     rate = learner.learning_rate
-    runs: list[tuple[str, float, list[float]]] = [("AveragedLogistic, one at a time (the engine before batches)",
+    runs: list[tuple[str, float, list[float]]] = [("AveragedLogistic, one at a time (the default)",
                                                    *one_at_a_time(train, test, rate))]
     runs.append(("River LogisticRegression, one at a time", *river_one(train, test, rate)))
     for size in (int(s) for s in args.batches.split(",")):

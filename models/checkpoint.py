@@ -60,6 +60,7 @@ def load_into(personalizer: Personalizer, blob: bytes) -> CheckpointInfo:
     for learner in personalizer.learners:
         candidate = saved.get(learner.name)
         if candidate is not None and type(candidate) is type(learner) and candidate.version == learner.version:
+            candidate.reconfigure(learner)  # today's settings, where they apply without forgetting
             learners.append(candidate)
             restored.append(learner.name)
         else:

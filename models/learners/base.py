@@ -109,6 +109,10 @@ class Learner(ABC):
         """What this learner says of the customer as of `now_ts`, without learning (the profile's view)."""
         return {}
 
+    def reconfigure(self, configured: Learner) -> None:  # noqa: B027 - optional hook, nothing by default
+        """Restored from a checkpoint: take the settings of `configured` (the learner built from today's settings)
+        that can change without forgetting what was learned. By default none: the checkpoint's stand."""
+
     def explain(self, state: CustomerState, now_ts: float) -> dict[str, str]:
         """Why this learner says what it says of the customer, in words (for the profile; not per event)."""
         return {}

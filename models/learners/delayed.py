@@ -21,7 +21,8 @@ How a score becomes honest:
 
 The classifier is a logistic regression on standardised features (AdaGrad steps, L2, averaged): River's, one
 label at a time (`AveragedLogistic`), or the same arithmetic in numpy on `batch_labels` labels at a time
-(models/learners/minibatch.py; propensity's default, about one label settles per event); or River's Hoeffding
+(models/learners/minibatch.py; propensity's with PERSO_PROPENSITY_BATCH_LABELS above 1: about one label settles
+per event, and a batch costs a seventh; off by default, its worker-level ECE on Ta Feng was worse); or River's Hoeffding
 adaptive tree (measured worse and less stable on Ta Feng: docs/model-quality.md).
 """
 
@@ -92,6 +93,24 @@ class AveragedLogistic:
 
 
 LINEAR = (AveragedLogistic, MiniBatchLogistic)
+
+
+def one_at_a_time(batched: MiniBatchLogistic) -> AveragedLogistic:
+    """A batched model carried back to one label at a time (`MiniBatchLogistic.from_averaged`'s inverse): its
+    scaler, both weight vectors, intercepts and count; AdaGrad's sums times the batch size."""
+    model = AveragedLogistic(learning_rate=batched.learning_rate, l2=batched.l2, window=batched.window)
+    scaler, regression = model.scaler, model.regression
+    count = batched.count
+    for k, name in enumerate(batched.features):
+        scaler.counts[name] = count
+        scaler.means[name] = float(batched.mean[k])
+        scaler.vars[name] = float(batched.m2[k]) / count if count else 0.0
+        regression._weights[name] = float(batched.learning_weights[k])
+        regression.optimizer.g2[name] = float(batched.squares[k]) * batched.batch
+        model.weights[name] = float(batched.averaged[k])
+    regression.intercept = batched.learning_intercept
+    model.intercept, model.n = batched.intercept, batched.n
+    return model
 
 
 def make_classifier(kind: str, learning_rate: float, batch_labels: int = 1) -> Any:
@@ -260,14 +279,24 @@ class DelayedLabelLearner(Learner):
         return {"self_measured_roc_auc": float(self.auc.get()), "self_measured_log_loss": float(self.logloss.get()),
                 "labelled": float(self.n_learned)}
 
+    def reconfigure(self, configured: Learner) -> None:
+        """A restored linear classifier takes today's batch size: carried over between one at a time and batches
+        with its scaler and weights (a restart must not forget what the score learned)."""
+        wanted = getattr(configured, "batch_labels", self.batch_labels)
+        classifier = self.classifier
+        if wanted > 1 and isinstance(classifier, AveragedLogistic):
+            self.classifier = MiniBatchLogistic.from_averaged(classifier, BEHAVIOUR_FEATURES, wanted)
+        elif wanted > 1 and isinstance(classifier, MiniBatchLogistic):
+            classifier.batch = wanted  # the labels waiting stay, for the next batch
+        elif isinstance(classifier, MiniBatchLogistic):
+            classifier.flush()  # the labels waiting are learned as the batch they were, not dropped
+            self.classifier = one_at_a_time(classifier)
+        self.batch_labels = wanted
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        # Saved before batches: the learner's own batch size, and a one-at-a-time classifier carried over (its
-        # scaler and weights kept: a restart must not forget what the score learned).
-        if "batch_labels" not in state:
-            self.batch_labels = type(self).batch_labels
-        if isinstance(self.classifier, AveragedLogistic) and self.batch_labels > 1:
-            self.classifier = MiniBatchLogistic.from_averaged(self.classifier, BEHAVIOUR_FEATURES, self.batch_labels)
+        if "batch_labels" not in state:  # saved before batches existed: one at a time
+            self.batch_labels = 1
 
 
 def _stored(x: dict[str, float]) -> str:

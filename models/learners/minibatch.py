@@ -11,13 +11,17 @@ and every `batch` of them is one numpy step, River's `learn_many` arithmetic wit
 - the averaged weights the scores use move as `AveragedLogistic`'s would over the batch's labels (rank-weighted
   early on, then a window of ~`window` labels), towards the batch's new weights.
 Measured by bench/minibatch_labels.py: at 50 labels a batch, 7-9x cheaper a label at the same forward AUC for
-propensity; churn risk lost AUC when batched, so it stays one at a time.
+propensity; churn risk lost AUC when batched, so it stays one at a time. Propensity uses it when
+PERSO_PROPENSITY_BATCH_LABELS is above 1 (off by default: through the worker on Ta Feng its ECE read 0.043-0.048
+against 0.034-0.039 one at a time, docs/model-quality.md). A checkpoint restored under another setting is carried
+over (`from_averaged`, and models/learners/delayed.py `one_at_a_time` back).
 
 Scoring folds the scaler into the averaged weights once a batch (coefficient = weight / deviation, and one
 offset), so a customer's margin is one C-level dot product over the features in their fixed order.
 
 Labels still in the buffer are part of the learner's state: they are checkpointed with it and learned by
-the next batch after a restore, so none is lost or learned twice.
+the next batch after a restore (or at once, when the restore goes back to one at a time), so none is lost or
+learned twice.
 
 >>> import random
 >>> rng = random.Random(7)

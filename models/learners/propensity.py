@@ -19,9 +19,6 @@ class PropensityModel(DelayedLabelLearner):
     version = "propensity-3"
     output = "propensity"
     purchase_is_positive = True
-    # About one label settles per event in a live worker: learned 50 at a time in numpy, 7-9x cheaper at the same
-    # forward AUC (bench/minibatch_labels.py). A checkpoint saved before batches is carried over on restore.
-    batch_labels = 50
 
     @classmethod
     def from_settings(cls, settings: ModelSettings) -> PropensityModel:

@@ -13,10 +13,13 @@ import pytest
 from river import preprocessing
 from sklearn.metrics import roc_auc_score
 
+from models import checkpoint
 from models.features import BEHAVIOUR_FEATURES
 from models.learners.delayed import AveragedLogistic
 from models.learners.minibatch import MiniBatchLogistic
 from models.learners.propensity import PropensityModel
+from models.personalizer import Personalizer
+from models.settings import ModelSettings
 
 NAMES = ("a", "b", "c", "d", "constant")
 
@@ -97,18 +100,36 @@ def test_a_model_learned_one_at_a_time_is_carried_over_and_scores_the_same() -> 
     assert np.abs(carried.averaged - before).max() < 0.05
 
 
-def test_a_propensity_checkpoint_saved_before_batches_is_carried_over_on_restore() -> None:
-    old = PropensityModel(horizon_days=7, batch_labels=1)
-    assert isinstance(old.classifier, AveragedLogistic)
+def test_a_restored_propensity_takes_todays_batch_size_and_keeps_what_it_learned() -> None:
+    """A checkpoint saved one at a time restores into batches when PERSO_PROPENSITY_BATCH_LABELS asks, and back."""
+    saved = Personalizer(ModelSettings(learners=["cooccurrence", "propensity"]))
+    learner = saved.learners[1]
+    assert isinstance(learner, PropensityModel) and isinstance(learner.classifier, AveragedLogistic)
     rng = random.Random(6)
-    for _ in range(400):
+    for _ in range(430):
         x = {name: rng.random() for name in BEHAVIOUR_FEATURES}
-        old._learn(",".join(str(x[name]) for name in BEHAVIOUR_FEATURES), rng.random() < x["log_orders"])
-    del old.batch_labels  # as a learner pickled before the setting existed
-    restored = pickle.loads(pickle.dumps(old))
-    assert restored.batch_labels == 50 and isinstance(restored.classifier, MiniBatchLogistic)
-    x = {name: rng.random() for name in BEHAVIOUR_FEATURES}
-    assert restored.predict_proba(x) == pytest.approx(old.predict_proba(x), abs=1e-9)
+        learner._learn(",".join(str(x[name]) for name in BEHAVIOUR_FEATURES), rng.random() < x["log_orders"])
+    probe = {name: rng.random() for name in BEHAVIOUR_FEATURES}
+    expected = learner.predict_proba(probe)
+
+    batched = Personalizer(ModelSettings(learners=["cooccurrence", "propensity"], propensity_batch_labels=50))
+    checkpoint.load_into(batched, checkpoint.dump(saved))
+    restored = batched.learners[1]
+    assert isinstance(restored, PropensityModel) and isinstance(restored.classifier, MiniBatchLogistic)
+    assert restored.batch_labels == restored.classifier.batch == 50 and restored.n_learned == 430
+    assert restored.predict_proba(probe) == pytest.approx(expected, abs=1e-9)
+    for _ in range(20):  # waiting for their batch when saved again
+        x = {name: rng.random() for name in BEHAVIOUR_FEATURES}
+        restored._learn(",".join(str(x[name]) for name in BEHAVIOUR_FEATURES), rng.random() < x["log_orders"])
+    assert len(restored.classifier.pending) == 20
+
+    back = Personalizer(ModelSettings(learners=["cooccurrence", "propensity"]))
+    checkpoint.load_into(back, checkpoint.dump(batched))
+    again = back.learners[1]
+    assert isinstance(again, PropensityModel) and isinstance(again.classifier, AveragedLogistic)
+    assert again.batch_labels == 1 and again.classifier.n == 450  # the 20 waiting were learned, not dropped
+    restored.classifier.flush()
+    assert again.predict_proba(probe) == pytest.approx(restored.predict_proba(probe), abs=1e-9)
 
 
 @pytest.mark.parametrize("seed", [11, 12, 13])
