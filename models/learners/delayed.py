@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any, ClassVar
 
+import numpy as np
 from river import linear_model, metrics, optim, preprocessing, tree
 
 from models.calibration import IsotonicBins, sigmoid
@@ -95,9 +96,32 @@ class AveragedLogistic:
 LINEAR = (AveragedLogistic, MiniBatchLogistic)
 
 
+def batched(model: AveragedLogistic, batch: int, features: Sequence[str] = BEHAVIOUR_FEATURES) -> MiniBatchLogistic:
+    """A model learned one label at a time carried over to batches: its scaler, both weight vectors, intercepts and
+    count. AdaGrad's sums of squared gradients are divided by the batch size, as if its steps had been batches of
+    the same gradients (a mean gradient's square is the batch's sum of squares over the batch when the labels
+    agree), so steps go on at a like size. `one_at_a_time` is the way back."""
+    regression, scaler = model.regression, model.scaler
+    carried = MiniBatchLogistic(features, learning_rate=regression.optimizer.learning_rate,
+                                l2=regression.l2, window=model.window, batch=batch,
+                                intercept_lr=regression.intercept_lr.learning_rate)
+    names = carried.features
+    count = max(int(scaler.counts.get(name, 0)) for name in names)
+    carried.count = count
+    carried.mean = np.array([float(scaler.means.get(name, 0.0)) for name in names])
+    carried.m2 = np.array([float(scaler.vars.get(name, 0.0)) * count for name in names])
+    weights, squares = regression.weights, regression.optimizer.g2
+    carried.learning_weights = np.array([float(weights.get(name, 0.0)) for name in names])
+    carried.squares = np.array([float(squares.get(name, 0.0)) / batch for name in names])
+    carried.learning_intercept = float(regression.intercept)
+    carried.averaged = np.array([float(model.weights.get(name, 0.0)) for name in names])
+    carried.intercept, carried.n = float(model.intercept), model.n
+    return carried
+
+
 def one_at_a_time(batched: MiniBatchLogistic) -> AveragedLogistic:
-    """A batched model carried back to one label at a time (`MiniBatchLogistic.from_averaged`'s inverse): its
-    scaler, both weight vectors, intercepts and count; AdaGrad's sums times the batch size."""
+    """A batched model carried back to one label at a time (`batched`'s inverse): its scaler, both weight vectors,
+    intercepts and count; AdaGrad's sums times the batch size."""
     model = AveragedLogistic(learning_rate=batched.learning_rate, l2=batched.l2, window=batched.window)
     scaler, regression = model.scaler, model.regression
     count = batched.count
@@ -285,18 +309,13 @@ class DelayedLabelLearner(Learner):
         wanted = getattr(configured, "batch_labels", self.batch_labels)
         classifier = self.classifier
         if wanted > 1 and isinstance(classifier, AveragedLogistic):
-            self.classifier = MiniBatchLogistic.from_averaged(classifier, BEHAVIOUR_FEATURES, wanted)
+            self.classifier = batched(classifier, wanted)
         elif wanted > 1 and isinstance(classifier, MiniBatchLogistic):
             classifier.batch = wanted  # the labels waiting stay, for the next batch
         elif isinstance(classifier, MiniBatchLogistic):
             classifier.flush()  # the labels waiting are learned as the batch they were, not dropped
             self.classifier = one_at_a_time(classifier)
-        self.batch_labels = wanted
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        if "batch_labels" not in state:  # saved before batches existed: one at a time
-            self.batch_labels = 1
+        self.batch_labels = wanted  # (a learner pickled before the setting reads the class's 1)
 
 
 def _stored(x: dict[str, float]) -> str:

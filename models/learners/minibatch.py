@@ -14,7 +14,7 @@ Measured by bench/minibatch_labels.py: at 50 labels a batch, 7-9x cheaper a labe
 propensity; churn risk lost AUC when batched, so it stays one at a time. Propensity uses it when
 PERSO_PROPENSITY_BATCH_LABELS is above 1 (off by default: through the worker on Ta Feng its ECE read 0.043-0.048
 against 0.034-0.039 one at a time, docs/model-quality.md). A checkpoint restored under another setting is carried
-over (`from_averaged`, and models/learners/delayed.py `one_at_a_time` back).
+over both ways (models/learners/delayed.py: `batched` and `one_at_a_time`).
 
 Scoring folds the scaler into the averaged weights once a batch (coefficient = weight / deviation, and one
 offset), so a customer's margin is one C-level dot product over the features in their fixed order.
@@ -37,7 +37,6 @@ True
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from operator import mul
 from typing import Any
@@ -154,32 +153,3 @@ class MiniBatchLogistic:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._folded = None
-
-    @classmethod
-    def from_averaged(cls, model: Any, features: Sequence[str], batch: int = 50) -> MiniBatchLogistic:
-        """An `AveragedLogistic` (a checkpoint saved before batches) carried over: its scaler, its weights (the
-        steps' and the averaged), its intercepts and count. AdaGrad's sums of squared gradients are divided by the
-        batch size, as if its steps had been batches of the same gradients (a mean gradient's square is the
-        batch's sum of squares over the batch when the labels agree), so steps go on at a like size."""
-        regression = model.regression
-        carried = cls(features, learning_rate=regression.optimizer.learning_rate, l2=regression.l2,
-                      window=model.window, batch=batch, intercept_lr=_rate(regression.intercept_lr))
-        scaler = model.scaler
-        count = max((int(scaler.counts.get(name, 0)) for name in carried.features), default=0)
-        carried.count = count
-        carried.mean = np.array([float(scaler.means.get(name, 0.0)) for name in carried.features])
-        carried.m2 = np.array([float(scaler.vars.get(name, 0.0)) * count for name in carried.features])
-        carried.learning_weights = np.array([float(regression.weights.get(name, 0.0)) for name in carried.features])
-        g2 = getattr(regression.optimizer, "g2", {})
-        carried.squares = np.array([float(g2.get(name, 0.0)) / batch for name in carried.features])
-        carried.learning_intercept = float(regression.intercept)
-        carried.averaged = np.array([float(model.weights.get(name, 0.0)) for name in carried.features])
-        carried.intercept = float(model.intercept)
-        carried.n = int(model.n)
-        return carried
-
-
-def _rate(schedule: Any) -> float:
-    """A River learning-rate schedule's (constant) rate, or the number itself."""
-    rate = getattr(schedule, "learning_rate", schedule)
-    return float(rate) if isinstance(rate, (int, float)) and math.isfinite(rate) else 0.01

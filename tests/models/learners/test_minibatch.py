@@ -15,7 +15,7 @@ from sklearn.metrics import roc_auc_score
 
 from models import checkpoint
 from models.features import BEHAVIOUR_FEATURES
-from models.learners.delayed import AveragedLogistic
+from models.learners.delayed import AveragedLogistic, batched
 from models.learners.minibatch import MiniBatchLogistic
 from models.learners.propensity import PropensityModel
 from models.personalizer import Personalizer
@@ -88,7 +88,7 @@ def test_a_model_learned_one_at_a_time_is_carried_over_and_scores_the_same() -> 
     labels = stream(4, 1500)
     for x, y in labels:
         one_at_a_time.learn_one(x, y)
-    carried = MiniBatchLogistic.from_averaged(one_at_a_time, NAMES, batch=50)
+    carried = batched(one_at_a_time, batch=50, features=NAMES)
     assert (carried.n, carried.count, carried.intercept) == (1500, 1500, one_at_a_time.intercept)
     for x, _ in labels[:100]:
         assert carried.margin_one(x) == pytest.approx(one_at_a_time.margin_one(x), rel=1e-9, abs=1e-9)
