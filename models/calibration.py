@@ -27,6 +27,8 @@ LOGIT_RANGE = 8.0  # raw scores beyond sigmoid(+-8) share the outermost bins
 # Pooled bins and the flat tails would give many customers the same score, and ties lose the raw score's
 # ranking: a slope this small keeps the order and moves no score by more than 0.0005.
 TIE_BREAK = 1e-3
+# The bins' sums are rescaled when their common decay falls below this (new labels then weigh up to 1e6).
+RESCALE_BELOW = 1e-6
 
 
 def logit(p: float) -> float:
@@ -46,11 +48,37 @@ class IsotonicBins:
         self.decay = 0.5 ** (1 / half_life_labels)
         self.refit_every = refit_every
         self.min_labels = min_labels
-        self.positives = [0.0] * bins
-        self.totals = [0.0] * bins
-        self.logit_sums = [0.0] * bins  # where in its bin the scores fall: the bin's point for interpolation
+        # The bins' decayed sums, each kept divided by `_scale` (the decay applied to every bin since the last
+        # rescale): ageing every bin is one multiplication, not three per bin (6.2 -> ~1 µs a label). The
+        # `positives`, `totals` and `logit_sums` properties give them decayed.
+        self._positives = [0.0] * bins
+        self._totals = [0.0] * bins
+        self._logit_sums = [0.0] * bins  # where in its bin the scores fall: the bin's point for interpolation
+        self._scale = 1.0
         self.n_learned = 0
         self._fitted: list[tuple[float, float]] = []
+
+    @property
+    def positives(self) -> list[float]:
+        """Each bin's positive labels, decayed."""
+        return [value * self._scale for value in self._positives]
+
+    @property
+    def totals(self) -> list[float]:
+        """Each bin's labels, decayed."""
+        return [value * self._scale for value in self._totals]
+
+    @property
+    def logit_sums(self) -> list[float]:
+        """Each bin's sum of its scores' logits, decayed."""
+        return [value * self._scale for value in self._logit_sums]
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        if "positives" in state:  # a checkpoint from before the lazy decay: its sums are already decayed
+            state = {**state, "_scale": 1.0}
+            for name in ("positives", "totals", "logit_sums"):
+                state["_" + name] = state.pop(name)
+        self.__dict__.update(state)
 
     def _bin(self, p: float) -> int:
         z = min(max(logit(p), -LOGIT_RANGE), LOGIT_RANGE)
@@ -62,14 +90,14 @@ class IsotonicBins:
         # stale: labels are weighed by their rank (the k-th of n weighs k/n, so the first tenth of them keep a 1%
         # share) for as long as that forgets faster than the half-life (until ~1.44 half-lives of labels).
         decay = min(self.decay, 1.0 - 1.0 / (self.n_learned + self.min_labels))
-        if decay < 1.0:  # a few dozen multiplications per label: cheap, and every bin ages alike
-            for k in range(self.bins):
-                self.positives[k] *= decay
-                self.totals[k] *= decay
-                self.logit_sums[k] *= decay
-        self.positives[b] += float(label)
-        self.totals[b] += 1.0
-        self.logit_sums[b] += min(max(logit(raw), -LOGIT_RANGE), LOGIT_RANGE)
+        self._scale *= decay  # every bin ages alike: the sums stay as they are and a new label weighs 1 / scale
+        if self._scale < RESCALE_BELOW:
+            self._rescale()
+        weight = 1.0 / self._scale
+        if label:
+            self._positives[b] += weight
+        self._totals[b] += weight
+        self._logit_sums[b] += weight * min(max(logit(raw), -LOGIT_RANGE), LOGIT_RANGE)
         self.n_learned += 1
         if self.n_learned % self.refit_every == 0 and self.n_learned >= self.min_labels:
             self._fitted = self._isotonic()
@@ -78,22 +106,30 @@ class IsotonicBins:
         """Pool adjacent violators over the bins' rates (weighted by counts): (bin centre logit, rate) of the
         bins that hold labels, rates non-decreasing."""
         blocks: list[list[float]] = []  # [positives, weight, first bin, last bin]
+        positives, totals, logit_sums = self.positives, self.totals, self.logit_sums
         for b in range(self.bins):
-            weight = self.totals[b]
+            weight = totals[b]
             if weight <= 1e-9:
                 continue
-            blocks.append([self.positives[b], weight, b, b])
+            blocks.append([positives[b], weight, b, b])
             while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
                 merged = blocks.pop()
                 blocks[-1][0] += merged[0]
                 blocks[-1][1] += merged[1]
                 blocks[-1][3] = merged[3]
         points = []
-        for positives, weight, first, last in blocks:
+        for block_positives, weight, first, last in blocks:
             for b in range(int(first), int(last) + 1):
-                if self.totals[b] > 1e-9:
-                    points.append((self.logit_sums[b] / self.totals[b], positives / weight))
+                if totals[b] > 1e-9:
+                    points.append((logit_sums[b] / totals[b], block_positives / weight))
         return points
+
+    def _rescale(self) -> None:
+        """Fold the scale into the sums before 1 / scale grows large enough to cost precision."""
+        scale = self._scale
+        for sums in (self._positives, self._totals, self._logit_sums):
+            sums[:] = [value * scale for value in sums]
+        self._scale = 1.0
 
     @property
     def fitted(self) -> bool:
@@ -117,11 +153,11 @@ class IsotonicBins:
     def _warming_up(self, raw: float) -> float:
         # A blend that keeps the raw score's order (the ranking is the classifier's) and its scale once there
         # are enough labels to calibrate.
-        total = sum(self.totals)
+        total = sum(self._totals)
         if total <= 0:
             return raw
         trust = min(1.0, self.n_learned / self.min_labels)
-        return trust * raw + (1.0 - trust) * sum(self.positives) / total
+        return trust * raw + (1.0 - trust) * sum(self._positives) / total  # the scale cancels
 
     @staticmethod
     def _mapped(raw: float, points: list[tuple[float, float]]) -> float:

@@ -1,8 +1,10 @@
 """The online calibrator: the map from a classifier's score to the rate observed among customers given it."""
 
+import math
+import pickle
 import random
 
-from models.calibration import IsotonicBins
+from models.calibration import LOGIT_RANGE, IsotonicBins, logit
 
 
 def _learn(calibrator: IsotonicBins, rng: random.Random, n: int, rate_at_high: float) -> None:
@@ -36,3 +38,44 @@ def test_once_past_the_rank_weighting_a_short_run_weighs_by_its_share_under_the_
     # 2,000 labels of a ~72,000-label memory (half-life / ln 2): ~3% of the mass, so the rate drops by ~0.017.
     assert 0.57 < before < 0.63, before
     assert before - 0.05 < after < before - 0.005, (before, after)
+
+
+def test_the_lazy_decay_keeps_the_sums_every_bin_would_hold_if_each_aged_at_every_label() -> None:
+    # The calibrator ages its bins by one common scale (rescaled when it gets small) instead of multiplying every
+    # bin at every label: the same sums within rounding, across rescales (a short half-life forces several).
+    rng = random.Random(5)
+    calibrator = IsotonicBins(half_life_labels=1_000, refit_every=100, min_labels=100)
+    positives, totals, logit_sums = ([0.0] * calibrator.bins for _ in range(3))
+    rescales = 0
+    for n in range(60_000):
+        raw = rng.random()
+        label = rng.random() < raw
+        decay = min(calibrator.decay, 1.0 - 1.0 / (n + calibrator.min_labels))
+        for sums in (positives, totals, logit_sums):
+            sums[:] = [value * decay for value in sums]
+        b = calibrator._bin(raw)
+        positives[b] += float(label)
+        totals[b] += 1.0
+        logit_sums[b] += min(max(logit(raw), -LOGIT_RANGE), LOGIT_RANGE)
+        scale_before = calibrator._scale
+        calibrator.learn_one(raw, label)
+        rescales += calibrator._scale > scale_before
+    assert rescales >= 3, rescales
+    for kept, reference in ((calibrator.positives, positives), (calibrator.totals, totals),
+                            (calibrator.logit_sums, logit_sums)):
+        assert all(math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) for a, b in zip(kept, reference, strict=True))
+    assert calibrator.fitted and 0.0 < calibrator.transform(0.3) < calibrator.transform(0.7) < 1.0
+
+
+def test_a_calibrator_checkpointed_before_the_lazy_decay_restores_its_sums() -> None:
+    calibrator = IsotonicBins(min_labels=10, refit_every=10)
+    _learn(calibrator, random.Random(6), 200, rate_at_high=0.6)
+    old_layout = {k: v for k, v in calibrator.__dict__.items() if k not in ("_positives", "_totals", "_logit_sums",
+                                                                             "_scale")}
+    old_layout.update(positives=calibrator.positives, totals=calibrator.totals, logit_sums=calibrator.logit_sums)
+    restored = IsotonicBins.__new__(IsotonicBins)
+    restored.__setstate__(pickle.loads(pickle.dumps(old_layout)))
+    assert restored.totals == calibrator.totals and restored.positives == calibrator.positives
+    assert restored.transform(0.9) == calibrator.transform(0.9)
+    _learn(restored, random.Random(7), 100, rate_at_high=0.6)  # and it goes on learning
+    assert restored.n_learned == 300
