@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 
 from models.calibration import LOGIT_RANGE, IsotonicBins
 from models.learners.cooccurrence import ItemCooccurrence
-from models.learners.delayed import DelayedLabelLearner
+from models.learners.delayed import SELF_MEASURED_EVERY, DelayedLabelLearner
 from models.learners.segments import SegmentModel
 from models.personalizer import Personalizer
 
@@ -113,15 +113,17 @@ def learner_quality(learner: DelayedLabelLearner) -> dict[str, Any]:
     same bins, so its closeness to the observed rate is by construction."""
     calibrator: IsotonicBins = learner.calibrator
     rows = []
+    totals, positives, logit_sums = calibrator.totals, calibrator.positives, calibrator.logit_sums
     for b in range(calibrator.bins):
-        total = calibrator.totals[b]
+        total = totals[b]
         if total <= 1e-9:
             continue
-        raw = 1.0 / (1.0 + math.exp(-calibrator.logit_sums[b] / total))
-        rows.append({"bin": b, "raw": round(raw, 4), "observed": round(calibrator.positives[b] / total, 4),
+        raw = 1.0 / (1.0 + math.exp(-logit_sums[b] / total))
+        rows.append({"bin": b, "raw": round(raw, 4), "observed": round(positives[b] / total, 4),
                      "calibrated": round(calibrator.transform(raw), 4), "count": round(total, 1)})
     return {"labelled": learner.n_learned, "horizon_days": learner.horizon_s / 86_400.0,
-            "self_measured_roc_auc": float(learner.auc.get()) if learner.n_learned > 1 else None,
+            "self_measured_roc_auc": float(learner.auc.get()) if learner.n_learned > 2 * SELF_MEASURED_EVERY
+            else None,
             "reliability": rows, "logit_range": LOGIT_RANGE}
 
 
