@@ -112,6 +112,17 @@ def batch_stages(before: dict[str, float], after: dict[str, float]) -> dict[str,
                    for k in STAGES}}
 
 
+def full_collections(before: dict[str, float], after: dict[str, float]) -> dict[str, float] | None:
+    """The worker's full garbage collections between two counter readings (each pauses the batch it falls in):
+    how many, their mean pause, and the longest since the worker started."""
+    if "gc_collections_gen2" not in after:
+        return None
+    count = after["gc_collections_gen2"] - before.get("gc_collections_gen2", 0)
+    paused = after.get("gc_pause_seconds_gen2", 0) - before.get("gc_pause_seconds_gen2", 0)
+    return {"count": int(count), "mean_ms": round(paused / count * 1000, 1) if count else 0.0,
+            "longest_ms_since_start": after.get("gc_longest_pause_ms_gen2", 0.0)}
+
+
 def delete_customers(client: redis.Redis, prefixes: list[str]) -> int:
     """Remove this run's customers (state, profile, seen ids, and their places in the partitions' wake sets)
     from the shared Redis."""
@@ -261,7 +272,9 @@ def main() -> int:
         before = worker_counters(client, settings.app_id, worker.pid)
         latencies, other_offers = asyncio.run(latency_phase(settings.kafka, rate, args.latency_seconds, run))
         time.sleep(1.5)  # the worker publishes its counters every second
-        stages = batch_stages(before, worker_counters(client, settings.app_id, worker.pid))
+        after = worker_counters(client, settings.app_id, worker.pid)
+        stages = batch_stages(before, after)
+        collections = full_collections(before, after)
         to_profile = profile_latencies_ms(client, f"lat{run}-")
     finally:
         worker.terminate()
@@ -284,6 +297,7 @@ def main() -> int:
                               "p99": round(percentile(ms, 0.99), 1), "mean": round(statistics.fmean(ms), 1)}
         if ms else None,
         "worker_batches_in_latency_phase": stages,
+        "worker_full_collections_in_latency_phase": collections,
         "worker_profile_percent": profile,
         "profiles_measured": len(to_profile),
         "event_to_profile_ms": {"p50": round(percentile(to_profile, 0.50), 1),
@@ -304,6 +318,10 @@ def main() -> int:
     if stages:
         print(f"worker at {rate:.0f} events/s: {stages['batches']} batches of {stages['records_per_batch']} records; "
               "ms per batch: " + ", ".join(f"{k} {stages['ms'][k]}" for k in STAGES))
+    if collections:
+        longest = collections["longest_ms_since_start"]
+        print(f"worker's full garbage collections in the latency phase: {collections['count']}, "
+              f"{collections['mean_ms']} ms each on average (longest since start {longest} ms)")
     if ms:
         lat = result["event_to_offer_ms"]
         assert isinstance(lat, dict)

@@ -121,6 +121,10 @@ class WorkerSettings(BaseSettings):
                                        "iterator takes values already queued): +4-9% events/s measured, but a "
                                        "soak with it on stalled (docs/benchmarks.md); off is Faust's released "
                                        "behaviour")
+    gc_freeze_survivors: bool = Field(True, description="after each full garbage collection, move what survived "
+                                      "it out of later ones (gc.freeze, between batches): a full collection then "
+                                      "walks only younger objects instead of every hot customer state; off: "
+                                      "CPython's default")
     historical_replays: bool = Field(True, description="accept events of any age on records that `perso replay "
                                      "--historical` marked; live records keep the bound (2000-01-01)")
     web_enabled: bool = True

@@ -32,13 +32,15 @@ ModelMetrics = Callable[[], dict[str, dict[str, float]]]
 class WorkerTelemetry:
     def __init__(self, counters: BatchCounters, health: BatchHealth, model_metrics: ModelMetrics = dict,
                  cached_customers: Callable[[], int] = lambda: 0, events_waiting: Callable[[], int] = lambda: 0,
-                 web_url: str | None = None, hot_customers: Callable[[], int] = lambda: 0) -> None:
+                 web_url: str | None = None, hot_customers: Callable[[], int] = lambda: 0,
+                 gc_figures: Callable[[], dict[str, float]] = dict) -> None:
         self.counters = counters
         self.health = health
         self.model_metrics = model_metrics
         self.cached_customers = cached_customers
         self.hot_customers = hot_customers  # of those cached, how many as objects (PERSO_STATE_CACHE_HOT at most)
         self.events_waiting = events_waiting
+        self.gc_figures = gc_figures  # the garbage collector's pauses (streams/worker/collector.py)
         # Where `perso status` can ask this worker directly when Redis refuses its stats writes.
         self.web_url = web_url
         self.started_at = time.time()
@@ -109,6 +111,7 @@ class WorkerTelemetry:
             updated_at=time.time(),
         )
         values.update(self.model_figures())
+        values.update(self.gc_figures())
         for stage in STAGES:
             values[f"{stage}_seconds"] = round(stats.stage_seconds[stage], 6)
         if self.checkpoint_saved_at is not None:
@@ -161,6 +164,7 @@ class _SnapshotCollector(Collector):
         for stage in STAGES:
             stages.add_metric([stage], snap[f"{stage}_seconds"])
         yield stages
+        yield from _gc_metrics(snap)
         current = self.telemetry.health.current
         yield GaugeMetricFamily("perso_batch_failing_seconds", "Seconds the current batch has been failing "
                                 "(0 while batches complete): alert when above a minute",
@@ -185,3 +189,25 @@ class _SnapshotCollector(Collector):
         if "checkpoint_saved_at" in snap:
             yield GaugeMetricFamily("perso_checkpoint_age_seconds", "Seconds since the last model checkpoint",
                                     value=snap["updated_at"] - snap["checkpoint_saved_at"])
+
+
+def _gc_metrics(snap: dict[str, float]) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+    """The garbage collector's figures, when the worker reports them (a full collection pauses every batch)."""
+    if "gc_collections_gen2" not in snap:
+        return
+    collections = CounterMetricFamily("perso_gc_collections", "Garbage collections, by generation (2: full)",
+                                      labels=["generation"])
+    paused = CounterMetricFamily("perso_gc_pause_seconds", "Seconds the worker was paused by garbage collections, "
+                                 "by generation", labels=["generation"])
+    longest = GaugeMetricFamily("perso_gc_longest_pause_seconds", "The longest garbage-collection pause since the "
+                                "worker started, by generation", labels=["generation"])
+    for generation in ("0", "1", "2"):
+        collections.add_metric([generation], snap[f"gc_collections_gen{generation}"])
+        paused.add_metric([generation], snap[f"gc_pause_seconds_gen{generation}"])
+        longest.add_metric([generation], snap[f"gc_longest_pause_ms_gen{generation}"] / 1000)
+    yield collections
+    yield paused
+    yield longest
+    yield GaugeMetricFamily("perso_gc_frozen_objects", "Objects moved out of every later collection (gc.freeze: "
+                            "after start and, with PERSO_GC_FREEZE_SURVIVORS, after each full collection)",
+                            value=snap["gc_frozen_objects"])

@@ -36,6 +36,7 @@ from streams.storage.promotions import PromotionBudgets
 from streams.storage.state_cache import StateCache
 from streams.worker import kafka_transport
 from streams.worker.catalog import CatalogFollower
+from streams.worker.collector import CollectorSensor
 from streams.worker.contracts import RawRecord, is_historical
 from streams.worker.fetch_wait import CHECK_S, FetchWaitGovernor
 from streams.worker.lifecycle import (
@@ -52,6 +53,7 @@ from streams.worker.publisher import KafkaPublisher
 from streams.worker.sensors import BatchCounters
 
 STATS_PUBLISH_S = 1.0
+GC_FREEZE_CHECK_S = 1.0  # how soon after a full collection its survivors are frozen
 log = logging.getLogger(__name__)
 
 
@@ -123,10 +125,11 @@ def create_app(settings: Settings) -> faust.App:
         live_clock=(lambda: time.time() - worker.live_clock_grace_s) if worker.live_clock else None)
     advertised = socket.gethostname() if worker.web_host in ("0.0.0.0", "::") else worker.web_host
     scheme = "https" if worker.web_tls_certfile is not None else "http"
+    collector = CollectorSensor(freeze_survivors=worker.gc_freeze_survivors)  # installed while the agent runs
     telemetry = WorkerTelemetry(counters, health, pipeline.personalizer.metrics, lambda: len(pipeline.cache),
                                 lambda: partitions.events_waiting(app),
                                 web_url=f"{scheme}://{advertised}:{worker.web_port}" if worker.web_enabled else None,
-                                hot_customers=lambda: pipeline.cache.hot_held)
+                                hot_customers=lambda: pipeline.cache.hot_held, gc_figures=collector.figures)
     partitions = Partitions(kafka.input_topics, telemetry)
     experiments = ExperimentStore(redis_client)
     register_views(app, telemetry, store, pseudonymiser, experiments, settings, pipeline.personalizer)
@@ -142,6 +145,7 @@ def create_app(settings: Settings) -> faust.App:
     @app.agent(inputs, name="personalize")
     async def personalize(stream: Any) -> None:
         await checkpoints.restore_once()
+        collector.install()
         await catalog.ready.wait()  # decide nothing before the catalog is in (an out-of-stock item would slip out)
         async for events in stream.take_events(worker.batch_size, within=worker.batch_window_s):
             records = [RawRecord(e.message.topic, e.message.partition, e.message.offset, e.message.key,
@@ -164,6 +168,12 @@ def create_app(settings: Settings) -> faust.App:
         while not app.should_stop:
             await rescore_due(pipeline, worker.rescore_budget_s)
             await asyncio.sleep(worker.rescore_interval_s)
+
+    @app.timer(GC_FREEZE_CHECK_S)
+    async def freeze_collection_survivors() -> None:
+        if collector.full_since_freeze and collector.freeze_survivors:
+            async with pipeline.lock:  # between batches: a batch's own objects die with it, unfrozen
+                collector.freeze_if_due()
 
     @app.timer(STATS_PUBLISH_S)
     async def publish_stats() -> None:
@@ -200,6 +210,7 @@ def create_app(settings: Settings) -> faust.App:
         # Sent by Faust after the consumer has stopped: the models hold everything processed.
         await checkpoints.save("shutdown")
         await stats.remove()
+        collector.remove()
 
     async def on_revoked(sender: Any, revoked: Any = (), **kwargs: Any) -> None:
         # Another worker may own these customers now: re-read them from Redis when they come back.

@@ -84,6 +84,12 @@ def test_operating_a_pseudonymising_worker(stack: Settings, tmp_path: Path) -> N
                          if line.startswith("perso_batch_stage_seconds_total{")}
         assert set(stage_seconds) == {"load", "process", "publish", "save"}
         assert all(seconds > 0 for seconds in stage_seconds.values()), stage_seconds
+        # The collector's pauses, by generation; what the worker froze after its start is out of every collection.
+        collections = {line.split('"')[1]: float(line.rsplit(" ", 1)[1]) for line in metrics().splitlines()
+                       if line.startswith("perso_gc_collections_total{")}
+        assert set(collections) == {"0", "1", "2"} and collections["0"] > 0, collections
+        frozen = next(line for line in metrics().splitlines() if line.startswith("perso_gc_frozen_objects "))
+        assert float(frozen.rsplit(" ", 1)[1]) > 10_000, frozen
 
         # Faust commits acked offsets every few seconds: lag reaches 0 shortly after processing.
         out = wait_for(lambda: (r := perso(settings, "status")).returncode == 0 and "total lag 0" in r.stdout and r,
