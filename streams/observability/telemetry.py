@@ -192,7 +192,7 @@ class _SnapshotCollector(Collector):
 
 
 def _gc_metrics(snap: dict[str, float]) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
-    """The garbage collector's figures, when the worker reports them (a full collection pauses every batch)."""
+    """The garbage collector's figures, when the worker reports them (a full one pauses the batch it falls in)."""
     if "gc_collections_gen2" not in snap:
         return
     collections = CounterMetricFamily("perso_gc_collections", "Garbage collections, by generation (2: full)",
