@@ -127,6 +127,7 @@ def main() -> int:
                                  "--duration", str(args.minutes * 60), "--customers", str(args.customers),
                                  "--prefix", f"soak{run}-"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     rows: list[dict[str, float]] = []
+    counters: dict[str, float] = {}
     started = time.monotonic()
     sent: int | None = None
     sized_at = 0.0
@@ -182,6 +183,7 @@ def main() -> int:
     flat = memory_verdict(rows, args.warmup_minutes * 60)
     outside_states_verdict(rows, args.warmup_minutes * 60)
     hot_tier_verdict(rows, args.warmup_minutes * 60, settings.worker.state_cache_hot)
+    collections_summary(counters)
     return 0 if lost == 0 and flat else 1
 
 
@@ -228,6 +230,15 @@ def hot_tier_verdict(rows: list[dict[str, float]], warmup_s: float, hot: int) ->
     print(f"hot tier: {at_warmup:.0f} customers as objects at the end of the warm-up, at most {at_end:.0f} after, "
           f"of PERSO_STATE_CACHE_HOT {hot}: {'full' if at_warmup >= hot else 'still filling'} when judged; "
           f"{after[-1]['cached_customers']:.0f} customers cached at the end")
+
+
+def collections_summary(counters: dict[str, float]) -> None:
+    """Print the worker's full garbage collections as of its last sample (each pauses the batch it falls in)."""
+    full = counters.get("gc_collections_gen2", 0.0)
+    if full:
+        print(f"full garbage collections: {full:.0f}, {counters['gc_pause_seconds_gen2'] / full * 1000:.1f} ms each on "
+              f"average, longest {counters['gc_longest_pause_ms_gen2']:.1f} ms (the worker's figures at the last "
+              "sample; PERSO_GC_FREEZE_SURVIVORS)")
 
 
 def sized_row(row: dict[str, float]) -> bool:
