@@ -50,6 +50,7 @@ from state_memory import state_memory  # noqa: E402
 from streams.ops.status import consumer_lag  # noqa: E402
 from streams.security import redis_sync  # noqa: E402
 from streams.settings import Settings  # noqa: E402
+from streams.worker.collector import full_collections_line  # noqa: E402
 
 FIELDS = ("seconds", "rss_mib", "events_waiting", "records", "accepted", "dead_letters", "duplicates", "offers",
           "cached_customers", "hot_customers", "states_mib")
@@ -234,11 +235,8 @@ def hot_tier_verdict(rows: list[dict[str, float]], warmup_s: float, hot: int) ->
 
 def collections_summary(counters: dict[str, float]) -> None:
     """Print the worker's full garbage collections as of its last sample (each pauses the batch it falls in)."""
-    full = counters.get("gc_collections_gen2", 0.0)
-    if full:
-        print(f"full garbage collections: {full:.0f}, {counters['gc_pause_seconds_gen2'] / full * 1000:.1f} ms each on "
-              f"average, longest {counters['gc_longest_pause_ms_gen2']:.1f} ms (the worker's figures at the last "
-              "sample; PERSO_GC_FREEZE_SURVIVORS)")
+    if (collections := full_collections_line(counters)) is not None:
+        print(f"{collections} (the worker's figures at the last sample; PERSO_GC_FREEZE_SURVIVORS)")
 
 
 def sized_row(row: dict[str, float]) -> bool:

@@ -307,6 +307,7 @@ def cmd_experiments(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     """Exit status 0 when everything works, 1 when Redis refuses writes or a worker is degraded."""
     from streams.ops.status import status
+    from streams.worker.collector import full_collections_line
     from streams.worker.sensors import STAGES
 
     report = asyncio.run(status(_settings()))
@@ -364,11 +365,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             stages = ", ".join(f"{stage} {v.get(f'{stage}_seconds', 0) / batches * 1000:.1f}"
                                for stage in STAGES)
             print(f"  batches: {batches:.0f}, {v.get('records', 0) / batches:.0f} records each; ms per batch: {stages}")
-        if v.get("gc_collections_gen2"):  # a full collection pauses the batch it falls in
-            full = v["gc_collections_gen2"]
-            print(f"  full garbage collections: {full:.0f}, {v.get('gc_pause_seconds_gen2', 0) / full * 1000:.1f} ms "
-                  f"each on average, longest {v.get('gc_longest_pause_ms_gen2', 0):.1f} ms; "
-                  f"{v.get('gc_frozen_objects', 0):.0f} objects frozen out of them")
+        if (collections := full_collections_line(v)) is not None:  # a full one pauses the batch it falls in
+            print(f"  {collections}; {v.get('gc_frozen_objects', 0):.0f} objects frozen out of them")
     age = report.checkpoint_age_s
     print(f"model checkpoint: {'none yet' if age is None else f'saved {age:.0f}s ago'}")
     running = report.experiment

@@ -18,6 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from streams.observability.health import BatchHealth
+from streams.worker.collector import GENERATIONS
 from streams.worker.failures import classify, describe
 from streams.worker.sensors import STAGES, BatchCounters
 
@@ -201,10 +202,11 @@ def _gc_metrics(snap: dict[str, float]) -> Iterator[CounterMetricFamily | GaugeM
                                  "by generation", labels=["generation"])
     longest = GaugeMetricFamily("perso_gc_longest_pause_seconds", "The longest garbage-collection pause since the "
                                 "worker started, by generation", labels=["generation"])
-    for generation in ("0", "1", "2"):
-        collections.add_metric([generation], snap[f"gc_collections_gen{generation}"])
-        paused.add_metric([generation], snap[f"gc_pause_seconds_gen{generation}"])
-        longest.add_metric([generation], snap[f"gc_longest_pause_ms_gen{generation}"] / 1000)
+    for generation in GENERATIONS:
+        label = [str(generation)]
+        collections.add_metric(label, snap[f"gc_collections_gen{generation}"])
+        paused.add_metric(label, snap[f"gc_pause_seconds_gen{generation}"])
+        longest.add_metric(label, snap[f"gc_longest_pause_ms_gen{generation}"] / 1000)
     yield collections
     yield paused
     yield longest

@@ -171,7 +171,7 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.timer(GC_FREEZE_CHECK_S)
     async def freeze_collection_survivors() -> None:
-        if collector.full_since_freeze and collector.freeze_survivors:
+        if collector.freeze_due:  # the lock is taken only when there is something to freeze
             async with pipeline.lock:  # between batches: a batch's own objects die with it, unfrozen
                 collector.freeze_if_due()
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Mapping
 from typing import Any
 
 GENERATIONS = (0, 1, 2)
@@ -66,10 +67,15 @@ class CollectorSensor:
         if generation == 2:
             self.full_since_freeze = True
 
+    @property
+    def freeze_due(self) -> bool:
+        """Whether a full collection has left survivors to freeze (and freezing is on)."""
+        return self.freeze_survivors and self.full_since_freeze
+
     def freeze_if_due(self) -> bool:
         """Freeze the survivors of the full collections since the last call (call it between batches: a batch's
         own objects die with it). Returns whether it froze."""
-        if not (self.freeze_survivors and self.full_since_freeze):
+        if not self.freeze_due:
             return False
         gc.freeze()
         self.full_since_freeze = False
@@ -86,3 +92,17 @@ class CollectorSensor:
         values["gc_frozen_objects"] = float(gc.get_freeze_count())
         values["gc_freezes"] = float(self.freezes)
         return values
+
+
+def full_collections_line(figures: Mapping[str, float]) -> str | None:
+    """The full collections in words, from `CollectorSensor.figures()` as a worker reports them (its stats hash);
+    None before the first.
+
+    >>> full_collections_line({"gc_collections_gen2": 4, "gc_pause_seconds_gen2": 0.06, "gc_longest_pause_ms_gen2": 21})
+    'full garbage collections: 4, 15.0 ms each on average, longest 21.0 ms'
+    """
+    full = figures.get("gc_collections_gen2", 0.0)
+    if not full:
+        return None
+    return (f"full garbage collections: {full:.0f}, {figures.get('gc_pause_seconds_gen2', 0.0) / full * 1000:.1f} ms "
+            f"each on average, longest {figures.get('gc_longest_pause_ms_gen2', 0.0):.1f} ms")
