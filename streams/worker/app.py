@@ -208,7 +208,7 @@ def create_app(settings: Settings) -> faust.App:
 
     async def on_shutdown(sender: Any, *args: Any, **kwargs: Any) -> None:
         # Sent by Faust after the consumer has stopped: the models hold everything processed.
-        await checkpoints.save("shutdown")
+        await checkpoints.save_at_shutdown()
         await stats.remove()
         collector.remove()
 

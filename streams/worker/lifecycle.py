@@ -61,7 +61,8 @@ async def rescore_due(pipeline: BatchPipeline, budget_s: float) -> None:
     try:
         await pipeline.rescore_due(budget_s)
     except (BatchFailed, StoppedDuringRetry) as error:
-        log.warning("re-scoring silent customers paused: %s", describe(error))
+        log.warning("re-scoring silent customers paused: %s; the round is kept and saved before the next batch "
+                    "or round", describe(error))
     except Exception:  # a bug must not end the loop: the next round tries again
         log.exception("re-scoring silent customers failed; trying again in the next round")
 
@@ -89,6 +90,14 @@ class ModelCheckpoints:
         gc.collect()
         gc.freeze()
 
+    async def save_at_shutdown(self) -> None:
+        """The last checkpoint, after completing a round of visits that failed to (else it is skipped)."""
+        try:
+            await self.pipeline.save_unsaved()
+        except (BatchFailed, StoppedDuringRetry) as error:
+            log.warning("a round of visits could not be saved at shutdown: %s", describe(error))
+        await self.save("shutdown")
+
     async def save(self, why: str) -> None:
         if not self.restored.is_set() or self.accepted() == self._saved_at_accepted:
             return  # not started, or nothing learned since the last save
@@ -96,6 +105,9 @@ class ModelCheckpoints:
             # Between batches only: a checkpoint must never hold a batch that has not completed (it would be
             # learned again when the batch is re-delivered).
             async with self.pipeline.lock:
+                if self.pipeline.holds_unsaved:  # a restart from it would learn those visits' labels twice
+                    log.warning("model checkpoint (%s) skipped: a round of visits is not saved yet", why)
+                    return
                 accepted = self.accepted()
                 blob = self.store.serialise(self.pipeline.personalizer)
             size = await self.store.save_blob(blob)

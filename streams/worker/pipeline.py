@@ -24,7 +24,8 @@ the profile's scores are re-computed as of that time, so a silent customer's sco
 A stage that fails is retried with the same data while the failure can heal (streams/worker/failures.py), so the
 in-memory states and models always hold exactly what the batch will write. A failure that cannot heal
 raises BatchFailed: the caller must then stop without acking (streams/worker/lifecycle.py), so the batch is
-re-delivered.
+re-delivered. A round of visits between batches that fails is kept as it is (its states cached ahead of Redis) and
+completed before the next batch or round: run again from Redis, its labels would reach the shared models twice.
 A crash before 5 replays the batch: Redis does not remember those event ids, so nothing is counted twice,
 and offers are re-sent with the same offer_id (at-least-once, de-duplicable downstream). A crash after 5
 replays events Redis remembers: they are dropped as duplicates.
@@ -133,6 +134,7 @@ class BatchPipeline:
         # The wall clock (less a grace) for the timers of caught-up live partitions; None: stream time only.
         self.live_clock = live_clock
         self.historical: dict[int, bool] = {}  # per partition: whether its latest batch's records were historical
+        self._unsaved: _UnsavedVisits | None = None  # a round of visits decided but not yet published and saved
         # Held for a whole batch: `forget` must not interleave with a batch that holds the customer's state,
         # and a model checkpoint must not catch a batch half-applied.
         self.lock = asyncio.Lock()
@@ -146,11 +148,14 @@ class BatchPipeline:
         """Delete a customer's state, profile and remembered events (customer_id as stored: pseudonymised)."""
         async with self.lock:
             self.cache.discard(customer_id)
+            if self._unsaved is not None:  # completing it later must not write the customer back
+                self._unsaved.leave_out(customer_id)
             return await self._until_done("forget", lambda: self.store.forget(customer_id), waiting=0,
                                           outside_a_batch=True)
 
     async def _handle(self, records: Sequence[RawRecord]) -> None:
         started = time.perf_counter()
+        await self._complete_visits(waiting=len(records))  # a round that failed to: its states are in the cache
         received_at = datetime.now(UTC)
         validated, dead = self._validate(records, received_at)
         batch_end: dict[int, float] = {}  # per partition, the newest event time of this batch
@@ -228,6 +233,10 @@ class BatchPipeline:
 
     def partitions_revoked(self) -> None:
         """Another worker may own these partitions now: forget their cached customers and their clocks."""
+        if self._unsaved is not None:
+            log.warning("partitions revoked before a round of %d visits could be saved; the partitions' next owner "
+                        "runs them again from Redis", len(self._unsaved.updates))
+            self._unsaved = None
         self.cache.clear()
         self.clocks.clear()
         self.topic_clocks.clear()
@@ -326,26 +335,43 @@ class BatchPipeline:
         await self._until_done("load", lambda: self._load((), visiting), waiting=waiting,
                                outside_a_batch=outside_a_batch)
         updates, gone, tallies, timed = self._visits_due(visiting, dict(until))
-        try:
-            if timed:  # published before the save, as a batch's offers are (see _handle)
-                undeliverable = await self._publish([offer for offer, _ in timed], [],
-                                                   {o.offer_id: r for o, r in timed}, waiting)
-                for sensor in self.sensors:
-                    sensor.on_timed_offers(len(timed), undeliverable)
-            await self._until_done("save", lambda: self.store.save(updates, visiting, tallies), waiting=waiting,
-                                   outside_a_batch=outside_a_batch)
-        except BaseException:
-            # Not saved: the cached states are ahead of Redis (their moments spent). Read them again next time, so
-            # the visit re-runs and re-decides the same offers.
-            for customer in visiting:
-                self.cache.discard(customer)
-            raise
-        for partition, customers in gone.items():
+        self._unsaved = _UnsavedVisits(timed, updates, visiting, tallies, gone)
+        await self._complete_visits(waiting, outside_a_batch)
+        return {partition: len(customers) for partition, customers in found.items()}
+
+    @property
+    def holds_unsaved(self) -> bool:
+        """Whether a round of visits failed to complete: the models have learned what Redis does not hold yet (a
+        model checkpoint now would make a restart learn those labels twice)."""
+        return self._unsaved is not None
+
+    async def save_unsaved(self) -> None:
+        """Complete a round of visits that failed to (at shutdown, before the last model checkpoint); raise
+        BatchFailed or StoppedDuringRetry if it still cannot."""
+        async with self.lock:
+            await self._complete_visits(waiting=0, outside_a_batch=True)
+
+    async def _complete_visits(self, waiting: int, outside_a_batch: bool = False) -> None:
+        """Publish the timed offers of the round of visits in `_unsaved`, then save it. A failure leaves it there,
+        the visited states in the cache ahead of Redis: the next batch or round completes it before anything
+        else. Re-running the visits instead would teach the shared models their settled labels twice."""
+        visits = self._unsaved
+        if visits is None:
+            return
+        if visits.offers and not visits.published:  # published before the save, as a batch's offers are
+            undeliverable = await self._publish([offer for offer, _ in visits.offers], [],
+                                               {o.offer_id: r for o, r in visits.offers}, waiting)
+            visits.published = True
+            for sensor in self.sensors:
+                sensor.on_timed_offers(len(visits.offers), undeliverable)
+        await self._until_done("save", lambda: self.store.save(visits.updates, visits.partitions, visits.tallies),
+                               waiting=waiting, outside_a_batch=outside_a_batch)
+        self._unsaved = None
+        for partition, customers in visits.gone.items():
             await self._until_done("save", lambda: self.store.drop_wakes(partition, customers),  # noqa: B023
                                    waiting=waiting, outside_a_batch=outside_a_batch)
         for sensor in self.sensors:
-            sensor.on_rescored(len(updates), sum(len(c) for c in gone.values()))
-        return {partition: len(customers) for partition, customers in found.items()}
+            sensor.on_rescored(len(visits.updates), sum(len(c) for c in visits.gone.values()))
 
     def _visits_due(self, visiting: dict[str, int], marks: dict[int, float]
                     ) -> tuple[list[CustomerUpdate], dict[int, list[str]], Tallies, list[tuple[Offer, RawRecord]]]:
@@ -593,3 +619,22 @@ class _Applied:
     tallies: dict[str, Tallies] = field(default_factory=dict)  # per customer: what its events counted
     promoted: list[PromotionOffer] = field(default_factory=list)  # the offers subject to a promotion's budget
     accepted: int = 0
+
+
+@dataclass
+class _UnsavedVisits:
+    """A round of visits decided (moments spent, labels learned by the shared models) until it is published and
+    saved: the timed offers with their stand-in records, the states and profiles, where each customer is filed,
+    what the visits counted, and the customers found gone."""
+
+    offers: list[tuple[Offer, RawRecord]]
+    updates: list[CustomerUpdate]
+    partitions: dict[str, int]
+    tallies: Tallies
+    gone: dict[int, list[str]]
+    published: bool = False
+
+    def leave_out(self, customer_id: str) -> None:
+        """A forgotten customer: its visit is not saved (what it counted stays in the tallies)."""
+        self.updates = [update for update in self.updates if update[0].customer_id != customer_id]
+        self.partitions.pop(customer_id, None)

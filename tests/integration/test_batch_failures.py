@@ -17,13 +17,17 @@ import redis.asyncio as aioredis
 from aiokafka.errors import MessageSizeTooLargeError
 
 from models.personalizer import Outcome, Personalizer
+from models.settings import ModelSettings
 from models.state import CustomerState
 from schemas.dead_letter import DeadLetter
 from schemas.events import ClickEvent, PurchaseEvent
 from schemas.offers import Offer
 from streams.observability.health import BatchHealth
+from streams.observability.telemetry import WorkerTelemetry
+from streams.storage.checkpoints import CheckpointStore
 from streams.storage.customer_store import RedisCustomerStore
 from streams.worker.contracts import RawRecord
+from streams.worker.lifecycle import ModelCheckpoints
 from streams.worker.pipeline import BatchFailed, BatchPipeline, StoppedDuringRetry
 from streams.worker.sensors import BatchCounters
 from tests.helpers import click, now_iso, purchase
@@ -214,6 +218,50 @@ async def test_stopping_during_retries_leaves_the_batch_unapplied(own_redis: Red
         await asyncio.wait_for(pipeline.handle(records(bodies)), 10)
     assert await client.keys(f"*{run}*") == []
     await client.aclose()
+
+
+async def test_a_round_of_visits_redis_refuses_is_kept_out_of_checkpoints_until_it_is_saved(
+        own_redis: RedisServer, tmp_path: Path) -> None:
+    # Horizons of 15 minutes: a customer silent for 30 minutes of stream time has labels to settle.
+    personalizer = Personalizer(ModelSettings(propensity_horizon_days=0.01, churn_horizon_days=0.01))
+    pipeline, client = pipeline_on(own_redis, Recorder(), personalizer, stopping=True)
+    elsewhere = RedisServer(tmp_path / "checkpoints")
+    (tmp_path / "checkpoints").mkdir()
+    elsewhere.start()
+    checkpoint_client = aioredis.Redis(port=elsewhere.port)
+    telemetry = WorkerTelemetry(pipeline.counters, pipeline.health)
+    checkpoints = ModelCheckpoints(CheckpointStore(checkpoint_client, "visits"), pipeline, telemetry,
+                                   lambda: pipeline.counters.accepted)
+    checkpoints.restored.set()
+    try:
+        run = uuid.uuid4().hex[:6]
+        quiet, later = f"{run}-quiet", f"{run}-later"
+        await pipeline.handle(records([click(customer=quiet, at=now_iso(30)), click(customer=later, at=now_iso())]))
+        before = personalizer.model_versions()
+        await client.set("filler", b"x" * 2_000_000)
+        await client.config_set("maxmemory", "1mb")  # the save script is refused; reads still run
+        with pytest.raises(StoppedDuringRetry):
+            await pipeline.rescore_due()
+        assert pipeline.holds_unsaved
+        learned = personalizer.model_versions()
+        assert learned["propensity"] != before["propensity"]  # the quiet customer's settled label
+
+        await checkpoints.save("periodic")
+        assert await checkpoint_client.exists("perso:checkpoint:visits") == 0  # a restart would learn it again
+
+        await client.config_set("maxmemory", "0")
+        await checkpoints.save_at_shutdown()  # completes the round first, then checkpoints
+        assert not pipeline.holds_unsaved
+        restored = Personalizer(ModelSettings(propensity_horizon_days=0.01, churn_horizon_days=0.01))
+        assert await CheckpointStore(checkpoint_client, "visits").restore(restored)
+        assert restored.model_versions() == learned
+        assert float((await client.hgetall(f"profile:{quiet}"))[b"recency_days"]) > 0.02  # scored 30 min later
+        await pipeline.rescore_due()  # nothing due any more: the saved round is not run again
+        assert personalizer.model_versions() == learned
+    finally:
+        await client.aclose()
+        await checkpoint_client.aclose()
+        elsewhere.stop()
 
 
 async def test_records_the_broker_refuses_as_too_large_become_dead_letters(own_redis: RedisServer) -> None:

@@ -1,5 +1,6 @@
 """The timer's clock: stream time in replays and backlogs, the wall clock (less a grace) on a caught-up live
-partition; and a timer round that cannot save sends its reminder again, with the same offer_id."""
+partition; and a timer round that cannot save is completed later as it was decided (its reminder sent once, its
+labels learned once)."""
 
 from __future__ import annotations
 
@@ -27,10 +28,11 @@ def pipeline(live: bool = True, unread: bool = False) -> tuple[BatchPipeline, In
                          live_clock=(lambda: NOW) if live else None), published
 
 
-def add_to_cart(historical: bool = False, at_ts: float = T0.timestamp()) -> RawRecord:
+def add_to_cart(historical: bool = False, at_ts: float = T0.timestamp(), event_id: str = "cart-1") -> RawRecord:
     from datetime import UTC, datetime
 
-    body = click(kind="add_to_cart", item="tea", category="grocery", price=3.5, at=datetime.fromtimestamp(at_ts, UTC))
+    body = click(kind="add_to_cart", item="tea", category="grocery", price=3.5, at=datetime.fromtimestamp(at_ts, UTC),
+                 event_id=event_id)
     return RawRecord("clickstream", 0, 0, b"c1", orjson.dumps(body), historical)
 
 
@@ -82,16 +84,64 @@ class SaveFailsOnce(InMemoryCustomerStore):
         await super().save(*args, **kwargs)  # type: ignore[arg-type]
 
 
-def test_a_round_that_cannot_save_resends_the_same_reminder_and_then_nothing_more() -> None:
+def learns_labels_quickly() -> Personalizer:
+    """Propensity and churn horizons of 15 minutes: a visit half an hour after the add to cart settles both."""
+    return Personalizer(ModelSettings(triggers=["abandoned_cart"], cart_reminder_minutes=0.05,
+                                      propensity_horizon_days=0.01, churn_horizon_days=0.01))
+
+
+def visited(fail_first_save: bool) -> tuple[BatchPipeline, SaveFailsOnce, InMemoryPublisher]:
+    """An add to cart, then the timer's rounds 30 minutes later (the live clock); the first round's save fails
+    if asked."""
     store, published = SaveFailsOnce(), InMemoryPublisher()
-    personalizer = Personalizer(ModelSettings(triggers=["abandoned_cart"], cart_reminder_minutes=0.05))
-    p = BatchPipeline(personalizer, store, published, lambda topic: topic, input_topics=["clickstream"],
-                      live_clock=lambda: NOW)
+    p = BatchPipeline(learns_labels_quickly(), store, published, lambda topic: topic, input_topics=["clickstream"],
+                      live_clock=lambda: T0.timestamp() + 1800.0)
+    asyncio.run(p.handle([add_to_cart()]))
+    store.fail = fail_first_save
+    if fail_first_save:
+        with pytest.raises(BatchFailed):
+            asyncio.run(p.rescore_due())  # published, then not saved
+        assert p.holds_unsaved
+    asyncio.run(p.rescore_due())
+    asyncio.run(p.rescore_due())
+    return p, store, published
+
+
+def test_a_round_that_cannot_save_is_completed_by_the_next_one_without_learning_twice() -> None:
+    clean, clean_store, clean_offers = visited(fail_first_save=False)
+    failed, failed_store, failed_offers = visited(fail_first_save=True)
+    assert not failed.holds_unsaved
+    # The models learned the visit's settled labels once, as without the failure (re-running the visit from Redis
+    # would have taught them twice).
+    learned = failed.personalizer.model_versions()
+    assert learned == clean.personalizer.model_versions()
+    assert any(not version.endswith("@0") for version in learned.values()), learned
+    # The reminder was sent once, and the saved state has its moment spent.
+    assert [o.offer_id for o in failed_offers.offers] == [o.offer_id for o in clean_offers.offers]
+    assert len([o for o in failed_offers.offers if o.moment == "abandoned_cart"]) == 1
+    assert failed_store.states["c1"] == clean_store.states["c1"]
+
+
+def test_a_batch_completes_an_unsaved_round_before_its_own_events() -> None:
+    store, published = SaveFailsOnce(), InMemoryPublisher()
+    p = BatchPipeline(learns_labels_quickly(), store, published, lambda topic: topic, input_topics=["clickstream"],
+                      live_clock=lambda: T0.timestamp() + 1800.0)
     asyncio.run(p.handle([add_to_cart()]))
     store.fail = True
     with pytest.raises(BatchFailed):
-        asyncio.run(p.rescore_due())  # published, then not saved
-    first = [offer.offer_id for offer in published.offers]
-    asyncio.run(p.rescore_due())  # the visit runs again from the saved state
+        asyncio.run(p.rescore_due())
+    asyncio.run(p.handle([RawRecord("clickstream", 0, 1, b"c2", orjson.dumps(click(customer="c2")))]))
+    assert not p.holds_unsaved and "c1" in store.states
+
+
+def test_a_customer_forgotten_meanwhile_is_not_written_back_by_the_unsaved_round() -> None:
+    store, published = SaveFailsOnce(), InMemoryPublisher()
+    p = BatchPipeline(learns_labels_quickly(), store, published, lambda topic: topic, input_topics=["clickstream"],
+                      live_clock=lambda: T0.timestamp() + 1800.0)
+    asyncio.run(p.handle([add_to_cart()]))
+    store.fail = True
+    with pytest.raises(BatchFailed):
+        asyncio.run(p.rescore_due())
+    assert asyncio.run(p.forget("c1")) > 0
     asyncio.run(p.rescore_due())
-    assert len(first) == 1 and [offer.offer_id for offer in published.offers] == first * 2
+    assert not p.holds_unsaved and "c1" not in store.states and "c1" not in store.profiles
