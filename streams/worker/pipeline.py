@@ -327,6 +327,7 @@ class BatchPipeline:
                            ) -> dict[int, int]:
         """One round trip: up to `rescore_batch` customers per partition due by `until`, visited and saved.
         Returns how many were due per partition."""
+        await self._complete_visits(waiting, outside_a_batch)  # a round that failed to: it comes first
         found = await self._until_done("load", lambda: self.store.due(until, self.rescore_batch), waiting=waiting,
                                        outside_a_batch=outside_a_batch)
         visiting = {customer: partition for partition, customers in found.items() for customer in customers}

@@ -120,6 +120,10 @@ def test_a_round_that_cannot_save_is_completed_by_the_next_one_without_learning_
     assert [o.offer_id for o in failed_offers.offers] == [o.offer_id for o in clean_offers.offers]
     assert len([o for o in failed_offers.offers if o.moment == "abandoned_cart"]) == 1
     assert failed_store.states["c1"] == clean_store.states["c1"]
+    # And the round's profile (scored 30 minutes on) and what it counted were saved with it.
+    scored = {field: value for field, value in failed_store.profiles["c1"].items() if field != "updated_at"}
+    assert scored == {field: value for field, value in clean_store.profiles["c1"].items() if field != "updated_at"}
+    assert failed_store.counters == clean_store.counters
 
 
 def test_a_batch_completes_an_unsaved_round_before_its_own_events() -> None:
