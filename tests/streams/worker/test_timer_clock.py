@@ -90,18 +90,25 @@ def learns_labels_quickly() -> Personalizer:
                                       propensity_horizon_days=0.01, churn_horizon_days=0.01))
 
 
-def visited(fail_first_save: bool) -> tuple[BatchPipeline, SaveFailsOnce, InMemoryPublisher]:
-    """An add to cart, then the timer's rounds 30 minutes later (the live clock); the first round's save fails
-    if asked."""
+def after_a_round(fail_its_save: bool) -> tuple[BatchPipeline, SaveFailsOnce, InMemoryPublisher]:
+    """An add to cart, then the timer's round 30 minutes later (the live clock), its save failing if asked."""
     store, published = SaveFailsOnce(), InMemoryPublisher()
     p = BatchPipeline(learns_labels_quickly(), store, published, lambda topic: topic, input_topics=["clickstream"],
                       live_clock=lambda: T0.timestamp() + 1800.0)
     asyncio.run(p.handle([add_to_cart()]))
-    store.fail = fail_first_save
-    if fail_first_save:
+    store.fail = fail_its_save
+    if fail_its_save:
         with pytest.raises(BatchFailed):
             asyncio.run(p.rescore_due())  # published, then not saved
         assert p.holds_unsaved
+    else:
+        asyncio.run(p.rescore_due())
+    return p, store, published
+
+
+def visited(fail_first_save: bool) -> tuple[BatchPipeline, SaveFailsOnce, InMemoryPublisher]:
+    """`after_a_round`, then two more rounds."""
+    p, store, published = after_a_round(fail_first_save)
     asyncio.run(p.rescore_due())
     asyncio.run(p.rescore_due())
     return p, store, published
@@ -127,25 +134,13 @@ def test_a_round_that_cannot_save_is_completed_by_the_next_one_without_learning_
 
 
 def test_a_batch_completes_an_unsaved_round_before_its_own_events() -> None:
-    store, published = SaveFailsOnce(), InMemoryPublisher()
-    p = BatchPipeline(learns_labels_quickly(), store, published, lambda topic: topic, input_topics=["clickstream"],
-                      live_clock=lambda: T0.timestamp() + 1800.0)
-    asyncio.run(p.handle([add_to_cart()]))
-    store.fail = True
-    with pytest.raises(BatchFailed):
-        asyncio.run(p.rescore_due())
+    p, store, _ = after_a_round(fail_its_save=True)
     asyncio.run(p.handle([RawRecord("clickstream", 0, 1, b"c2", orjson.dumps(click(customer="c2")))]))
     assert not p.holds_unsaved and "c1" in store.states
 
 
 def test_a_customer_forgotten_meanwhile_is_not_written_back_by_the_unsaved_round() -> None:
-    store, published = SaveFailsOnce(), InMemoryPublisher()
-    p = BatchPipeline(learns_labels_quickly(), store, published, lambda topic: topic, input_topics=["clickstream"],
-                      live_clock=lambda: T0.timestamp() + 1800.0)
-    asyncio.run(p.handle([add_to_cart()]))
-    store.fail = True
-    with pytest.raises(BatchFailed):
-        asyncio.run(p.rescore_due())
+    p, store, _ = after_a_round(fail_its_save=True)
     assert asyncio.run(p.forget("c1")) > 0
     asyncio.run(p.rescore_due())
     assert not p.holds_unsaved and "c1" not in store.states and "c1" not in store.profiles
