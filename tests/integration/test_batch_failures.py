@@ -26,6 +26,7 @@ from streams.observability.health import BatchHealth
 from streams.observability.telemetry import WorkerTelemetry
 from streams.storage.checkpoints import CheckpointStore
 from streams.storage.customer_store import RedisCustomerStore
+from streams.storage.keys import checkpoint_key
 from streams.worker.contracts import RawRecord
 from streams.worker.lifecycle import ModelCheckpoints
 from streams.worker.pipeline import BatchFailed, BatchPipeline, StoppedDuringRetry
@@ -223,7 +224,8 @@ async def test_stopping_during_retries_leaves_the_batch_unapplied(own_redis: Red
 async def test_a_round_of_visits_redis_refuses_is_kept_out_of_checkpoints_until_it_is_saved(
         own_redis: RedisServer, tmp_path: Path) -> None:
     # Horizons of 15 minutes: a customer silent for 30 minutes of stream time has labels to settle.
-    personalizer = Personalizer(ModelSettings(propensity_horizon_days=0.01, churn_horizon_days=0.01))
+    quick = ModelSettings(propensity_horizon_days=0.01, churn_horizon_days=0.01)
+    personalizer = Personalizer(quick)
     pipeline, client = pipeline_on(own_redis, Recorder(), personalizer, stopping=True)
     elsewhere = RedisServer(tmp_path / "checkpoints")
     (tmp_path / "checkpoints").mkdir()
@@ -247,13 +249,13 @@ async def test_a_round_of_visits_redis_refuses_is_kept_out_of_checkpoints_until_
         assert learned["propensity"] != before["propensity"]  # the quiet customer's settled label
 
         await checkpoints.save("periodic")
-        assert await checkpoint_client.exists("perso:checkpoint:visits") == 0  # a restart would learn it again
+        assert await checkpoint_client.exists(checkpoint_key("visits")) == 0  # a restart would learn it again
 
         await client.config_set("maxmemory", "0")
         await checkpoints.save_at_shutdown()  # completes the round first, then checkpoints
         assert not pipeline.holds_unsaved
-        restored = Personalizer(ModelSettings(propensity_horizon_days=0.01, churn_horizon_days=0.01))
-        assert await CheckpointStore(checkpoint_client, "visits").restore(restored)
+        restored = Personalizer(quick)
+        assert await checkpoints.store.restore(restored)
         assert restored.model_versions() == learned
         assert float((await client.hgetall(f"profile:{quiet}"))[b"recency_days"]) > 0.02  # scored 30 min later
         await pipeline.rescore_due()  # nothing due any more: the saved round is not run again
