@@ -46,9 +46,10 @@ from streams.worker.lifecycle import (
     Partitions,
     StatsPublisher,
     rescore_due,
+    stop_unsaved_at_revocation,
     stop_without_committing,
 )
-from streams.worker.pipeline import BatchPipeline
+from streams.worker.pipeline import BatchPipeline, UnsavedAtRevocation
 from streams.worker.publisher import KafkaPublisher
 from streams.worker.sensors import BatchCounters
 
@@ -214,7 +215,10 @@ def create_app(settings: Settings) -> faust.App:
 
     async def on_revoked(sender: Any, revoked: Any = (), **kwargs: Any) -> None:
         # Another worker may own these customers now: re-read them from Redis when they come back.
-        pipeline.partitions_revoked()
+        try:
+            await pipeline.partitions_revoked()
+        except UnsavedAtRevocation as error:
+            stop_unsaved_at_revocation(error)
         partitions.revoked()
 
     async def on_assigned(sender: Any, assigned: Any = (), **kwargs: Any) -> None:

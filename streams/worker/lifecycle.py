@@ -23,7 +23,7 @@ from streams.storage.checkpoints import CheckpointStore
 from streams.storage.experiments import ExperimentStore
 from streams.worker.contracts import RawRecord
 from streams.worker.failures import describe
-from streams.worker.pipeline import BatchFailed, BatchPipeline, StoppedDuringRetry
+from streams.worker.pipeline import BatchFailed, BatchPipeline, StoppedDuringRetry, UnsavedAtRevocation
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,15 @@ def stop_without_committing(error: BaseException, records: Sequence[RawRecord]) 
         log.critical("a batch of %d records cannot complete: %s. Stopping without committing its offsets so "
                      "the consumer group re-delivers it (%s); exit status %d", len(records), describe(error),
                      ", ".join(partitions), EXIT_BATCH_FAILED, exc_info=not isinstance(error, BatchFailed))
+    logging.shutdown()
+    os._exit(EXIT_BATCH_FAILED)
+
+
+def stop_unsaved_at_revocation(error: UnsavedAtRevocation) -> NoReturn:
+    """Leave the process: the models have learned a round of visits whose customers may belong to another worker
+    now. A restart restores the last model checkpoint (taken without the round) and the group re-assigns."""
+    log.critical("%s. Stopping so that no worker learns the round's labels twice; exit status %d", error,
+                 EXIT_BATCH_FAILED)
     logging.shutdown()
     os._exit(EXIT_BATCH_FAILED)
 

@@ -67,6 +67,8 @@ OFFER_TOO_LARGE = "offer_too_large"
 RETRY_FIRST_S = 0.1
 # Records whose newest event time is this close to the wall clock are live (else a backlog or a replay).
 LIVE_WITHIN_S = 3600.0
+# How long a revocation waits for a round of visits to finish or be saved (Faust's rebalance waits meanwhile).
+REVOKED_SAVE_S = 5.0
 # The source a timed trigger's offer names when the broker refuses it (no input record triggered it).
 TIMER_TOPIC = "timer"
 
@@ -82,6 +84,10 @@ class BatchFailed(Exception):
 
 class StoppedDuringRetry(Exception):
     """The worker is shutting down while a batch is being retried: the batch stays uncommitted."""
+
+
+class UnsavedAtRevocation(Exception):
+    """Partitions were revoked while a round of visits could not be saved: the models hold labels Redis does not."""
 
 
 class BatchPipeline:
@@ -231,16 +237,24 @@ class BatchPipeline:
         for sensor in self.sensors:
             sensor.on_batch_completed(report)
 
-    def partitions_revoked(self) -> None:
-        """Another worker may own these partitions now: forget their cached customers and their clocks."""
-        if self._unsaved is not None:
-            log.warning("partitions revoked before a round of %d visits could be saved; the partitions' next owner "
-                        "runs them again from Redis", len(self._unsaved.updates))
-            self._unsaved = None
-        self.cache.clear()
-        self.clocks.clear()
-        self.topic_clocks.clear()
-        self.historical.clear()
+    async def partitions_revoked(self, within_s: float = REVOKED_SAVE_S) -> None:
+        """Another worker may own these partitions now: let a round of visits in flight finish, complete one that
+        failed to save, then forget the cached customers and their clocks. Raises UnsavedAtRevocation if that
+        takes longer than `within_s` (the rebalance waits meanwhile) or cannot succeed: the models have learned
+        the round's settled labels, and the partitions' next owner runs its visits again from Redis (this
+        worker, if it got them back, would learn them twice)."""
+        try:
+            async with asyncio.timeout(within_s), self.lock:
+                await self._complete_visits(waiting=0, outside_a_batch=True)
+        except (TimeoutError, BatchFailed, StoppedDuringRetry) as error:
+            why = f"not done within {within_s:g} s" if isinstance(error, TimeoutError) else describe(error)
+            unsaved = f"{len(self._unsaved.updates)} visits learned but not saved" if self._unsaved else "in flight"
+            raise UnsavedAtRevocation(f"partitions revoked while a round of visits was {unsaved} ({why})") from error
+        finally:
+            self.cache.clear()
+            self.clocks.clear()
+            self.topic_clocks.clear()
+            self.historical.clear()
 
     # --- event time across input topics ------------------------------------------------------------
     def _advance_topic_clocks(self, records: Sequence[RawRecord], validated: Sequence[tuple[RawRecord, InputEvent]]

@@ -29,7 +29,7 @@ from streams.storage.customer_store import RedisCustomerStore
 from streams.storage.keys import checkpoint_key
 from streams.worker.contracts import RawRecord
 from streams.worker.lifecycle import ModelCheckpoints
-from streams.worker.pipeline import BatchFailed, BatchPipeline, StoppedDuringRetry
+from streams.worker.pipeline import BatchFailed, BatchPipeline, StoppedDuringRetry, UnsavedAtRevocation
 from streams.worker.sensors import BatchCounters
 from tests.helpers import click, now_iso, purchase
 from tests.integration.conftest import RedisServer
@@ -221,12 +221,33 @@ async def test_stopping_during_retries_leaves_the_batch_unapplied(own_redis: Red
     await client.aclose()
 
 
+# Horizons of 15 minutes: a customer silent for 30 minutes of stream time has labels to settle.
+QUICK = ModelSettings(propensity_horizon_days=0.01, churn_horizon_days=0.01)
+
+
+async def a_round_redis_refuses(server: RedisServer) -> tuple[Observed, aioredis.Redis, str, dict[str, str]]:
+    """A customer silent for 30 minutes is visited while Redis, out of memory, refuses the round's save and the
+    worker is stopping: the round is kept unsaved. Returns the pipeline, its client, the visited customer and the
+    model versions after the round (its settled labels learned)."""
+    personalizer = Personalizer(QUICK)
+    pipeline, client = pipeline_on(server, Recorder(), personalizer, stopping=True)
+    run = uuid.uuid4().hex[:6]
+    quiet, later = f"{run}-quiet", f"{run}-later"
+    await pipeline.handle(records([click(customer=quiet, at=now_iso(30)), click(customer=later, at=now_iso())]))
+    before = personalizer.model_versions()
+    await client.set("filler", b"x" * 2_000_000)
+    await client.config_set("maxmemory", "1mb")  # the save script is refused; reads still run
+    with pytest.raises(StoppedDuringRetry):
+        await pipeline.rescore_due()
+    assert pipeline.holds_unsaved
+    learned = personalizer.model_versions()
+    assert learned["propensity"] != before["propensity"]  # the quiet customer's settled label
+    return pipeline, client, quiet, learned
+
+
 async def test_a_round_of_visits_redis_refuses_is_kept_out_of_checkpoints_until_it_is_saved(
         own_redis: RedisServer, tmp_path: Path) -> None:
-    # Horizons of 15 minutes: a customer silent for 30 minutes of stream time has labels to settle.
-    quick = ModelSettings(propensity_horizon_days=0.01, churn_horizon_days=0.01)
-    personalizer = Personalizer(quick)
-    pipeline, client = pipeline_on(own_redis, Recorder(), personalizer, stopping=True)
+    pipeline, client, quiet, learned = await a_round_redis_refuses(own_redis)
     elsewhere = RedisServer(tmp_path / "checkpoints")
     (tmp_path / "checkpoints").mkdir()
     elsewhere.start()
@@ -236,34 +257,43 @@ async def test_a_round_of_visits_redis_refuses_is_kept_out_of_checkpoints_until_
                                    lambda: pipeline.counters.accepted)
     checkpoints.restored.set()
     try:
-        run = uuid.uuid4().hex[:6]
-        quiet, later = f"{run}-quiet", f"{run}-later"
-        await pipeline.handle(records([click(customer=quiet, at=now_iso(30)), click(customer=later, at=now_iso())]))
-        before = personalizer.model_versions()
-        await client.set("filler", b"x" * 2_000_000)
-        await client.config_set("maxmemory", "1mb")  # the save script is refused; reads still run
-        with pytest.raises(StoppedDuringRetry):
-            await pipeline.rescore_due()
-        assert pipeline.holds_unsaved
-        learned = personalizer.model_versions()
-        assert learned["propensity"] != before["propensity"]  # the quiet customer's settled label
-
         await checkpoints.save("periodic")
         assert await checkpoint_client.exists(checkpoint_key("visits")) == 0  # a restart would learn it again
 
         await client.config_set("maxmemory", "0")
         await checkpoints.save_at_shutdown()  # completes the round first, then checkpoints
         assert not pipeline.holds_unsaved
-        restored = Personalizer(quick)
+        restored = Personalizer(QUICK)
         assert await checkpoints.store.restore(restored)
         assert restored.model_versions() == learned
         assert float((await client.hgetall(f"profile:{quiet}"))[b"recency_days"]) > 0.02  # scored 30 min later
         await pipeline.rescore_due()  # nothing due any more: the saved round is not run again
-        assert personalizer.model_versions() == learned
+        assert pipeline.personalizer.model_versions() == learned
     finally:
         await client.aclose()
         await checkpoint_client.aclose()
         elsewhere.stop()
+
+
+async def test_a_revocation_saves_a_round_of_visits_redis_refused_or_stops_the_worker(own_redis: RedisServer
+                                                                                      ) -> None:
+    pipeline, client, quiet, learned = await a_round_redis_refuses(own_redis)
+    try:
+        with pytest.raises(UnsavedAtRevocation, match=r"1 visits learned but not saved.*redis_out_of_memory"):
+            await pipeline.partitions_revoked()  # still refused: the worker would exit (stop_unsaved_at_revocation)
+        assert pipeline.holds_unsaved
+
+        await client.config_set("maxmemory", "0")
+        await pipeline.partitions_revoked()
+        assert not pipeline.holds_unsaved
+        assert float((await client.hgetall(f"profile:{quiet}"))[b"recency_days"]) > 0.02
+        # The partition comes back: its customers are read from Redis, and the round is not run again.
+        await pipeline.handle(records([click(customer=f"{quiet}-back", at=now_iso())], start=10))
+        await pipeline.rescore_due()
+        labels = ("propensity", "churn")  # (the new click teaches segments and co-occurrence)
+        assert [pipeline.personalizer.model_versions()[m] for m in labels] == [learned[m] for m in labels]
+    finally:
+        await client.aclose()
 
 
 async def test_records_the_broker_refuses_as_too_large_become_dead_letters(own_redis: RedisServer) -> None:

@@ -1,6 +1,6 @@
 """The timer's clock: stream time in replays and backlogs, the wall clock (less a grace) on a caught-up live
 partition; and a timer round that cannot save is completed later as it was decided (its reminder sent once, its
-labels learned once)."""
+labels learned once), at the latest when its partitions are revoked."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import asyncio
 
 import orjson
 import pytest
+import redis
 
 from models.personalizer import Personalizer
 from models.settings import ModelSettings
 from streams.storage.memory import InMemoryCustomerStore
 from streams.worker.contracts import RawRecord
-from streams.worker.pipeline import LIVE_WITHIN_S, BatchFailed, BatchPipeline
+from streams.worker.pipeline import LIVE_WITHIN_S, BatchFailed, BatchPipeline, UnsavedAtRevocation
 from streams.worker.publisher import InMemoryPublisher
 from tests.helpers import T0, click
 
@@ -144,3 +145,75 @@ def test_a_customer_forgotten_meanwhile_is_not_written_back_by_the_unsaved_round
     assert asyncio.run(p.forget("c1")) > 0
     asyncio.run(p.rescore_due())
     assert not p.holds_unsaved and "c1" not in store.states and "c1" not in store.profiles
+
+
+def revoked_and_back(fail_first_save: bool) -> tuple[BatchPipeline, SaveFailsOnce, InMemoryPublisher]:
+    """`after_a_round`, then its partition revoked and assigned back: a batch moves its clock again, and the
+    timer visits whoever the store says is due."""
+    p, store, published = after_a_round(fail_first_save)
+    asyncio.run(p.partitions_revoked())
+    assert not p.holds_unsaved and not p.clocks
+    back = click(customer="c2", event_id="c2-back")
+    asyncio.run(p.handle([RawRecord("clickstream", 0, 1, b"c2", orjson.dumps(back))]))
+    asyncio.run(p.rescore_due())
+    return p, store, published
+
+
+def test_a_revocation_saves_the_unsaved_round_so_the_partition_coming_back_learns_nothing_twice() -> None:
+    clean, clean_store, clean_offers = revoked_and_back(fail_first_save=False)
+    failed, failed_store, failed_offers = revoked_and_back(fail_first_save=True)
+    # Dropped at the revocation, the round would be run again from the store: labels learned twice, reminder resent.
+    assert failed.personalizer.model_versions() == clean.personalizer.model_versions()
+    assert [o.offer_id for o in failed_offers.offers] == [o.offer_id for o in clean_offers.offers]
+    assert failed_store.states["c1"] == clean_store.states["c1"]
+
+
+class SaveUnreachable(InMemoryCustomerStore):
+    """A store whose saves fail as an unreachable Redis does once `reachable` is cleared (retried: it may heal)."""
+
+    reachable = True
+
+    async def save(self, *args: object, **kwargs: object) -> None:  # type: ignore[override]
+        if not self.reachable:
+            raise redis.exceptions.ConnectionError("Connection refused")
+        await super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_revocation_that_cannot_save_the_round_raises_and_forgets_the_partitions() -> None:
+    store = SaveUnreachable()
+    p = BatchPipeline(learns_labels_quickly(), store, InMemoryPublisher(), lambda topic: topic,
+                      input_topics=["clickstream"], live_clock=lambda: T0.timestamp() + 1800.0, retry_max_s=0.05)
+
+    async def revoked_during_a_round() -> None:
+        await p.handle([add_to_cart()])
+        store.reachable = False
+        rounds = asyncio.create_task(p.rescore_due(time_budget_s=60.0))  # retries its save, holding the lock
+        await asyncio.sleep(0.2)
+        with pytest.raises(UnsavedAtRevocation, match="1 visits learned but not saved"):
+            await p.partitions_revoked(within_s=0.3)
+        rounds.cancel()
+
+    asyncio.run(revoked_during_a_round())
+    assert not p.clocks and p.cache.get("c1") is None
+
+
+class SlowSave(InMemoryCustomerStore):
+    async def save(self, *args: object, **kwargs: object) -> None:  # type: ignore[override]
+        await asyncio.sleep(0.3)
+        await super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_revocation_waits_for_a_round_in_flight() -> None:
+    store = SlowSave()
+    p = BatchPipeline(learns_labels_quickly(), store, InMemoryPublisher(), lambda topic: topic,
+                      input_topics=["clickstream"], live_clock=lambda: T0.timestamp() + 1800.0)
+
+    async def revoked_during_a_round() -> None:
+        await p.handle([add_to_cart()])
+        rounds = asyncio.create_task(p.rescore_due())
+        await asyncio.sleep(0.05)
+        await p.partitions_revoked()
+        assert rounds.done() and await rounds == 1
+
+    asyncio.run(revoked_during_a_round())
+    assert store.profiles["c1"]["recency_days"]  # the visit's profile, 30 minutes on, was saved first
