@@ -127,6 +127,9 @@ class ArmReport:
     # the offers of one policy (the deployment's), so for an arm of another policy they measure different items.
     # Revenue and buyers compare every arm fairly.
     offers_comparable: bool = True
+    # The reference's conversion rate the conversion lift is measured against: the holdout's own, or its
+    # customers' under the ghost offers of this arm's policy (then it differs from the holdout's row).
+    conversion_reference: float | None = None
 
 
 @dataclass(frozen=True)
@@ -316,6 +319,7 @@ def _with_lifts(report: ArmReport, a: ArmCounts, ref: ArmCounts, alpha: float,
     buyers, _ = conversion_lifts(a.buyers, a.customers, ref.buyers, ref.customers, alpha)
     return replace(
         report, conversion_lift=conversion, relative_conversion_lift=relative, buyer_lift=buyers,
+        conversion_reference=offers.converted_customers / offers.customers if offers.customers else None,
         revenue_lift=welch_lift(a.revenue, a.revenue_sq, a.customers, ref.revenue, ref.revenue_sq, ref.customers,
                                  alpha),
         attributed_revenue_lift=welch_lift(a.attributed_revenue, a.attributed_revenue_sq, a.customers,
@@ -419,6 +423,15 @@ def _lift_line(label: str, lift: Lift | None, scale: float, unit: str, digits: i
 _FIXED = 2 + 9 + 2 + 9 + 2 + 6 + 1 + 6 + 1 + 6 + 2 + 9 + 2 + 23 + 2 + 9
 
 
+def offers_ref_note(arm: ArmReport, reference: ArmReport) -> str:
+    """Where an arm's conversion lift is measured against the holdout's customers under the ghost offers of the
+    arm's own policy, the rate it is measured against (else the holdout's row would seem to contradict it)."""
+    rate = arm.conversion_reference
+    if rate is None or not arm.offers_comparable or rate == reference.conversion_rate:
+        return ""
+    return f"  (conversion against {_pct(rate, 2)}: the {reference.arm}'s customers under {arm.policy}'s ghost offers)"
+
+
 def format_report(report: ExperimentReport) -> str:
     """A plain-text table for a terminal: one line per arm, the lifts of each arm against the reference, and the
     sample-ratio check. No line is longer than 120 characters (very long arm or policy names are cut with ...).
@@ -451,13 +464,15 @@ def format_report(report: ExperimentReport) -> str:
                      f"{_pct(rates['clicked']):>6}  {a.converted_customers:>9,}  {_conversion_cell(a):<23}  "
                      f"{_money(a.revenue_per_customer):>9}")
     empty = "no customers in an arm"
+    reference_arm = next(a for a in report.arms if a.arm == report.reference)
     for a in report.arms:
         if a.arm == report.reference:
             continue
         ratio_why = empty if a.customers == 0 or a.conversion_lift is None or a.conversion_lift.estimate is None \
             else f"no conversions in {report.reference}"
+        ghost = offers_ref_note(a, reference_arm)
         lines.append(f"{a.arm} vs {report.reference}:" + ("" if a.offers_comparable else
-                     "  (offer figures not comparable: the holdout records another policy's offers)"))
+                     "  (offer figures not comparable: the holdout records another policy's offers)") + ghost)
         lines.append(_lift_line("conversion", a.conversion_lift, 100, " pp", 2, empty))
         lines.append(_lift_line("relative conversion", a.relative_conversion_lift, 100, "%", 1, ratio_why,
                                 with_p=False))

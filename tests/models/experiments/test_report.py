@@ -308,6 +308,12 @@ def test_a_ghost_reference_makes_another_policy_s_offer_figures_comparable() -> 
     assert arm.offers_comparable and arm.conversion_lift is not None
     assert arm.conversion_lift.estimate == pytest.approx(60 / 900)  # against the ghost's 40, not the holdout's 300
     assert arm.buyer_lift is not None and arm.buyer_lift.estimate == pytest.approx(80 / 900)
+    # The table says what the lift is against: popular's 11.11% is below the holdout's row (33.33%), yet its lift
+    # is +6.67 pp, against the holdout's customers under popular's ghost offers.
+    text = format_report(report)
+    assert "popular vs holdout:  (conversion against 4.44%: the holdout's customers under popular's ghost offers)" \
+        in text.splitlines()
+    assert "conversion against" not in format_report(experiment_report("x", [holdout, popular]))
 
 
 # -- one arm against another -------------------------------------------------------------------------------------
