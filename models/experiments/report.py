@@ -423,7 +423,7 @@ def _lift_line(label: str, lift: Lift | None, scale: float, unit: str, digits: i
 _FIXED = 2 + 9 + 2 + 9 + 2 + 6 + 1 + 6 + 1 + 6 + 2 + 9 + 2 + 23 + 2 + 9
 
 
-def offers_ref_note(arm: ArmReport, reference: ArmReport) -> str:
+def _ghost_reference_note(arm: ArmReport, reference: ArmReport) -> str:
     """Where an arm's conversion lift is measured against the holdout's customers under the ghost offers of the
     arm's own policy, the rate it is measured against (else the holdout's row would seem to contradict it)."""
     rate = arm.conversion_reference
@@ -464,13 +464,13 @@ def format_report(report: ExperimentReport) -> str:
                      f"{_pct(rates['clicked']):>6}  {a.converted_customers:>9,}  {_conversion_cell(a):<23}  "
                      f"{_money(a.revenue_per_customer):>9}")
     empty = "no customers in an arm"
-    reference_arm = next(a for a in report.arms if a.arm == report.reference)
+    reference_arm = report.arm(report.reference)
     for a in report.arms:
         if a.arm == report.reference:
             continue
         ratio_why = empty if a.customers == 0 or a.conversion_lift is None or a.conversion_lift.estimate is None \
             else f"no conversions in {report.reference}"
-        ghost = offers_ref_note(a, reference_arm)
+        ghost = _ghost_reference_note(a, reference_arm)
         lines.append(f"{a.arm} vs {report.reference}:" + ("" if a.offers_comparable else
                      "  (offer figures not comparable: the holdout records another policy's offers)") + ghost)
         lines.append(_lift_line("conversion", a.conversion_lift, 100, " pp", 2, empty))

@@ -244,8 +244,8 @@ class BatchPipeline:
         the round's settled labels, and the partitions' next owner runs its visits again from Redis (this
         worker, if it got them back, would learn them twice)."""
         try:
-            async with asyncio.timeout(within_s), self.lock:
-                await self._complete_visits(waiting=0, outside_a_batch=True)
+            async with asyncio.timeout(within_s):
+                await self.save_unsaved()
         except (TimeoutError, BatchFailed, StoppedDuringRetry) as error:
             why = f"not done within {within_s:g} s" if isinstance(error, TimeoutError) else describe(error)
             unsaved = f"{len(self._unsaved.updates)} visits learned but not saved" if self._unsaved else "in flight"

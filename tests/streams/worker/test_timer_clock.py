@@ -91,11 +91,18 @@ def learns_labels_quickly() -> Personalizer:
                                       propensity_horizon_days=0.01, churn_horizon_days=0.01))
 
 
+def half_an_hour_on(store: InMemoryCustomerStore, published: InMemoryPublisher | None = None,
+                    retry_max_s: float = 5.0) -> BatchPipeline:
+    """A pipeline learning labels quickly, its live clock 30 minutes after T0."""
+    return BatchPipeline(learns_labels_quickly(), store, published or InMemoryPublisher(), lambda topic: topic,
+                         input_topics=["clickstream"], live_clock=lambda: T0.timestamp() + 1800.0,
+                         retry_max_s=retry_max_s)
+
+
 def after_a_round(fail_its_save: bool) -> tuple[BatchPipeline, SaveFailsOnce, InMemoryPublisher]:
     """An add to cart, then the timer's round 30 minutes later (the live clock), its save failing if asked."""
     store, published = SaveFailsOnce(), InMemoryPublisher()
-    p = BatchPipeline(learns_labels_quickly(), store, published, lambda topic: topic, input_topics=["clickstream"],
-                      live_clock=lambda: T0.timestamp() + 1800.0)
+    p = half_an_hour_on(store, published)
     asyncio.run(p.handle([add_to_cart()]))
     store.fail = fail_its_save
     if fail_its_save:
@@ -181,8 +188,7 @@ class SaveUnreachable(InMemoryCustomerStore):
 
 def test_a_revocation_that_cannot_save_the_round_raises_and_forgets_the_partitions() -> None:
     store = SaveUnreachable()
-    p = BatchPipeline(learns_labels_quickly(), store, InMemoryPublisher(), lambda topic: topic,
-                      input_topics=["clickstream"], live_clock=lambda: T0.timestamp() + 1800.0, retry_max_s=0.05)
+    p = half_an_hour_on(store, retry_max_s=0.05)
 
     async def revoked_during_a_round() -> None:
         await p.handle([add_to_cart()])
@@ -205,8 +211,7 @@ class SlowSave(InMemoryCustomerStore):
 
 def test_a_revocation_waits_for_a_round_in_flight() -> None:
     store = SlowSave()
-    p = BatchPipeline(learns_labels_quickly(), store, InMemoryPublisher(), lambda topic: topic,
-                      input_topics=["clickstream"], live_clock=lambda: T0.timestamp() + 1800.0)
+    p = half_an_hour_on(store)
 
     async def revoked_during_a_round() -> None:
         await p.handle([add_to_cart()])
