@@ -170,11 +170,14 @@ def create_app(settings: Settings) -> faust.App:
             await rescore_due(pipeline, worker.rescore_budget_s)
             await asyncio.sleep(worker.rescore_interval_s)
 
-    @app.timer(GC_FREEZE_CHECK_S)
+    @app.task
     async def freeze_collection_survivors() -> None:
-        if collector.freeze_due:  # the lock is taken only when there is something to freeze
-            async with pipeline.lock:  # between batches: a batch's own objects die with it, unfrozen
-                collector.freeze_if_due()
+        # A task, not a timer: waiting for the lock through a long batch made Faust warn that the timer overlapped.
+        while not app.should_stop:
+            await asyncio.sleep(GC_FREEZE_CHECK_S)
+            if collector.freeze_due:  # the lock is taken only when there is something to freeze
+                async with pipeline.lock:  # between batches: a batch's own objects die with it, unfrozen
+                    collector.freeze_if_due()
 
     @app.timer(STATS_PUBLISH_S)
     async def publish_stats() -> None:
