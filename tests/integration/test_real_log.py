@@ -73,6 +73,9 @@ def test_ta_feng_through_the_worker_scores_as_well_as_the_best_baseline(stack: S
     # partition's figures and how long before the last profile write its own last one was (partitions are
     # consumed at different paces and share the models).
     print("by partition", _by_partition(profiles, truth, end_ts, settings.kafka.partitions))
+    warnings = [line for line in (tmp_path / "worker.log").read_text(errors="replace").splitlines()
+                if "[WARNING]" in line or "[ERROR]" in line or "[CRITICAL]" in line]
+    print(f"the worker logged {len(warnings)} warnings or errors; the last:", *warnings[-15:], sep="\n")
     assert propensity["engine"]["n"] == len(customers) > 8000
     # Ranks customers well above chance and above recency alone, close to frequency alone (the strongest single
     # signal in groceries), and its probabilities mean what they say. The margins allow for the spread between
@@ -89,7 +92,8 @@ def test_ta_feng_through_the_worker_scores_as_well_as_the_best_baseline(stack: S
 def _by_partition(profiles: Mapping[str, Mapping[Any, Any]], truth: PurchaseTimes, end_ts: float, partitions: int
                   ) -> dict[int, str]:
     """Per input partition (where the producer sends the customer key): customers, propensity's AUC and mean
-    score against the rate, and seconds from the partition's last profile write to the last of all."""
+    score against the rate, churn risk's mean, how long before the stream's end the profiles were scored (median
+    and longest, days), and seconds from the partition's last profile write to the last of all."""
     horizon_days = next(days for field, days, _ in SCORES if field == "propensity")
     written = {c: datetime.fromisoformat(p["updated_at"]).timestamp() for c, p in profiles.items()}
     last = max(written.values())
@@ -101,6 +105,9 @@ def _by_partition(profiles: Mapping[str, Mapping[Any, Any]], truth: PurchaseTime
         y = np.array([truth.bought_within(c, end_ts, horizon_days * DAY) for c in members], dtype=float)
         scores = np.array([float(profiles[c]["propensity"]) for c in members])
         auc = binary_metrics(y, scores)["roc_auc"]
+        churn = np.mean([float(profiles[c]["churn_risk"]) for c in members])
+        stale = np.array([end_ts - datetime.fromisoformat(profiles[c]["scored_at"]).timestamp() for c in members]) / DAY
         lines[partition] = (f"n {len(members)} auc {auc:.3f} mean {scores.mean():.3f} rate {y.mean():.3f} "
-                            f"done {last - max(written[c] for c in members):.0f} s before the last")
+                            f"churn mean {churn:.3f} scored {np.median(stale):.1f} / {stale.max():.1f} days "
+                            f"before the end, done {last - max(written[c] for c in members):.0f} s before the last")
     return lines
