@@ -23,7 +23,7 @@ from streams.storage.checkpoints import CheckpointStore
 from streams.storage.experiments import ExperimentStore
 from streams.worker.contracts import RawRecord
 from streams.worker.failures import describe
-from streams.worker.pipeline import BatchFailed, BatchPipeline, StoppedDuringRetry, UnsavedAtRevocation
+from streams.worker.pipeline import BatchFailed, BatchPipeline, RoundAbandoned, StoppedDuringRetry, UnsavedAtRevocation
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,9 @@ async def rescore_due(pipeline: BatchPipeline, budget_s: float) -> None:
     """One round of re-scoring silent customers; a failure waits for the next round (no offsets depend on it)."""
     try:
         await pipeline.rescore_due(budget_s)
+    except RoundAbandoned as error:
+        log.info("re-scoring silent customers gave way: %s; nothing was learned, the visits run again when due",
+                 error)
     except (BatchFailed, StoppedDuringRetry) as error:
         log.warning("re-scoring silent customers paused: %s; the round is kept and saved before the next batch "
                     "or round", describe(error))

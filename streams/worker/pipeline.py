@@ -69,6 +69,8 @@ RETRY_FIRST_S = 0.1
 LIVE_WITHIN_S = 3600.0
 # How long a revocation waits for a round of visits to finish or be saved (Faust's rebalance waits meanwhile).
 REVOKED_SAVE_S = 5.0
+# How often a round of visits retrying its load looks whether a revocation wants it to give way.
+REVOCATION_POLL_S = 0.05
 # The source a timed trigger's offer names when the broker refuses it (no input record triggered it).
 TIMER_TOPIC = "timer"
 
@@ -88,6 +90,11 @@ class StoppedDuringRetry(Exception):
 
 class UnsavedAtRevocation(Exception):
     """Partitions were revoked while a round of visits could not be saved: the models hold labels Redis does not."""
+
+
+class RoundAbandoned(Exception):
+    """A round of visits gave way to a revocation while retrying its load: it had learned nothing, so the
+    partitions' next owner (or this worker, if it gets them back) runs its visits from Redis as if it never ran."""
 
 
 class BatchPipeline:
@@ -141,6 +148,7 @@ class BatchPipeline:
         self.live_clock = live_clock
         self.historical: dict[int, bool] = {}  # per partition: whether its latest batch's records were historical
         self._unsaved: _UnsavedVisits | None = None  # a round of visits decided but not yet published and saved
+        self._revoking = False  # a revocation waits for the lock: a round still loading gives way to it
         # Held for a whole batch: `forget` must not interleave with a batch that holds the customer's state,
         # and a model checkpoint must not catch a batch half-applied.
         self.lock = asyncio.Lock()
@@ -242,7 +250,9 @@ class BatchPipeline:
         failed to save, then forget the cached customers and their clocks. Raises UnsavedAtRevocation if that
         takes longer than `within_s` (the rebalance waits meanwhile) or cannot succeed: the models have learned
         the round's settled labels, and the partitions' next owner runs its visits again from Redis (this
-        worker, if it got them back, would learn them twice)."""
+        worker, if it got them back, would learn them twice). A round still retrying its load (Redis away) has
+        learned nothing: it gives way (RoundAbandoned) rather than holding the rebalance up."""
+        self._revoking = True
         try:
             async with asyncio.timeout(within_s):
                 await self.save_unsaved()
@@ -251,6 +261,7 @@ class BatchPipeline:
             unsaved = f"{len(self._unsaved.updates)} visits learned but not saved" if self._unsaved else "in flight"
             raise UnsavedAtRevocation(f"partitions revoked while a round of visits was {unsaved} ({why})") from error
         finally:
+            self._revoking = False
             self.cache.clear()
             self.clocks.clear()
             self.topic_clocks.clear()
@@ -556,14 +567,20 @@ class BatchPipeline:
     async def _until_done(self, stage: str, operation: Callable[[], Awaitable[T]], waiting: int,
                           outside_a_batch: bool = False) -> T:
         """Run `operation` until it succeeds, retrying the same work while its failure can heal. Outside a batch
-        (no batch completion will follow), a success after failures is reported to the sensors at once."""
+        (no batch completion will follow), a success after failures is reported to the sensors at once; there a
+        load with nothing learned yet gives way to a revocation (RoundAbandoned)."""
         delay = RETRY_FIRST_S
         failed = False
+        abandonable = outside_a_batch and stage == "load" and self._unsaved is None
         while True:
             try:
                 result = await operation()
             except Exception as error:
-                await self._failed_attempt(stage, error, waiting, delay)
+                await self._failed_attempt(stage, error, waiting, delay, abandonable)
+                if abandonable and self._revoking:
+                    failure = classify(error)
+                    raise RoundAbandoned(f"partitions revoked while the round's {stage} failed "
+                                         f"({failure.cause}: {failure.detail})") from error
                 delay = min(delay * 2, self.retry_max_s)
                 failed = True
                 continue
@@ -572,8 +589,10 @@ class BatchPipeline:
                     sensor.on_recovered()
             return result
 
-    async def _failed_attempt(self, stage: str, error: BaseException, waiting: int, delay: float) -> None:
-        """Record a failed attempt; raise if it cannot heal or the worker is stopping, else wait `delay`."""
+    async def _failed_attempt(self, stage: str, error: BaseException, waiting: int, delay: float,
+                              abandonable: bool = False) -> None:
+        """Record a failed attempt; raise if it cannot heal or the worker is stopping, else wait `delay` (less if
+        `abandonable` and a revocation comes meanwhile)."""
         failure = classify(error)
         for sensor in self.sensors:
             sensor.on_attempt_failed(stage, failure, waiting)
@@ -583,7 +602,12 @@ class BatchPipeline:
             raise StoppedDuringRetry(f"stopping while {stage} fails ({failure.cause})") from error
         log.warning("batch %s failed (%s: %s); retrying the same batch in %.1fs", stage, failure.cause,
                     failure.detail, delay)
-        await asyncio.sleep(delay)
+        if not abandonable:
+            await asyncio.sleep(delay)
+            return
+        deadline = time.perf_counter() + delay
+        while not self._revoking and (left := deadline - time.perf_counter()) > 0:
+            await asyncio.sleep(min(left, REVOCATION_POLL_S))
 
     # --- stages 1-2 -------------------------------------------------------------------------------
     def _validate(self, records: Sequence[RawRecord], received_at: datetime

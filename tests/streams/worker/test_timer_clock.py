@@ -14,7 +14,7 @@ from models.personalizer import Personalizer
 from models.settings import ModelSettings
 from streams.storage.memory import InMemoryCustomerStore
 from streams.worker.contracts import RawRecord
-from streams.worker.pipeline import LIVE_WITHIN_S, BatchFailed, BatchPipeline, UnsavedAtRevocation
+from streams.worker.pipeline import LIVE_WITHIN_S, BatchFailed, BatchPipeline, RoundAbandoned, UnsavedAtRevocation
 from streams.worker.publisher import InMemoryPublisher
 from tests.helpers import T0, click
 
@@ -201,6 +201,41 @@ def test_a_revocation_that_cannot_save_the_round_raises_and_forgets_the_partitio
 
     asyncio.run(revoked_during_a_round())
     assert not p.clocks and p.cache.get("c1") is None
+
+
+class DueUnreachable(InMemoryCustomerStore):
+    """A store that cannot say who is due once `reachable` is cleared (an unreachable Redis: retried)."""
+
+    reachable = True
+
+    async def due(self, *args: object, **kwargs: object) -> dict[int, list[str]]:  # type: ignore[override]
+        if not self.reachable:
+            raise redis.exceptions.ConnectionError("Connection refused")
+        return await super().due(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_round_still_loading_gives_way_to_a_revocation() -> None:
+    store = DueUnreachable()
+    p = half_an_hour_on(store)  # retries wait 0.1, 0.2, 0.4, 0.8 s...: the fifth would end 3.1 s in
+
+    async def revoked_while_loading() -> None:
+        await p.handle([add_to_cart()])
+        learned = p.personalizer.model_versions()
+        store.reachable = False
+        rounds = asyncio.create_task(p.rescore_due(time_budget_s=60.0))  # retries its load, holding the lock
+        await asyncio.sleep(0.5)
+        # Waiting out the retries would take the revocation past its bound (and stop the worker); the round had
+        # learned nothing, so it stops instead.
+        await p.partitions_revoked(within_s=1.0)
+        with pytest.raises(RoundAbandoned, match="redis_unreachable"):
+            await rounds
+        assert p.personalizer.model_versions() == learned
+
+    asyncio.run(revoked_while_loading())
+    assert not p.clocks and not p.holds_unsaved and p.cache.get("c1") is None
+    # The customer is still due: the partition's next owner visits them from the store.
+    store.reachable = True
+    assert asyncio.run(store.due({0: T0.timestamp() + 1800.0}, 10)) == {0: ["c1"]}
 
 
 class SlowSave(InMemoryCustomerStore):
