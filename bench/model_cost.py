@@ -4,7 +4,9 @@
 
 Part 1 (no services): replays a synthetic log through `Personalizer.process`; the first half warms the
 models, the second half is timed plainly (µs per event) and then under cProfile, whose cumulative times per
-model method are scaled to the plain total to give µs per call of each model's learn/predict/decide.
+model method are scaled to the plain total to give µs per call of each model's learn/predict/decide. cProfile
+charges every Python call it traces, so call-heavy code reads more than its share: the decisions (DIRECT) are
+also timed directly, a perf_counter pair around each call on a third copy, less the pair's own cost.
 Part 2 (needs Redis at PERSO_REDIS_URL, database 15 is flushed): the whole batch pipeline in-process (validate,
 de-duplicate, models, Redis load and save; publishing is a no-op here, the broker is measured by
 bench/e2e.py and bench/ceiling.py) at micro-batch sizes 1, 50 and 500: the speedup of the mini-batch path.
@@ -18,10 +20,12 @@ import asyncio
 import cProfile
 import json
 import pstats
+import statistics
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -29,6 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from models.personalizer import Personalizer  # noqa: E402
+from models.policies.guardrails import Guardrails  # noqa: E402
+from models.policies.learned import LearnedPolicy  # noqa: E402
+from models.policies.nbo import NextBestOffer  # noqa: E402
 from models.state import CustomerState  # noqa: E402
 from schemas.events import ClickEvent, PurchaseEvent, parse_event  # noqa: E402
 from streams.datasets.synthetic import SyntheticShop, history  # noqa: E402
@@ -57,11 +64,59 @@ CALLS = [
 ]
 
 
+# (label, class, method) of the calls also timed directly
+DIRECT = [
+    ("policy: decide (nbo)", NextBestOffer, "decide"),
+    ("policy: decide (learned)", LearnedPolicy, "decide"),
+    ("guardrails and policy", Guardrails, "decide"),
+]
+
+
 def run(personalizer: Personalizer, events: Sequence[ClickEvent | PurchaseEvent],
         states: dict[str, CustomerState]) -> None:
     for event in events:
         state = states.setdefault(event.customer_id, CustomerState(event.customer_id))
         personalizer.process(state, event)
+
+
+def _timer_cost() -> float:
+    """Seconds a timed interval holds of the timer itself: two perf_counter readings back to back (the median)."""
+    clock = time.perf_counter
+    gaps = []
+    for _ in range(100_000):
+        started = clock()
+        gaps.append(clock() - started)
+    return statistics.median(gaps)
+
+
+def directly_timed(personalizer: Personalizer, events: Sequence[ClickEvent | PurchaseEvent],
+                   states: dict[str, CustomerState]) -> dict[str, dict[str, float]]:
+    """µs per call of each DIRECT method over `events`, timed around each call (the timer's own cost taken off;
+    a method calling another timed one also pays that one's timer: the guardrails' figure)."""
+    spent = {label: [0, 0.0] for label, _, _ in DIRECT}
+    originals = [(cls, name, cls.__dict__[name]) for _, cls, name in DIRECT]
+    clock = time.perf_counter
+
+    def timed(original: Any, tally: list[Any]) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            started = clock()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                tally[1] += clock() - started
+                tally[0] += 1
+        return call
+
+    for (label, cls, name), (_, _, original) in zip(DIRECT, originals, strict=True):
+        setattr(cls, name, timed(original, spent[label]))
+    try:
+        run(personalizer, events, states)
+    finally:
+        for cls, name, original in originals:
+            setattr(cls, name, original)
+    overhead = _timer_cost()
+    return {label: {"calls": calls, "us_per_call": round((seconds / calls - overhead) * 1e6, 1)}
+            for label, (calls, seconds) in spent.items() if calls}
 
 
 def model_costs(customers: int, days: float) -> dict[str, object]:
@@ -74,6 +129,7 @@ def model_costs(customers: int, days: float) -> dict[str, object]:
     # Timed twice on copies of the warmed models: plainly, then under the profiler.
     import copy
     plain_models, plain_states = copy.deepcopy(personalizer), copy.deepcopy(states)
+    direct_models, direct_states = copy.deepcopy(personalizer), copy.deepcopy(states)
     started = time.perf_counter()
     run(plain_models, events[half:], plain_states)
     plain_us = (time.perf_counter() - started) / (len(events) - half) * 1e6
@@ -92,7 +148,9 @@ def model_costs(customers: int, days: float) -> dict[str, object]:
             calls, cumulative = matches[0][1], matches[0][3]
             costs[label] = {"calls": calls, "us_per_call": round(cumulative * scale / calls * 1e6, 1),
                             "share_of_process": round(cumulative / total, 3)}
-    return {"events_timed": len(events) - half, "process_us_per_event": round(plain_us, 1), "calls": costs}
+    direct = directly_timed(direct_models, events[half:], direct_states)
+    return {"events_timed": len(events) - half, "process_us_per_event": round(plain_us, 1), "calls": costs,
+            "directly_timed": direct}
 
 
 async def batch_speedup(customers: int) -> dict[str, float]:
@@ -134,6 +192,8 @@ def main() -> None:
     for label, cost in models["calls"].items():  # type: ignore[union-attr]
         print(f"{label:<40} {cost['us_per_call']:>8.1f} µs/call  {cost['calls']:>7} calls  "
               f"{cost['share_of_process']:>6.1%} of process")
+    for label, cost in models["directly_timed"].items():  # type: ignore[attr-defined]
+        print(f"{label + ', timed directly':<40} {cost['us_per_call']:>8.1f} µs/call  {cost['calls']:>7} calls")
     print(f"Personalizer.process: {models['process_us_per_event']} µs per event "  # type: ignore[index]
           f"({1e6 / models['process_us_per_event']:,.0f} events/s on one core)")  # type: ignore[index]
     rates = result["pipeline_events_per_s"]
