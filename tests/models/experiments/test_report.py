@@ -8,6 +8,7 @@ import pytest
 from statsmodels.stats import proportion
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
+from models.experiments.lifts import conversion_lifts
 from models.experiments.report import ArmCounts, ExperimentReport, experiment_report, format_report
 
 
@@ -87,13 +88,37 @@ def test_conversion_lift_agrees_with_statsmodels() -> None:
     assert lift is not None and lift.estimate == pytest.approx(470 / 3900 - 0.1)
     expected = proportion.confint_proportions_2indep(470, 3900, 400, 4000, compare="diff", method="newcomb")
     assert lift.interval == pytest.approx(expected)
+    # The p-value is the test the interval inverts: at alpha = p its lower bound is 0 (and it stays within a few
+    # per cent of the score test's on counts like these).
+    assert lift.p_value is not None
+    at_p = proportion.confint_proportions_2indep(470, 3900, 400, 4000, compare="diff", method="newcomb",
+                                                 alpha=lift.p_value)
+    assert at_p[0] == pytest.approx(0.0, abs=1e-9)
     test = proportion.test_proportions_2indep(470, 3900, 400, 4000, compare="diff", method="score")
-    assert lift.p_value == pytest.approx(test.pvalue)
+    assert lift.p_value == pytest.approx(test.pvalue, rel=0.05)
     assert lift.interval is not None and lift.interval[0] > 0 and lift.significant  # lower bound ~ +0.7 pp
     relative = report.arm("nbo").relative_conversion_lift
     ratio = proportion.confint_proportions_2indep(470, 3900, 400, 4000, compare="ratio", method="log-adjusted")
     assert relative is not None and relative.estimate == pytest.approx((470 / 3900) / 0.1 - 1)
     assert relative.interval == pytest.approx((ratio[0] - 1, ratio[1] - 1))
+
+
+def test_the_conversion_p_value_and_interval_never_disagree() -> None:
+    # A score test's p read 0.047 beside a Newcombe interval of [-0.01, +13.31] pp in the demo: "p=0.047 not
+    # significant". Over many counts near the boundary, p < alpha exactly when the interval excludes 0.
+    rng = np.random.default_rng(3)
+    checked = 0
+    for _ in range(3000):
+        n1, n2 = int(rng.integers(5, 400)), int(rng.integers(5, 400))
+        c1, c2 = int(rng.binomial(n1, 0.3)), int(rng.binomial(n2, 0.3 + rng.normal(0, 0.08)))
+        for alpha in (0.05, 0.1):
+            lift, _ = conversion_lifts(c1, n1, c2, n2, alpha)
+            assert lift.p_value is not None
+            if abs(lift.p_value - alpha) < 1e-9:
+                continue  # on the boundary itself either reading is right
+            assert (lift.p_value < alpha) == lift.significant, (c1, n1, c2, n2, alpha, lift)
+            checked += 1
+    assert checked > 5000
 
 
 def test_alpha_sets_the_confidence_of_every_interval() -> None:
