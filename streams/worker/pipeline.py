@@ -577,10 +577,6 @@ class BatchPipeline:
                 result = await operation()
             except Exception as error:
                 await self._failed_attempt(stage, error, waiting, delay, abandonable)
-                if abandonable and self._revoking:
-                    failure = classify(error)
-                    raise RoundAbandoned(f"partitions revoked while the round's {stage} failed "
-                                         f"({failure.cause}: {failure.detail})") from error
                 delay = min(delay * 2, self.retry_max_s)
                 failed = True
                 continue
@@ -591,8 +587,8 @@ class BatchPipeline:
 
     async def _failed_attempt(self, stage: str, error: BaseException, waiting: int, delay: float,
                               abandonable: bool = False) -> None:
-        """Record a failed attempt; raise if it cannot heal or the worker is stopping, else wait `delay` (less if
-        `abandonable` and a revocation comes meanwhile)."""
+        """Record a failed attempt; raise if it cannot heal or the worker is stopping, else wait `delay`. If
+        `abandonable` (nothing learned yet), a revocation cuts the wait short and raises RoundAbandoned."""
         failure = classify(error)
         for sensor in self.sensors:
             sensor.on_attempt_failed(stage, failure, waiting)
@@ -608,6 +604,9 @@ class BatchPipeline:
         deadline = time.perf_counter() + delay
         while not self._revoking and (left := deadline - time.perf_counter()) > 0:
             await asyncio.sleep(min(left, REVOCATION_POLL_S))
+        if self._revoking:
+            raise RoundAbandoned(f"partitions revoked while the round's {stage} failed ({failure.cause}: "
+                                 f"{failure.detail})") from error
 
     # --- stages 1-2 -------------------------------------------------------------------------------
     def _validate(self, records: Sequence[RawRecord], received_at: datetime
