@@ -69,8 +69,6 @@ RETRY_FIRST_S = 0.1
 LIVE_WITHIN_S = 3600.0
 # How long a revocation waits for a round of visits to finish or be saved (Faust's rebalance waits meanwhile).
 REVOKED_SAVE_S = 5.0
-# How often a round of visits retrying its load looks whether a revocation wants it to give way.
-REVOCATION_POLL_S = 0.05
 # The source a timed trigger's offer names when the broker refuses it (no input record triggered it).
 TIMER_TOPIC = "timer"
 
@@ -95,6 +93,36 @@ class UnsavedAtRevocation(Exception):
 class RoundAbandoned(Exception):
     """A round of visits gave way to a revocation while retrying its load: it had learned nothing, so the
     partitions' next owner (or this worker, if it gets them back) runs its visits from Redis as if it never ran."""
+
+
+class _Signal:
+    """An `asyncio.Event` not bound to the first loop that waits on it: a pipeline outlives `asyncio.run` calls in
+    tests and scripts, and an Event waited on in one loop raises in the next."""
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def set(self) -> None:
+        self._set = True
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._waiters.clear()
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self) -> None:
+        if self._set:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if waiter in self._waiters:  # cancelled: no longer waited for
+                self._waiters.remove(waiter)
 
 
 class BatchPipeline:
@@ -148,7 +176,9 @@ class BatchPipeline:
         self.live_clock = live_clock
         self.historical: dict[int, bool] = {}  # per partition: whether its latest batch's records were historical
         self._unsaved: _UnsavedVisits | None = None  # a round of visits decided but not yet published and saved
-        self._revoking = False  # a revocation waits for the lock: a round still loading gives way to it
+        # Set while partitions are being revoked (the revocation waits for the lock): a round of visits still
+        # loading, nothing learned yet, gives way to it.
+        self._revoking = _Signal()
         # Held for a whole batch: `forget` must not interleave with a batch that holds the customer's state,
         # and a model checkpoint must not catch a batch half-applied.
         self.lock = asyncio.Lock()
@@ -252,7 +282,7 @@ class BatchPipeline:
         the round's settled labels, and the partitions' next owner runs its visits again from Redis (this
         worker, if it got them back, would learn them twice). A round still retrying its load (Redis away) has
         learned nothing: it gives way (RoundAbandoned) rather than holding the rebalance up."""
-        self._revoking = True
+        self._revoking.set()
         try:
             async with asyncio.timeout(within_s):
                 await self.save_unsaved()
@@ -261,7 +291,7 @@ class BatchPipeline:
             unsaved = f"{len(self._unsaved.updates)} visits learned but not saved" if self._unsaved else "in flight"
             raise UnsavedAtRevocation(f"partitions revoked while a round of visits was {unsaved} ({why})") from error
         finally:
-            self._revoking = False
+            self._revoking.clear()
             self.cache.clear()
             self.clocks.clear()
             self.topic_clocks.clear()
@@ -568,13 +598,16 @@ class BatchPipeline:
                           outside_a_batch: bool = False) -> T:
         """Run `operation` until it succeeds, retrying the same work while its failure can heal. Outside a batch
         (no batch completion will follow), a success after failures is reported to the sensors at once; there a
-        load with nothing learned yet gives way to a revocation (RoundAbandoned)."""
+        load with nothing learned yet gives way to a revocation (RoundAbandoned), whether it is failing, waiting
+        to retry or hanging."""
         delay = RETRY_FIRST_S
         failed = False
         abandonable = outside_a_batch and stage == "load" and self._unsaved is None
         while True:
             try:
-                result = await operation()
+                result = await (self._unless_revoked(stage, operation()) if abandonable else operation())
+            except RoundAbandoned:
+                raise
             except Exception as error:
                 await self._failed_attempt(stage, error, waiting, delay, abandonable)
                 delay = min(delay * 2, self.retry_max_s)
@@ -584,6 +617,23 @@ class BatchPipeline:
                 for sensor in self.sensors:
                     sensor.on_recovered()
             return result
+
+    async def _unless_revoked(self, stage: str, attempt: Awaitable[T]) -> T:
+        """`attempt`'s result, unless partitions are revoked first: then it is cancelled and RoundAbandoned raised.
+        A Redis that hangs rather than refuses (its socket timeout is as long as the revocation's bound) would
+        otherwise hold the rebalance until the worker stopped."""
+        work = asyncio.ensure_future(attempt)
+        revoked = asyncio.ensure_future(self._revoking.wait())
+        try:
+            await asyncio.wait((work, revoked), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            revoked.cancel()
+            if not work.done():
+                work.cancel()
+                await asyncio.wait((work,))  # let it finish cancelling (a Redis command drops its connection)
+        if work.cancelled():
+            raise RoundAbandoned(f"partitions revoked while the round's {stage} was in flight")
+        return work.result()
 
     async def _failed_attempt(self, stage: str, error: BaseException, waiting: int, delay: float,
                               abandonable: bool = False) -> None:
@@ -601,12 +651,12 @@ class BatchPipeline:
         if not abandonable:
             await asyncio.sleep(delay)
             return
-        deadline = time.perf_counter() + delay
-        while not self._revoking and (left := deadline - time.perf_counter()) > 0:
-            await asyncio.sleep(min(left, REVOCATION_POLL_S))
-        if self._revoking:
-            raise RoundAbandoned(f"partitions revoked while the round's {stage} failed ({failure.cause}: "
-                                 f"{failure.detail})") from error
+        try:
+            await asyncio.wait_for(self._revoking.wait(), delay)
+        except TimeoutError:
+            return
+        raise RoundAbandoned(f"partitions revoked while the round's {stage} failed ({failure.cause}: "
+                             f"{failure.detail})") from error
 
     # --- stages 1-2 -------------------------------------------------------------------------------
     def _validate(self, records: Sequence[RawRecord], received_at: datetime

@@ -29,7 +29,13 @@ from streams.storage.customer_store import RedisCustomerStore
 from streams.storage.keys import checkpoint_key
 from streams.worker.contracts import RawRecord
 from streams.worker.lifecycle import ModelCheckpoints
-from streams.worker.pipeline import BatchFailed, BatchPipeline, StoppedDuringRetry, UnsavedAtRevocation
+from streams.worker.pipeline import (
+    BatchFailed,
+    BatchPipeline,
+    RoundAbandoned,
+    StoppedDuringRetry,
+    UnsavedAtRevocation,
+)
 from streams.worker.sensors import BatchCounters
 from tests.helpers import click, now_iso, purchase
 from tests.integration.conftest import RedisServer
@@ -294,6 +300,35 @@ async def test_a_revocation_saves_a_round_of_visits_redis_refused_or_stops_the_w
         assert [pipeline.personalizer.model_versions()[m] for m in labels] == [learned[m] for m in labels]
     finally:
         await client.aclose()
+
+
+async def test_a_round_loading_while_redis_stalls_gives_way_to_a_revocation(own_redis: RedisServer) -> None:
+    """Redis stops answering (CLIENT PAUSE: every command waits) while a round of visits loads. Nothing fails, so
+    only the revocation can end the wait: the round is cancelled and abandoned at once, learning nothing."""
+    personalizer = Personalizer(QUICK)
+    pipeline, client = pipeline_on(own_redis, Recorder(), personalizer)
+    control = aioredis.Redis(port=own_redis.port)
+    quiet = f"{uuid.uuid4().hex[:6]}-quiet"
+    try:
+        await pipeline.handle(records([click(customer=quiet, at=now_iso(30)), click(customer="now", at=now_iso())]))
+        learned = personalizer.model_versions()
+        await control.execute_command("CLIENT", "PAUSE", 3000, "ALL")
+        rounds = asyncio.create_task(pipeline.rescore_due(time_budget_s=60.0))
+        await asyncio.sleep(0.3)
+        started = asyncio.get_running_loop().time()
+        await pipeline.partitions_revoked(within_s=1.0)  # before: UnsavedAtRevocation, the worker stopped
+        assert asyncio.get_running_loop().time() - started < 0.5
+        with pytest.raises(RoundAbandoned, match="in flight"):
+            await rounds
+        assert personalizer.model_versions() == learned and not pipeline.holds_unsaved
+        # Once Redis answers, the customer is still due: the partition's next batch visits them first, from Redis,
+        # as if the round had never started.
+        await pipeline.handle(records([click(customer="back", at=now_iso())], start=10))
+        assert personalizer.model_versions()["propensity"] != learned["propensity"]
+        assert float((await client.hgetall(f"profile:{quiet}"))[b"recency_days"]) > 0.02
+    finally:
+        await client.aclose()
+        await control.aclose()
 
 
 async def test_records_the_broker_refuses_as_too_large_become_dead_letters(own_redis: RedisServer) -> None:

@@ -238,6 +238,68 @@ def test_a_round_still_loading_gives_way_to_a_revocation() -> None:
     assert asyncio.run(store.due({0: T0.timestamp() + 1800.0}, 10)) == {0: ["c1"]}
 
 
+class Hangs(InMemoryCustomerStore):
+    """A store whose `due` (or, with `at="load"`, whose state reads) never answer once `hanging` is set: a Redis
+    that stalls rather than refuses (the client's socket timeout is as long as the revocation's bound)."""
+
+    def __init__(self, at: str = "due") -> None:
+        super().__init__()
+        self.at = at
+        self.hanging = False
+        self.cancelled = 0  # attempts cancelled while hanging
+
+    async def _hang(self) -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+
+    async def due(self, *args: object, **kwargs: object) -> dict[int, list[str]]:  # type: ignore[override]
+        if self.hanging and self.at == "due":
+            await self._hang()
+        return await super().due(*args, **kwargs)  # type: ignore[arg-type]
+
+    async def load(self, *args: object, **kwargs: object) -> object:  # type: ignore[override]
+        if self.hanging and self.at == "load":
+            await self._hang()
+        return await super().load(*args, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("at", ["due", "load"])
+def test_a_round_whose_load_hangs_gives_way_to_a_revocation(at: str) -> None:
+    store = Hangs(at)
+    p = half_an_hour_on(store)
+
+    async def revoked_while_hanging() -> None:
+        await p.handle([add_to_cart()])
+        learned = p.personalizer.model_versions()
+        store.hanging = True
+        rounds = asyncio.create_task(p.rescore_due(time_budget_s=60.0))
+        await asyncio.sleep(0.3)
+        # Nothing fails, so no retry wait ever looks at the revocation: the attempt itself is cancelled.
+        started = asyncio.get_running_loop().time()
+        await p.partitions_revoked(within_s=1.0)
+        assert asyncio.get_running_loop().time() - started < 0.5
+        with pytest.raises(RoundAbandoned, match="the round's load was in flight"):
+            await rounds
+        assert store.cancelled == 1
+        assert p.personalizer.model_versions() == learned
+
+    asyncio.run(revoked_while_hanging())
+    assert not p.clocks and not p.holds_unsaved and p.cache.get("c1") is None
+    store.hanging = False
+    assert asyncio.run(store.due({0: T0.timestamp() + 1800.0}, 10)) == {0: ["c1"]}
+
+
+def test_rounds_that_are_never_revoked_leave_nothing_waiting_on_the_revocation() -> None:
+    p = half_an_hour_on(InMemoryCustomerStore())
+    asyncio.run(p.handle([add_to_cart()]))
+    for _ in range(3):  # a pipeline outlives event loops (as here): each round waits in its own
+        asyncio.run(p.rescore_due())
+    assert p._revoking._waiters == []
+
+
 class SlowSave(InMemoryCustomerStore):
     async def save(self, *args: object, **kwargs: object) -> None:  # type: ignore[override]
         await asyncio.sleep(0.3)
