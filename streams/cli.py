@@ -308,6 +308,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     """Exit status 0 when everything works, 1 when Redis refuses writes or a worker is degraded."""
     from streams.ops.status import status
     from streams.worker.collector import full_collections_line
+    from streams.worker.loop_stalls import loop_stalls_line
     from streams.worker.sensors import STAGES
 
     report = asyncio.run(status(_settings()))
@@ -367,6 +368,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"  batches: {batches:.0f}, {v.get('records', 0) / batches:.0f} records each; ms per batch: {stages}")
         if (collections := full_collections_line(v)) is not None:  # a full one pauses the batch it falls in
             print(f"  {collections}; {v.get('gc_frozen_objects', 0):.0f} objects frozen out of them")
+        if (stalls := loop_stalls_line(v)) is not None:
+            print(f"  {stalls}; partitions revoked {v.get('revocations', 0):.0f} times")
     age = report.checkpoint_age_s
     print(f"model checkpoint: {'none yet' if age is None else f'saved {age:.0f}s ago'}")
     running = report.experiment

@@ -34,7 +34,8 @@ class WorkerTelemetry:
     def __init__(self, counters: BatchCounters, health: BatchHealth, model_metrics: ModelMetrics = dict,
                  cached_customers: Callable[[], int] = lambda: 0, events_waiting: Callable[[], int] = lambda: 0,
                  web_url: str | None = None, hot_customers: Callable[[], int] = lambda: 0,
-                 gc_figures: Callable[[], dict[str, float]] = dict) -> None:
+                 gc_figures: Callable[[], dict[str, float]] = dict,
+                 loop_figures: Callable[[], dict[str, float]] = dict) -> None:
         self.counters = counters
         self.health = health
         self.model_metrics = model_metrics
@@ -42,11 +43,13 @@ class WorkerTelemetry:
         self.hot_customers = hot_customers  # of those cached, how many as objects (PERSO_STATE_CACHE_HOT at most)
         self.events_waiting = events_waiting
         self.gc_figures = gc_figures  # the garbage collector's pauses (streams/worker/collector.py)
+        self.loop_figures = loop_figures  # how late the event loop ran (streams/worker/loop_stalls.py)
         # Where `perso status` can ask this worker directly when Redis refuses its stats writes.
         self.web_url = web_url
         self.started_at = time.time()
         self.checkpoint_saved_at: float | None = None
         self.assigned_partitions = 0
+        self.revocations = 0  # rebalances that took this worker's partitions away (to give them back or not)
         # Set by the stats publisher: None while its writes succeed, else why the last one failed.
         self.stats_error: str | None = None
         self._stats_unreachable = False
@@ -103,6 +106,7 @@ class WorkerTelemetry:
             cached_customers=float(self.cached_customers()),
             hot_customers=float(self.hot_customers()),
             assigned_partitions=float(self.assigned_partitions),
+            revocations=float(self.revocations),
             redis_up=float(self.redis_up),
             healthy=float(self.healthy),
             failing_since=current.since if current is not None else 0.0,
@@ -113,6 +117,7 @@ class WorkerTelemetry:
         )
         values.update(self.model_figures())
         values.update(self.gc_figures())
+        values.update(self.loop_figures())
         for stage in STAGES:
             values[f"{stage}_seconds"] = round(stats.stage_seconds[stage], 6)
         if self.checkpoint_saved_at is not None:
@@ -166,6 +171,9 @@ class _SnapshotCollector(Collector):
             stages.add_metric([stage], snap[f"{stage}_seconds"])
         yield stages
         yield from _gc_metrics(snap)
+        yield from _loop_metrics(snap)
+        yield CounterMetricFamily("perso_partition_revocations", "Rebalances that took this worker's partitions "
+                                  "away (its customers are re-read from Redis after each)", value=snap["revocations"])
         current = self.telemetry.health.current
         yield GaugeMetricFamily("perso_batch_failing_seconds", "Seconds the current batch has been failing "
                                 "(0 while batches complete): alert when above a minute",
@@ -213,3 +221,15 @@ def _gc_metrics(snap: dict[str, float]) -> Iterator[CounterMetricFamily | GaugeM
     yield GaugeMetricFamily("perso_gc_frozen_objects", "Objects moved out of every later collection (gc.freeze: "
                             "after start and, with PERSO_GC_FREEZE_SURVIVORS, after each full collection)",
                             value=snap["gc_frozen_objects"])
+
+
+def _loop_metrics(snap: dict[str, float]) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+    """The event loop's stalls (streams/worker/loop_stalls.py), when the sensor runs."""
+    if "loop_probes" not in snap:
+        return
+    yield CounterMetricFamily("perso_loop_stalls", "Times the event loop went a second or more without a turn "
+                              "(offers, heartbeats and the web server waited)", value=snap["loop_stalls"])
+    yield CounterMetricFamily("perso_loop_late_seconds", "Seconds the event loop's probes woke late, in all",
+                              value=snap["loop_late_seconds"])
+    yield GaugeMetricFamily("perso_loop_longest_stall_seconds", "The longest the event loop went without a turn "
+                            "since the worker started", value=snap["loop_longest_stall_ms"] / 1000)

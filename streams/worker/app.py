@@ -49,6 +49,7 @@ from streams.worker.lifecycle import (
     stop_unsaved_at_revocation,
     stop_without_committing,
 )
+from streams.worker.loop_stalls import LoopStallSensor
 from streams.worker.pipeline import BatchPipeline, UnsavedAtRevocation
 from streams.worker.publisher import KafkaPublisher
 from streams.worker.sensors import BatchCounters
@@ -127,10 +128,12 @@ def create_app(settings: Settings) -> faust.App:
     advertised = socket.gethostname() if worker.web_host in ("0.0.0.0", "::") else worker.web_host
     scheme = "https" if worker.web_tls_certfile is not None else "http"
     collector = CollectorSensor(freeze_survivors=worker.gc_freeze_survivors)  # installed while the agent runs
+    loop_stalls = LoopStallSensor()
     telemetry = WorkerTelemetry(counters, health, pipeline.personalizer.metrics, lambda: len(pipeline.cache),
                                 lambda: partitions.events_waiting(app),
                                 web_url=f"{scheme}://{advertised}:{worker.web_port}" if worker.web_enabled else None,
-                                hot_customers=lambda: pipeline.cache.hot_held, gc_figures=collector.figures)
+                                hot_customers=lambda: pipeline.cache.hot_held, gc_figures=collector.figures,
+                                loop_figures=loop_stalls.figures)
     partitions = Partitions(kafka.input_topics, telemetry)
     experiments = ExperimentStore(redis_client)
     register_views(app, telemetry, store, pseudonymiser, experiments, settings, pipeline.personalizer)
@@ -179,6 +182,10 @@ def create_app(settings: Settings) -> faust.App:
                 async with pipeline.lock:  # between batches: a batch's own objects die with it, unfrozen
                     collector.freeze_if_due()
 
+    @app.task
+    async def probe_event_loop() -> None:
+        await loop_stalls.run(lambda: bool(app.should_stop))
+
     @app.timer(STATS_PUBLISH_S)
     async def publish_stats() -> None:
         await stats.publish()
@@ -222,7 +229,7 @@ def create_app(settings: Settings) -> faust.App:
             await pipeline.partitions_revoked()
         except UnsavedAtRevocation as error:
             stop_unsaved_at_revocation(error)
-        partitions.revoked()
+        partitions.revoked(revoked)
 
     async def on_assigned(sender: Any, assigned: Any = (), **kwargs: Any) -> None:
         partitions.assigned(assigned)

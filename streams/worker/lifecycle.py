@@ -232,8 +232,10 @@ class Partitions:
             return 0
         return waiting
 
-    def revoked(self) -> None:
+    def revoked(self, revoked: Any = ()) -> None:
         self.first_offsets.clear()
+        if any(tp.topic in self.input_topics for tp in revoked):  # (a worker's first assignment revokes nothing)
+            self.telemetry.revocations += 1
 
     def assigned(self, assigned: Any) -> None:
         self.telemetry.assigned_partitions = sum(1 for tp in assigned if tp.topic in self.input_topics)

@@ -55,6 +55,10 @@ def test_ta_feng_through_the_worker_scores_as_well_as_the_best_baseline(stack: S
         wait_for(lambda: sum(client.zcount(wake_key(p), "-inf", end_ts) for p in range(settings.kafka.partitions))
                  == 0, 300, "every customer due by the stream's end to be re-scored", worker)
         profiles = {c: client.hgetall(profile_key(c)) for c in customers}
+        # How the run went for the worker: stalls of its event loop (long rounds of catch-up visits delay its
+        # heartbeats) and rebalances (each re-reads the customers from Redis), printed below.
+        conditions = {name: worker_stat(settings, name) for name in
+                      ("loop_stalls", "loop_longest_stall_ms", "revocations", "batches", "rescored")}
     finally:
         worker.stop()
         client.close()
@@ -73,6 +77,7 @@ def test_ta_feng_through_the_worker_scores_as_well_as_the_best_baseline(stack: S
     # partition's figures and how long before the last profile write its own last one was (partitions are
     # consumed at different paces and share the models).
     print("by partition", _by_partition(profiles, truth, end_ts, settings.kafka.partitions))
+    print("the worker's run", conditions)
     warnings = [line for line in (tmp_path / "worker.log").read_text(errors="replace").splitlines()
                 if "[WARNING]" in line or "[ERROR]" in line or "[CRITICAL]" in line]
     print(f"the worker logged {len(warnings)} warnings or errors; the last:", *warnings[-15:], sep="\n")

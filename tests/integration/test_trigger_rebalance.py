@@ -121,6 +121,8 @@ def test_each_abandoned_cart_gets_one_reminder_across_a_join_and_a_kill(stack: S
             time.sleep(1.0)
         wait_for(lambda: 0 < assigned(settings, b) < every_partition, 90, "B to own part of the partitions", b)
         a.assert_alive()
+        # A reports the rebalance that took partitions from it (`perso status`, perso_partition_revocations).
+        wait_for(lambda: worker_stat(settings, "revocations", a.pid) >= 1, 30, "A to count the revocation", a)
         for later in range(minute, 90):
             tick(settings, later)
             time.sleep(0.3)
