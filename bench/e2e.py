@@ -123,6 +123,17 @@ def full_collections(before: dict[str, float], after: dict[str, float]) -> dict[
             "longest_ms_since_start": after.get("gc_longest_pause_ms_gen2", 0.0)}
 
 
+def loop_lateness(before: dict[str, float], after: dict[str, float]) -> dict[str, float] | None:
+    """The worker's event-loop probes between two counter readings (one every 0.1 s, streams/worker/loop_stalls.py):
+    how many, how many woke at least 10/50/100/500 ms late (what the latency tail is made of)."""
+    if "loop_probes" not in after:
+        return None
+    figures = {name: after[name] - before.get(name, 0) for name in after
+               if name == "loop_probes" or (name.startswith("loop_late_") and name.endswith("ms"))}
+    figures["longest_ms_since_start"] = after.get("loop_longest_stall_ms", 0.0)
+    return figures
+
+
 def delete_customers(client: redis.Redis, prefixes: list[str]) -> int:
     """Remove this run's customers (state, profile, seen ids, and their places in the partitions' wake sets)
     from the shared Redis."""
@@ -275,6 +286,7 @@ def main() -> int:
         after = worker_counters(client, settings.app_id, worker.pid)
         stages = batch_stages(before, after)
         collections = full_collections(before, after)
+        lateness = loop_lateness(before, after)
         to_profile = profile_latencies_ms(client, f"lat{run}-")
     finally:
         worker.terminate()
@@ -298,6 +310,7 @@ def main() -> int:
         if ms else None,
         "worker_batches_in_latency_phase": stages,
         "worker_full_collections_in_latency_phase": collections,
+        "worker_event_loop_in_latency_phase": lateness,
         "worker_profile_percent": profile,
         "profiles_measured": len(to_profile),
         "event_to_profile_ms": {"p50": round(percentile(to_profile, 0.50), 1),
@@ -322,6 +335,11 @@ def main() -> int:
         longest = collections["longest_ms_since_start"]
         print(f"worker's full garbage collections in the latency phase: {collections['count']}, "
               f"{collections['mean_ms']} ms each on average (longest since start {longest} ms)")
+    if lateness:
+        print(f"worker's event loop in the latency phase: {lateness['loop_probes']:.0f} probes, woke late by at "
+              "least " + ", ".join(f"{name[len('loop_late_'):]} {count:.0f}" for name, count in lateness.items()
+                                   if name.startswith("loop_late_"))
+              + f" (longest since start {lateness['longest_ms_since_start']:.0f} ms)")
     if ms:
         lat = result["event_to_offer_ms"]
         assert isinstance(lat, dict)

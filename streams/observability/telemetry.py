@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 from streams.observability.health import BatchHealth
 from streams.worker.collector import GENERATIONS
 from streams.worker.failures import classify, describe
+from streams.worker.loop_stalls import LATE_AT_LEAST_MS
 from streams.worker.sensors import STAGES, BatchCounters
 
 # Events/s is averaged over this many seconds of ticks.
@@ -231,5 +232,10 @@ def _loop_metrics(snap: dict[str, float]) -> Iterator[CounterMetricFamily | Gaug
                               "(offers, heartbeats and the web server waited)", value=snap["loop_stalls"])
     yield CounterMetricFamily("perso_loop_late_seconds", "Seconds the event loop's probes woke late, in all",
                               value=snap["loop_late_seconds"])
+    late = CounterMetricFamily("perso_loop_late_probes", "Probes of the event loop (one every 0.1 s) that woke at "
+                               "least this late", labels=["at_least_seconds"])
+    for ms in LATE_AT_LEAST_MS:
+        late.add_metric([f"{ms / 1000:g}"], snap[f"loop_late_{ms}ms"])
+    yield late
     yield GaugeMetricFamily("perso_loop_longest_stall_seconds", "The longest the event loop went without a turn "
                             "since the worker started", value=snap["loop_longest_stall_ms"] / 1000)

@@ -13,6 +13,8 @@ minute) and counted. `perso status` and `/metrics` (`perso_loop_*`) show the fig
 >>> figures = sensor.figures()
 >>> figures["loop_stalls"], figures["loop_longest_stall_ms"], figures["loop_late_seconds"]
 (1.0, 1500.0, 1.503)
+>>> figures["loop_late_10ms"], figures["loop_late_500ms"]  # probes that woke at least 10 ms, 500 ms late
+(1.0, 1.0)
 >>> loop_stalls_line(figures)
 'event loop: 1 stalls of 1 s or more, longest 1500 ms; 1.5 s late in all over 3 probes'
 """
@@ -29,6 +31,8 @@ log = logging.getLogger(__name__)
 PROBE_S = 0.1  # how often the loop is probed: its overhead is one wake-up per probe
 STALL_S = 1.0  # a loop this late is stalled: heartbeats, the web server and offers all waited
 LOG_EVERY_S = 60.0  # stalls are logged at most this often (a replay's catch-up rounds can stall many times)
+# Probes counted by how late they woke, at least each of these (what an offer's latency tail is made of).
+LATE_AT_LEAST_MS = (10, 50, 100, 500)
 
 
 class LoopStallSensor:
@@ -43,6 +47,7 @@ class LoopStallSensor:
         self.stalls = 0
         self.late_s = 0.0
         self.longest_s = 0.0
+        self.late_at_least = dict.fromkeys(LATE_AT_LEAST_MS, 0)  # ms -> probes that woke at least that late
         self._logged_at = float("-inf")
         self._unlogged = 0  # stalls since the last line logged
 
@@ -57,6 +62,9 @@ class LoopStallSensor:
         self.probes += 1
         self.late_s += late_s
         self.longest_s = max(self.longest_s, late_s)
+        for ms in LATE_AT_LEAST_MS:
+            if late_s * 1000 >= ms:
+                self.late_at_least[ms] += 1
         if late_s < self.stall_s:
             return
         self.stalls += 1
@@ -69,8 +77,10 @@ class LoopStallSensor:
             self._logged_at, self._unlogged = now, 0
 
     def figures(self) -> dict[str, float]:
-        return {"loop_stalls": float(self.stalls), "loop_longest_stall_ms": round(1000 * self.longest_s, 3),
-                "loop_late_seconds": round(self.late_s, 6), "loop_probes": float(self.probes)}
+        figures = {"loop_stalls": float(self.stalls), "loop_longest_stall_ms": round(1000 * self.longest_s, 3),
+                   "loop_late_seconds": round(self.late_s, 6), "loop_probes": float(self.probes)}
+        figures.update({f"loop_late_{ms}ms": float(count) for ms, count in self.late_at_least.items()})
+        return figures
 
 
 def loop_stalls_line(figures: Mapping[str, float]) -> str | None:

@@ -34,6 +34,7 @@ def test_code_that_does_not_yield_is_measured_as_a_stall_and_logged(caplog: pyte
     assert 300 <= figures["loop_longest_stall_ms"] < 1000
     assert figures["loop_probes"] >= 5
     assert figures["loop_late_seconds"] >= 0.3
+    assert (figures["loop_late_100ms"], figures["loop_late_500ms"]) == (1, 0)  # the one 0.35 s wake-up
     assert any("event loop was blocked for 0.3" in r.getMessage() for r in caplog.records)
 
 
@@ -65,4 +66,6 @@ def test_the_worker_reports_stalls_and_revocations_in_its_stats_and_metrics() ->
     metrics = telemetry.prometheus().decode()
     assert "perso_loop_stalls_total 1.0" in metrics and "perso_loop_longest_stall_seconds 1.25" in metrics
     assert "perso_partition_revocations_total 2.0" in metrics
+    assert 'perso_loop_late_probes_total{at_least_seconds="0.5"} 1.0' in metrics
+    assert 'perso_loop_late_probes_total{at_least_seconds="0.01"} 1.0' in metrics
     assert "perso_loop_" not in WorkerTelemetry(BatchCounters(), BatchHealth()).prometheus().decode()
