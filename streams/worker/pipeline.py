@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -67,6 +68,10 @@ OFFER_TOO_LARGE = "offer_too_large"
 RETRY_FIRST_S = 0.1
 # Records whose newest event time is this close to the wall clock are live (else a backlog or a replay).
 LIVE_WITHIN_S = 3600.0
+# The models of a batch, or a round's visits, run at most this long before the event loop gets a turn (aiokafka's
+# heartbeats and fetches, /health, the stats): a replay's batch of 500 baskets with its catch-up visits held it
+# 1.5 s (docs/benchmarks.md). The batch keeps the lock meanwhile, so no other batch, round or checkpoint interleaves.
+TURN_EVERY_S = 0.05
 # How long a revocation waits for a round of visits to finish or be saved (Faust's rebalance waits meanwhile).
 REVOKED_SAVE_S = 5.0
 # The source a timed trigger's offer names when the broker refuses it (no input record triggered it).
@@ -93,6 +98,14 @@ class UnsavedAtRevocation(Exception):
 class RoundAbandoned(Exception):
     """A round of visits gave way to a revocation while retrying its load: it had learned nothing, so the
     partitions' next owner (or this worker, if it gets them back) runs its visits from Redis as if it never ran."""
+
+
+async def _a_turn() -> None:
+    """Give the event loop a turn that lets a task sleeping on a timer (a heartbeat, the stats) run: in a first
+    step the loop finds the expired timer and resolves its future, in the second it queues the task's wakeup
+    behind this one, in the third it runs it. With one `sleep(0)` such a task waited for the next turn or two."""
+    for _ in range(3):
+        await asyncio.sleep(0)
 
 
 class _Signal:
@@ -234,8 +247,8 @@ class BatchPipeline:
             dead.append(dead_letter_from(record, EventRejected(OUTSIDE_WINDOW, detail), received_at))
         loaded = time.perf_counter()
 
-        visits, gone, tallies, timed = self._visits_due(visiting, marks)
-        applied = self._apply(sorted_out.fresh, dead, received_at)
+        visits, gone, tallies, timed = await self._visits_due(visiting, marks)
+        applied = await self._apply(sorted_out.fresh, dead, received_at)
         if applied.promoted and self.promotion_budgets is not None:
             budgets = self.promotion_budgets
             await self._until_done("promotions", lambda: settle(self.personalizer, budgets, applied.offers,
@@ -390,7 +403,10 @@ class BatchPipeline:
             return {}
         await self._until_done("load", lambda: self._load((), visiting), waiting=waiting,
                                outside_a_batch=outside_a_batch)
-        updates, gone, tallies, timed = self._visits_due(visiting, dict(until))
+        # Inside a batch the visits may give the loop turns (a cancellation there exits without a checkpoint); a
+        # timer round may not: between its labels learned and `_unsaved` set, a cancelled task would leave the
+        # models ahead of Redis with nothing to say so, and the shutdown checkpoint would keep them.
+        updates, gone, tallies, timed = await self._visits_due(visiting, dict(until), turns=not outside_a_batch)
         self._unsaved = _UnsavedVisits(timed, updates, visiting, tallies, gone)
         await self._complete_visits(waiting, outside_a_batch)
         return {partition: len(customers) for partition, customers in found.items()}
@@ -429,10 +445,12 @@ class BatchPipeline:
         for sensor in self.sensors:
             sensor.on_rescored(len(visits.updates), sum(len(c) for c in visits.gone.values()))
 
-    def _visits_due(self, visiting: dict[str, int], marks: dict[int, float]
-                    ) -> tuple[list[CustomerUpdate], dict[int, list[str]], Tallies, list[tuple[Offer, RawRecord]]]:
+    async def _visits_due(self, visiting: dict[str, int], marks: dict[int, float], turns: bool = True
+                          ) -> tuple[list[CustomerUpdate], dict[int, list[str]], Tallies,
+                                     list[tuple[Offer, RawRecord]]]:
         """The visits of the due customers, by partition; also the timed triggers' offers they decided, each with a
-        stand-in record (where it came from, for a dead letter if the broker refuses it)."""
+        stand-in record (where it came from, for a dead letter if the broker refuses it). `turns`: give the event
+        loop a turn every TURN_EVERY_S (only where a cancellation cannot leave learned labels unrecorded)."""
         updates: list[CustomerUpdate] = []
         gone: dict[int, list[str]] = {}
         tallies: Tallies = {}
@@ -442,7 +460,7 @@ class BatchPipeline:
         for customer, partition in visiting.items():
             by_partition.setdefault(partition, []).append(customer)
         for partition, customers in by_partition.items():
-            visited, missing, counted, offers = self._visit(customers, marks[partition], now)
+            visited, missing, counted, offers = await self._visit(customers, marks[partition], now, turns)
             updates.extend(visited)
             merge(tallies, counted)
             timed.extend((offer, RawRecord(TIMER_TOPIC, partition, -1, offer.customer_id.encode(), None))
@@ -451,8 +469,8 @@ class BatchPipeline:
                 gone[partition] = missing
         return updates, gone, tallies, timed
 
-    def _visit(self, due: Sequence[str], until_ts: float, now: datetime
-               ) -> tuple[list[CustomerUpdate], list[str], Tallies, list[Offer]]:
+    async def _visit(self, due: Sequence[str], until_ts: float, now: datetime, turns: bool
+                     ) -> tuple[list[CustomerUpdate], list[str], Tallies, list[Offer]]:
         """Each due customer's visits up to `until_ts` (Personalizer.catch_up) and its new profile, what the
         visits counted (offers closed) and the offers timed triggers decided; the customers no longer stored
         (forgotten or expired since they were filed) are returned apart."""
@@ -460,7 +478,11 @@ class BatchPipeline:
         gone: list[str] = []
         tallies: Tallies = {}
         offers: list[Offer] = []
+        turn = time.perf_counter() + TURN_EVERY_S if turns else math.inf
         for customer in due:
+            if time.perf_counter() >= turn:
+                await _a_turn()
+                turn = time.perf_counter() + TURN_EVERY_S
             state = self.cache.get(customer)
             if state is None:
                 gone.append(customer)
@@ -487,10 +509,14 @@ class BatchPipeline:
         return updates, gone, tallies, offers
 
     # --- stage 3: the models, one event at a time -------------------------------------------------
-    def _apply(self, fresh: Sequence[tuple[RawRecord, InputEvent]], dead: list[DeadLetter],
-               received_at: datetime) -> _Applied:
+    async def _apply(self, fresh: Sequence[tuple[RawRecord, InputEvent]], dead: list[DeadLetter],
+                     received_at: datetime) -> _Applied:
         applied = _Applied()
+        turn = time.perf_counter() + TURN_EVERY_S
         for record, event in fresh:
+            if time.perf_counter() >= turn:
+                await _a_turn()
+                turn = time.perf_counter() + TURN_EVERY_S
             state = self.cache.get(event.customer_id) or CustomerState(event.customer_id)
             self.cache.put(state)
             before = state.copy()
