@@ -14,7 +14,22 @@ from streams.worker.loop_stalls import LoopStallSensor
 from streams.worker.sensors import BatchCounters
 
 
-def test_code_that_does_not_yield_is_measured_as_a_stall_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+class Kept(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_code_that_does_not_yield_is_measured_as_a_stall_and_logged(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A handler on the module's own logger: earlier tests configure logging as the CLI does (levels, propagation,
+    # disabled loggers), which the root logger's capture would depend on.
+    logger, kept = logging.getLogger("streams.worker.loop_stalls"), Kept()
+    monkeypatch.setattr(logger, "disabled", False)
+    monkeypatch.setattr(logger, "level", logging.WARNING)
+    logger.addHandler(kept)
     sensor = LoopStallSensor(probe_s=0.02, stall_s=0.2)
     stop = False
 
@@ -27,15 +42,17 @@ def test_code_that_does_not_yield_is_measured_as_a_stall_and_logged(caplog: pyte
         stop = True
         await probing
 
-    with caplog.at_level(logging.WARNING, logger="streams.worker.loop_stalls"):
+    try:
         asyncio.run(blocked_once())
+    finally:
+        logger.removeHandler(kept)
     figures = sensor.figures()
     assert figures["loop_stalls"] == 1
     assert 300 <= figures["loop_longest_stall_ms"] < 1000
     assert figures["loop_probes"] >= 5
     assert figures["loop_late_seconds"] >= 0.3
     assert (figures["loop_late_100ms"], figures["loop_late_500ms"]) == (1, 0)  # the one 0.35 s wake-up
-    assert any("event loop was blocked for 0.3" in r.getMessage() for r in caplog.records)
+    assert any("event loop was blocked for 0.3" in message for message in kept.messages), kept.messages
 
 
 def test_a_loop_that_yields_has_no_stall() -> None:
