@@ -100,6 +100,22 @@ class RoundAbandoned(Exception):
     partitions' next owner (or this worker, if it gets them back) runs its visits from Redis as if it never ran."""
 
 
+class _Turns:
+    """When a loop of work is due to give the event loop a turn: every TURN_EVERY_S (never, if not `on`)."""
+
+    __slots__ = ("_next",)
+
+    def __init__(self, on: bool = True) -> None:
+        self._next = time.perf_counter() + TURN_EVERY_S if on else math.inf
+
+    def due(self) -> bool:
+        now = time.perf_counter()
+        if now < self._next:
+            return False
+        self._next = now + TURN_EVERY_S
+        return True
+
+
 async def _a_turn() -> None:
     """Give the event loop a turn that lets a task sleeping on a timer (a heartbeat, the stats) run: in a first
     step the loop finds the expired timer and resolves its future, in the second it queues the task's wakeup
@@ -478,11 +494,10 @@ class BatchPipeline:
         gone: list[str] = []
         tallies: Tallies = {}
         offers: list[Offer] = []
-        turn = time.perf_counter() + TURN_EVERY_S if turns else math.inf
+        turn = _Turns(turns)
         for customer in due:
-            if time.perf_counter() >= turn:
+            if turn.due():
                 await _a_turn()
-                turn = time.perf_counter() + TURN_EVERY_S
             state = self.cache.get(customer)
             if state is None:
                 gone.append(customer)
@@ -512,11 +527,10 @@ class BatchPipeline:
     async def _apply(self, fresh: Sequence[tuple[RawRecord, InputEvent]], dead: list[DeadLetter],
                      received_at: datetime) -> _Applied:
         applied = _Applied()
-        turn = time.perf_counter() + TURN_EVERY_S
+        turn = _Turns()
         for record, event in fresh:
-            if time.perf_counter() >= turn:
+            if turn.due():
                 await _a_turn()
-                turn = time.perf_counter() + TURN_EVERY_S
             state = self.cache.get(event.customer_id) or CustomerState(event.customer_id)
             self.cache.put(state)
             before = state.copy()

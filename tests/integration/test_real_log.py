@@ -24,7 +24,7 @@ from streams.datasets.public_logs import read_tafeng
 from streams.settings import Settings
 from streams.storage.keys import profile_key, wake_key
 from tests.integration.conftest import isolated, partition_of, wait_for
-from tests.integration.scenario import replay, start_ready, worker_stat
+from tests.integration.scenario import replay, start_ready, worker_stat, worker_stats
 
 CUTOFF = datetime(2001, 1, 29, tzinfo=UTC)  # 30 days before the log ends: churn's truth is whole
 
@@ -57,7 +57,8 @@ def test_ta_feng_through_the_worker_scores_as_well_as_the_best_baseline(stack: S
         profiles = {c: client.hgetall(profile_key(c)) for c in customers}
         # How the run went for the worker: stalls of its event loop (long rounds of catch-up visits delay its
         # heartbeats) and rebalances (each re-reads the customers from Redis), printed below.
-        conditions = {name: worker_stat(settings, name) for name in
+        (_, stats), = worker_stats(settings)
+        conditions = {name: int(float(stats.get(name, 0))) for name in
                       ("loop_stalls", "loop_longest_stall_ms", "revocations", "batches", "rescored")}
     finally:
         worker.stop()
