@@ -243,25 +243,35 @@ class Personalizer:
             triggers = self.moments.for_arm(arm)
             if triggers.all:
                 fired = self._fire(state, now_ts, triggers, running, arm.name if arm is not None else None, tallies)
-        self._schedule(state, now_ts, triggers)
+        self._schedule(state, now_ts, triggers, lagging=watermark is not None and watermark < now_ts)
         return Outcome(ctx.outputs, None, tallies=tallies, moments=fired)
 
-    def catch_up(self, state: CustomerState, until_ts: float, max_visits: int = 64) -> Outcome | None:
-        """Every visit the customer is due up to stream time `until_ts` (the watermark), each at its own time (as an
-        offline replay of the timeline would make them), then the scores as of `until_ts`: what the profile
-        shows. None when nothing was due. The worker calls this for the due customers of a partition."""
+    def catch_up(self, state: CustomerState, until_ts: float, max_visits: int = 64, watermark: float | None = None
+                 ) -> Outcome | None:
+        """Every visit the customer is due up to stream time `until_ts` (by default also the watermark offers close
+        by), each at its own time (as an offline replay of the timeline would make them), then the scores as of
+        `until_ts`: what the profile shows. None when nothing was due. The worker calls this for the due customers
+        of a partition, and before the event of a customer due a visit before it."""
         visits = 0
         tallies: Tallies = {}
         fired: list[Fired] = []
+        closing_by = until_ts if watermark is None else min(until_ts, watermark)
         while state.wake_ts is not None and state.wake_ts <= until_ts and visits < max_visits:
-            visit = self.tick(state, max(state.wake_ts, state.last_event_ts), watermark=until_ts)
+            visit = self.tick(state, max(state.wake_ts, state.last_event_ts), watermark=closing_by)
             merge(tallies, visit.tallies)
             fired.extend(visit.moments)
             visits += 1
         if not visits:
             return None
-        state.scored_ts = max(state.scored_ts, until_ts)
-        return Outcome(self.scores(state, until_ts), None, tallies=tallies, moments=fired)
+        rescored = self.rescore(state, until_ts)
+        rescored.tallies, rescored.moments = tallies, fired
+        return rescored
+
+    def rescore(self, state: CustomerState, now_ts: float) -> Outcome:
+        """The scores as of `now_ts`, without a visit (nothing learned, nothing settled): for a customer whose visits
+        up to now have all been made, the profile as of now."""
+        state.scored_ts = max(state.scored_ts, now_ts)
+        return Outcome(self.scores(state, now_ts), None)
 
     def _fire(self, state: CustomerState, now_ts: float, triggers: TriggerSet, running: RunningExperiment | None,
               arm: str | None, tallies: Tallies) -> list[Fired]:
@@ -337,9 +347,12 @@ class Personalizer:
             outputs.update(learner.predict(state, now_ts))
         return outputs
 
-    def _schedule(self, state: CustomerState, now_ts: float, triggers: TriggerSet | None = None) -> None:
+    def _schedule(self, state: CustomerState, now_ts: float, triggers: TriggerSet | None = None,
+                  lagging: bool = False) -> None:
         """When the customer is next due a visit: re-scored after a while (longer as their silence grows) or
-        sooner if a learner needs it (a label whose horizon passes) or a trigger's moment comes."""
+        sooner if a learner needs it (a label whose horizon passes) or a trigger's moment comes. `lagging`: the
+        watermark offers close by is behind now (an input topic lags), so an offer whose window has passed may not
+        close yet: it is looked at again after `rescore_min_s`, not at once over and over."""
         state.scored_ts = now_ts
         silence = max(0.0, now_ts - state.last_event_ts)
         wake = now_ts + max(self.settings.rescore_min_s, self.settings.rescore_silence_fraction * silence)
@@ -349,7 +362,7 @@ class Personalizer:
                 wake = max(due, now_ts)
         expiry = self.attribution.next_expiry(state) if state.open_offers or state.pending_feedback else None
         if expiry is not None and expiry < wake:
-            wake = max(expiry, now_ts)
+            wake = now_ts + self.settings.rescore_min_s if lagging and expiry <= now_ts else max(expiry, now_ts)
         for trigger in triggers.all if triggers is not None else ():
             due = trigger.next_due(state)
             if due is not None and due < wake:

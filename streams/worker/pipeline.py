@@ -17,10 +17,12 @@ records when the worker has a `live_clock` (the wall clock, less a grace): there
 though no new event moves stream time. Records marked historical (`perso replay --historical`), event times more
 than LIVE_WITHIN_S behind the wall clock, or records waiting unread keep the partition on stream time, so replays
 run as the timeline would.
-Before step 3, a batch visits the customers of its partitions whose wake time has passed by its newest event
-time, each visit at its own due time (Personalizer.catch_up); `rescore_due` does the same for partitions whose
-batches have stopped, up to their stream time (the newest event time read). Labels settle as horizons pass and
-the profile's scores are re-computed as of that time, so a silent customer's scores are true when read.
+A batch visits the customers of its partitions whose wake time has passed by its watermark between its events, one
+visit at a time in the order they fall due (those due before its first event first, in round trips of
+`rescore_batch`), then scores those without events as of the watermark: as the offline timeline runs them.
+`rescore_due` visits partitions whose batches have stopped, up to their stream time (the newest event time read).
+Labels settle as horizons pass and the profile's scores are
+re-computed as of that time, so a silent customer's scores are true when read.
 A stage that fails is retried with the same data while the failure can heal (streams/worker/failures.py), so the
 in-memory states and models always hold exactly what the batch will write. A failure that cannot heal
 raises BatchFailed: the caller must then stop without acking (streams/worker/lifecycle.py), so the batch is
@@ -34,6 +36,7 @@ replays events Redis remembers: they are dropped as duplicates.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import math
 import time
@@ -71,6 +74,13 @@ LIVE_WITHIN_S = 3600.0
 # The models of a batch, or a round's visits, run at most this long before the event loop gets a turn (aiokafka's
 # heartbeats and fetches, /health, the stats): a replay's batch of 500 baskets with its catch-up visits held it
 # 1.5 s (docs/benchmarks.md). The batch keeps the lock meanwhile, so no other batch, round or checkpoint interleaves.
+# How far behind its newest event read a topic not read yet may hold a partition's visits back. Held for as long as
+# such a topic waited (a backfill's one record on another topic, read after weeks of the partition's baskets), the
+# baskets were applied with no visit between them and the partition's scores collapsed (propensity's mean 0.02 for
+# a rate of 0.17, docs/model-quality.md). Beyond the bound a label may settle before a purchase on the lagging topic
+# is read; offers still close only by the true watermark, so no feedback is missed. Logged, at most once a minute.
+HOLD_AT_MOST_S = 86_400.0
+HELD_NOTE_EVERY_S = 60.0
 TURN_EVERY_S = 0.05
 # How long a revocation waits for a round of visits to finish or be saved (Faust's rebalance waits meanwhile).
 REVOKED_SAVE_S = 5.0
@@ -204,6 +214,9 @@ class BatchPipeline:
         # The wall clock (less a grace) for the timers of caught-up live partitions; None: stream time only.
         self.live_clock = live_clock
         self.historical: dict[int, bool] = {}  # per partition: whether its latest batch's records were historical
+        self._held_noted: dict[int, float] = {}  # per partition, when a held stream time was last logged
+        # Per partition whose visits run ahead of its watermark (`visit_clock`): the watermark offers close by.
+        self._closing_by: dict[int, float] = {}
         self._unsaved: _UnsavedVisits | None = None  # a round of visits decided but not yet published and saved
         # Set while partitions are being revoked (the revocation waits for the lock): a round of visits still
         # loading, nothing learned yet, gives way to it.
@@ -242,7 +255,7 @@ class BatchPipeline:
         self._advance_topic_clocks(records, validated)
         # Customers due a visit by this batch's watermark (in a replay, stream time moves by hours per batch): their
         # visits come first, each at its own time, as the timeline would run them.
-        marks = {partition: self.watermark(partition) for partition in batch_end}
+        marks = {partition: self.visit_clock(partition) for partition in batch_end}
         due = await self._until_done("load", lambda: self.store.due(marks, self.rescore_batch),
                                      waiting=len(records))
         # A full page means more are due than one batch takes (a replay): catch those due before the batch's
@@ -263,8 +276,12 @@ class BatchPipeline:
             dead.append(dead_letter_from(record, EventRejected(OUTSIDE_WINDOW, detail), received_at))
         loaded = time.perf_counter()
 
-        visits, gone, tallies, timed = await self._visits_due(visiting, marks)
-        applied = await self._apply(sorted_out.fresh, dead, received_at)
+        # Every loaded customer due by the watermark, with events in the batch or not, visited in time order between
+        # the batch's events (as the timeline runs them); those without events then scored as of the watermark.
+        between = _Between.of({**visiting, **{event.customer_id: record.partition for record, event in validated}},
+                              self.cache, marks)
+        applied = await self._apply(sorted_out.fresh, dead, received_at, between)
+        visits, gone, tallies, timed = await self._visits_due(visiting, marks, between=between)
         if applied.promoted and self.promotion_budgets is not None:
             budgets = self.promotion_budgets
             await self._until_done("promotions", lambda: settle(self.personalizer, budgets, applied.offers,
@@ -286,9 +303,10 @@ class BatchPipeline:
         for partition, customers in gone.items():
             await self._until_done("save", lambda: self.store.drop_wakes(partition, customers),  # noqa: B023
                                    waiting=len(records))
-        if visits:
+        rescored = len(visits) + len(between.visited & with_events)
+        if rescored:
             for sensor in self.sensors:
-                sensor.on_rescored(len(visits), sum(len(c) for c in gone.values()))
+                sensor.on_rescored(rescored, sum(len(c) for c in gone.values()))
         saved = time.perf_counter()
 
         reasons: dict[str, int] = {}
@@ -323,6 +341,7 @@ class BatchPipeline:
             self._revoking.clear()
             self.cache.clear()
             self.clocks.clear()
+            self._closing_by.clear()
             self.topic_clocks.clear()
             self.historical.clear()
 
@@ -350,11 +369,30 @@ class BatchPipeline:
                 mark = min(mark, clock)
         return mark
 
+    def visit_clock(self, partition: int) -> float:
+        """The stream time `partition`'s visits go up to: the watermark, but never more than HOLD_AT_MOST_S behind
+        the newest event read. While that bound applies, offers close only by the watermark (`_closing_by`)."""
+        mark = self.watermark(partition)
+        newest = self.clocks.get(partition, float("-inf"))
+        if mark >= newest - HOLD_AT_MOST_S:
+            self._closing_by.pop(partition, None)
+            return mark
+        self._closing_by[partition] = mark
+        now = time.monotonic()
+        if now - self._held_noted.get(partition, -math.inf) >= HELD_NOTE_EVERY_S:
+            self._held_noted[partition] = now
+            held = "its beginning" if mark == -math.inf else datetime.fromtimestamp(mark, UTC).isoformat()
+            log.warning("partition %d: an input topic with records not read yet holds its stream time at %s, "
+                        "behind the newest event read (%s): its visits go on %.0f h behind that, and its offers close "
+                        "when the topic is read", partition, held, datetime.fromtimestamp(newest, UTC).isoformat(),
+                        HOLD_AT_MOST_S / 3600)
+        return newest - HOLD_AT_MOST_S
+
     def timer_clock(self, partition: int) -> float:
         """The time the timer visits `partition`'s due customers up to: the watermark, or the live clock when the
         partition's records are live (not historical, newest event time within LIVE_WITHIN_S of it) and none wait
         unread (see the module's docstring)."""
-        mark = self.watermark(partition)
+        mark = self.visit_clock(partition)
         if self.live_clock is None or self.historical.get(partition, True):
             return mark
         now = self.live_clock()
@@ -461,12 +499,13 @@ class BatchPipeline:
         for sensor in self.sensors:
             sensor.on_rescored(len(visits.updates), sum(len(c) for c in visits.gone.values()))
 
-    async def _visits_due(self, visiting: dict[str, int], marks: dict[int, float], turns: bool = True
-                          ) -> tuple[list[CustomerUpdate], dict[int, list[str]], Tallies,
-                                     list[tuple[Offer, RawRecord]]]:
-        """The visits of the due customers, by partition; also the timed triggers' offers they decided, each with a
-        stand-in record (where it came from, for a dead letter if the broker refuses it). `turns`: give the event
-        loop a turn every TURN_EVERY_S (only where a cancellation cannot leave learned labels unrecorded)."""
+    async def _visits_due(self, visiting: dict[str, int], marks: dict[int, float], turns: bool = True,
+                          between: _Between | None = None) -> tuple[list[CustomerUpdate], dict[int, list[str]],
+                                                                    Tallies, list[tuple[Offer, RawRecord]]]:
+        """The visits of the due customers, by partition, up to its watermark (after those `between` the batch's
+        events); also the timed triggers' offers they decided, each with a stand-in record (where it came from,
+        for a dead letter if the broker refuses it). `turns`: give the event loop a turn every TURN_EVERY_S (only
+        where a cancellation cannot leave learned labels unrecorded)."""
         updates: list[CustomerUpdate] = []
         gone: dict[int, list[str]] = {}
         tallies: Tallies = {}
@@ -475,21 +514,30 @@ class BatchPipeline:
         by_partition: dict[int, list[str]] = {}
         for customer, partition in visiting.items():
             by_partition.setdefault(partition, []).append(customer)
+        visited_before = between.visited if between is not None else set()
         for partition, customers in by_partition.items():
-            visited, missing, counted, offers = await self._visit(customers, marks[partition], now, turns)
+            visited, missing, counted, offers = await self._visit(customers, marks[partition], now, turns,
+                                                                  visited_before, self._closing_by.get(partition))
             updates.extend(visited)
             merge(tallies, counted)
             timed.extend((offer, RawRecord(TIMER_TOPIC, partition, -1, offer.customer_id.encode(), None))
                          for offer in offers)
             if missing:
                 gone[partition] = missing
+        if between is not None:  # what the visits between the events decided and counted
+            merge(tallies, between.tallies)
+            timed.extend((offer, RawRecord(TIMER_TOPIC, partition, -1, offer.customer_id.encode(), None))
+                         for partition, offers in between.offers.items() for offer in offers)
         return updates, gone, tallies, timed
 
-    async def _visit(self, due: Sequence[str], until_ts: float, now: datetime, turns: bool
+    async def _visit(self, due: Sequence[str], until_ts: float, now: datetime, turns: bool,
+                     visited_before: set[str] | frozenset[str] = frozenset(), closing_by: float | None = None
                      ) -> tuple[list[CustomerUpdate], list[str], Tallies, list[Offer]]:
         """Each due customer's visits up to `until_ts` (Personalizer.catch_up) and its new profile, what the
         visits counted (offers closed) and the offers timed triggers decided; the customers no longer stored
-        (forgotten or expired since they were filed) are returned apart."""
+        (forgotten or expired since they were filed) are returned apart. A customer in `visited_before` (visited
+        between the batch's events) has a profile as of `until_ts` though nothing more was due. Offers close by
+        `closing_by` if given (the watermark, when visits run ahead of it), else by `until_ts`."""
         updates: list[CustomerUpdate] = []
         gone: list[str] = []
         tallies: Tallies = {}
@@ -504,7 +552,9 @@ class BatchPipeline:
                 continue
             before = state.copy()
             try:
-                outcome = self.personalizer.catch_up(state, until_ts)
+                outcome = self.personalizer.catch_up(state, until_ts, watermark=closing_by)
+                if outcome is None and customer in visited_before:
+                    outcome = self.personalizer.rescore(state, until_ts)
                 profile = (profile_from(state, outcome, now, self.personalizer.explain(state, until_ts))
                            if outcome is not None else None)
                 moments = [offer_from_moment(customer, fired, outcome, self.personalizer.model_versions())
@@ -525,12 +575,14 @@ class BatchPipeline:
 
     # --- stage 3: the models, one event at a time -------------------------------------------------
     async def _apply(self, fresh: Sequence[tuple[RawRecord, InputEvent]], dead: list[DeadLetter],
-                     received_at: datetime) -> _Applied:
+                     received_at: datetime, between: _Between | None = None) -> _Applied:
         applied = _Applied()
         turn = _Turns()
         for record, event in fresh:
             if turn.due():
                 await _a_turn()
+            if between is not None:
+                await self._visits_between(between, record.partition, event.epoch, turn)
             state = self.cache.get(event.customer_id) or CustomerState(event.customer_id)
             self.cache.put(state)
             before = state.copy()
@@ -553,6 +605,8 @@ class BatchPipeline:
                 applied.changed[event.customer_id] = (state, outcome if outcome.outputs is not None else None)
             if outcome.tallies:
                 merge(applied.tallies.setdefault(event.customer_id, {}), outcome.tallies)
+            if between is not None:
+                between.file(record.partition, state)  # due again within the batch's span: visited in turn
             applied.events.setdefault(event.customer_id, []).append((record, event))
             applied.accepted += 1
             if offer is not None:
@@ -561,6 +615,39 @@ class BatchPipeline:
                 if isinstance(outcome.decision, PromotedDecision) and isinstance(event, ClickEvent | PurchaseEvent):
                     applied.promoted.append(PromotionOffer(len(applied.offers) - 1, state, outcome, event))
         return applied
+
+    async def _visits_between(self, between: _Between, partition: int, until_ts: float, turn: _Turns) -> None:
+        """Every visit due by `until_ts` (an event's time) of the batch's customers of `partition`, one at a time in
+        the order they fall due, before the event: as the timeline runs them. Made all at the watermark before the
+        batch's events instead (and skipped for customers with an event in it), a replay's batch, days of stream
+        time, fed the shared models labels days ahead of the events and lost the silent moments just before each
+        customer came back; propensity's level fell by half (docs/model-quality.md). A visit that fails is undone
+        and left to the visits at the watermark, which handle a failure."""
+        heap = between.heaps.get(partition)
+        watermark = between.marks.get(partition, until_ts)
+        until_ts = min(until_ts, watermark)  # never past the time every input topic has been read to
+        while heap and heap[0][0] <= until_ts:
+            if turn.due():
+                await _a_turn()
+            due, customer = heapq.heappop(heap)
+            state = self.cache.get(customer)
+            if state is None or state.wake_ts != due:
+                continue  # gone, or rescheduled since it was filed
+            before = state.copy()
+            visit_ts = max(due, state.last_event_ts)
+            try:
+                outcome = self.personalizer.tick(state, visit_ts,
+                                                 watermark=min(watermark, self._closing_by.get(partition, math.inf)))
+                versions = self.personalizer.model_versions()
+                offers = [offer_from_moment(customer, fired, outcome, versions) for fired in outcome.moments]
+            except Exception:
+                state.restore(before)
+                continue
+            between.visited.add(customer)
+            merge(between.tallies, outcome.tallies)
+            between.offers.setdefault(partition, []).extend(offers)
+            if state.wake_ts is not None and state.wake_ts > visit_ts:  # due again at once: left to the watermark's
+                between.file(partition, state)                           # visits (catch_up bounds their number)
 
     def _profiles(self, applied: _Applied, dead: list[DeadLetter], received_at: datetime) -> list[CustomerUpdate]:
         """Each changed customer's profile. A customer whose profile cannot be built (a bug, not bad input)
@@ -747,6 +834,34 @@ class _Applied:
     tallies: dict[str, Tallies] = field(default_factory=dict)  # per customer: what its events counted
     promoted: list[PromotionOffer] = field(default_factory=list)  # the offers subject to a promotion's budget
     accepted: int = 0
+
+
+@dataclass
+class _Between:
+    """A batch's customers due a visit by the watermark, per partition in the order they fall due (a heap of (wake
+    time, customer)), visited between the batch's events; what those visits counted and decided."""
+
+    heaps: dict[int, list[tuple[float, str]]]
+    marks: Mapping[int, float]
+    visited: set[str] = field(default_factory=set)
+    tallies: Tallies = field(default_factory=dict)
+    offers: dict[int, list[Offer]] = field(default_factory=dict)  # per partition: the timed triggers' offers
+
+    @classmethod
+    def of(cls, customers: Mapping[str, int], cache: StateCache, marks: Mapping[int, float]) -> _Between:
+        """The customers (with their partitions) whose states are loaded, each filed if due by the watermark."""
+        between = cls({}, marks)
+        for customer, partition in customers.items():
+            state = cache.get(customer)
+            if state is not None:
+                between.file(partition, state)
+        return between
+
+    def file(self, partition: int, state: CustomerState) -> None:
+        """File the customer to be visited at its wake time if that comes by the watermark."""
+        wake = state.wake_ts
+        if wake is not None and wake <= self.marks.get(partition, -math.inf):
+            heapq.heappush(self.heaps.setdefault(partition, []), (wake, state.customer_id))
 
 
 @dataclass
