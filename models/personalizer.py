@@ -251,7 +251,7 @@ class Personalizer:
         """Every visit the customer is due up to stream time `until_ts` (by default also the watermark offers close
         by), each at its own time (as an offline replay of the timeline would make them), then the scores as of
         `until_ts`: what the profile shows. None when nothing was due. The worker calls this for the due customers
-        of a partition, and before the event of a customer due a visit before it."""
+        of a partition in a timer round, and for a batch's customers without events up to its watermark."""
         visits = 0
         tallies: Tallies = {}
         fired: list[Fired] = []
@@ -362,7 +362,8 @@ class Personalizer:
                 wake = max(due, now_ts)
         expiry = self.attribution.next_expiry(state) if state.open_offers or state.pending_feedback else None
         if expiry is not None and expiry < wake:
-            wake = now_ts + self.settings.rescore_min_s if lagging and expiry <= now_ts else max(expiry, now_ts)
+            wake = (min(wake, now_ts + self.settings.rescore_min_s) if lagging and expiry <= now_ts
+                    else max(expiry, now_ts))
         for trigger in triggers.all if triggers is not None else ():
             due = trigger.next_due(state)
             if due is not None and due < wake:
