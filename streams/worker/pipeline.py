@@ -278,8 +278,9 @@ class BatchPipeline:
 
         # Every loaded customer due by the watermark, with events in the batch or not, visited in time order between
         # the batch's events (as the timeline runs them); those without events then scored as of the watermark.
-        between = _Between.of({**visiting, **{event.customer_id: record.partition for record, event in validated}},
-                              self.cache, marks)
+        # (Customers whose events are all duplicates are not: nothing of theirs would be saved.)
+        between = _Between.of({**visiting, **{event.customer_id: record.partition
+                                              for record, event in sorted_out.fresh}}, self.cache, marks)
         applied = await self._apply(sorted_out.fresh, dead, received_at, between)
         visits, gone, tallies, timed = await self._visits_due(visiting, marks, between=between)
         if applied.promoted and self.promotion_budgets is not None:
