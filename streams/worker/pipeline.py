@@ -21,8 +21,8 @@ A batch visits the customers of its partitions whose wake time has passed by its
 visit at a time in the order they fall due (those due before its first event first, in round trips of
 `rescore_batch`), then scores those without events as of the watermark: as the offline timeline runs them.
 `rescore_due` visits partitions whose batches have stopped, up to their stream time (the newest event time read).
-Labels settle as horizons pass and the profile's scores are
-re-computed as of that time, so a silent customer's scores are true when read.
+Labels settle as horizons pass and the profile's scores are re-computed as of that time, so a silent customer's
+scores are true when read.
 A stage that fails is retried with the same data while the failure can heal (streams/worker/failures.py), so the
 in-memory states and models always hold exactly what the batch will write. A failure that cannot heal
 raises BatchFailed: the caller must then stop without acking (streams/worker/lifecycle.py), so the batch is
@@ -71,9 +71,6 @@ OFFER_TOO_LARGE = "offer_too_large"
 RETRY_FIRST_S = 0.1
 # Records whose newest event time is this close to the wall clock are live (else a backlog or a replay).
 LIVE_WITHIN_S = 3600.0
-# The models of a batch, or a round's visits, run at most this long before the event loop gets a turn (aiokafka's
-# heartbeats and fetches, /health, the stats): a replay's batch of 500 baskets with its catch-up visits held it
-# 1.5 s (docs/benchmarks.md). The batch keeps the lock meanwhile, so no other batch, round or checkpoint interleaves.
 # How far behind its newest event read a topic not read yet may hold a partition's visits back. Held for as long as
 # such a topic waited (a backfill's one record on another topic, read after weeks of the partition's baskets), the
 # baskets were applied with no visit between them and the partition's scores collapsed (propensity's mean 0.02 for
@@ -81,6 +78,9 @@ LIVE_WITHIN_S = 3600.0
 # is read; offers still close only by the true watermark, so no feedback is missed. Logged, at most once a minute.
 HOLD_AT_MOST_S = 86_400.0
 HELD_NOTE_EVERY_S = 60.0
+# The models of a batch, or a round's visits, run at most this long before the event loop gets a turn (aiokafka's
+# heartbeats and fetches, /health, the stats): a replay's batch of 500 baskets with its catch-up visits held it
+# 1.5 s (docs/benchmarks.md). The batch keeps the lock meanwhile, so no other batch, round or checkpoint interleaves.
 TURN_EVERY_S = 0.05
 # How long a revocation waits for a round of visits to finish or be saved (Faust's rebalance waits meanwhile).
 REVOKED_SAVE_S = 5.0
@@ -253,8 +253,8 @@ class BatchPipeline:
         for record in records:
             self.historical[record.partition] = record.historical
         self._advance_topic_clocks(records, validated)
-        # Customers due a visit by this batch's watermark (in a replay, stream time moves by hours per batch): their
-        # visits come first, each at its own time, as the timeline would run them.
+        # Customers due a visit by this batch's watermark (in a replay, stream time moves by hours per batch): those due
+        # before its first event are visited first, the rest between its events (below).
         marks = {partition: self.visit_clock(partition) for partition in batch_end}
         due = await self._until_done("load", lambda: self.store.due(marks, self.rescore_batch),
                                      waiting=len(records))
@@ -637,8 +637,7 @@ class BatchPipeline:
             before = state.copy()
             visit_ts = max(due, state.last_event_ts)
             try:
-                outcome = self.personalizer.tick(state, visit_ts,
-                                                 watermark=min(watermark, self._closing_by.get(partition, math.inf)))
+                outcome = self.personalizer.tick(state, visit_ts, watermark=self._closing_by.get(partition, watermark))
                 versions = self.personalizer.model_versions()
                 offers = [offer_from_moment(customer, fired, outcome, versions) for fired in outcome.moments]
             except Exception:
