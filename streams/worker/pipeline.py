@@ -583,7 +583,7 @@ class BatchPipeline:
             if turn.due():
                 await _a_turn()
             if between is not None:
-                await self._visits_between(between, record.partition, event.epoch, turn)
+                await self._visits_between(between, record.partition, event.epoch, turn, applied)
             state = self.cache.get(event.customer_id) or CustomerState(event.customer_id)
             self.cache.put(state)
             before = state.copy()
@@ -617,13 +617,15 @@ class BatchPipeline:
                     applied.promoted.append(PromotionOffer(len(applied.offers) - 1, state, outcome, event))
         return applied
 
-    async def _visits_between(self, between: _Between, partition: int, until_ts: float, turn: _Turns) -> None:
+    async def _visits_between(self, between: _Between, partition: int, until_ts: float, turn: _Turns,
+                              applied: _Applied) -> None:
         """Every visit due by `until_ts` (an event's time) of the batch's customers of `partition`, one at a time in
         the order they fall due, before the event: as the timeline runs them. Made all at the watermark before the
         batch's events instead (and skipped for customers with an event in it), a replay's batch, days of stream
         time, fed the shared models labels days ahead of the events and lost the silent moments just before each
         customer came back; propensity's level fell by half (docs/model-quality.md). A visit that fails is undone
-        and left to the visits at the watermark, which handle a failure."""
+        and left to the visits at the watermark, which handle a failure. A customer with an event earlier in the
+        batch gets its profile from the visit: the scores as of the later time."""
         heap = between.heaps.get(partition)
         watermark = between.marks.get(partition, until_ts)
         until_ts = min(until_ts, watermark)  # never past the time every input topic has been read to
@@ -644,6 +646,8 @@ class BatchPipeline:
                 state.restore(before)
                 continue
             between.visited.add(customer)
+            if customer in applied.changed:
+                applied.changed[customer] = (state, outcome)
             merge(between.tallies, outcome.tallies)
             between.offers.setdefault(partition, []).extend(offers)
             if state.wake_ts is not None and state.wake_ts > visit_ts:  # due again at once: left to the watermark's

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import orjson
 import pytest
@@ -156,3 +156,36 @@ def test_a_topic_not_read_yet_holds_visits_back_a_day_at_most(caplog: pytest.Log
                in r.getMessage() for r in caplog.records)
     holding = False  # read: the visits go up to the newest basket again
     assert p.visit_clock(0) == p.watermark(0) == (T0 + timedelta(days=21)).timestamp()
+
+
+class Scoring(Personalizer):
+    """Notes each customer's scores at their last visit."""
+
+    def __init__(self, settings: ModelSettings) -> None:
+        super().__init__(settings)
+        self.visited: dict[str, tuple[float, float]] = {}
+
+    def tick(self, state: CustomerState, now_ts: float, watermark: float | None = None) -> Outcome:
+        outcome = super().tick(state, now_ts, watermark)
+        assert outcome.outputs is not None
+        self.visited[state.customer_id] = (now_ts, outcome.outputs["propensity"])
+        return outcome
+
+
+def test_a_customer_visited_after_its_event_in_the_same_batch_shows_the_visits_scores() -> None:
+    # c1 clicks, then c2's events carry the batch's stream time a week on: c1 is visited between them, days after
+    # its click. Its profile must be the visit's (scored then, silent for days), not the click's.
+    store = InMemoryCustomerStore()
+    worker = Scoring(ModelSettings(policy="none"))
+    p = BatchPipeline(worker, store, InMemoryPublisher(), lambda topic: topic,
+                      input_topics=["clickstream", "purchases"], unread=lambda topic, partition, offset: False)
+    history = [purchase(c, at=T0 - timedelta(days=30)) for c in ("c1", "c2")]
+    asyncio.run(p.handle([record("purchases", body, k) for k, body in enumerate(history)]))
+    batch = [click("c1", at=T0), click("c2", at=T0 + timedelta(days=7))]
+    asyncio.run(p.handle([record("clickstream", body, k) for k, body in enumerate(batch)]))
+
+    visited_ts, visited_propensity = worker.visited["c1"]
+    assert T0.timestamp() < visited_ts < (T0 + timedelta(days=7)).timestamp()  # between the two events
+    profile = store.profiles["c1"]
+    assert datetime.fromisoformat(profile["scored_at"]).timestamp() == visited_ts
+    assert float(profile["propensity"]) == round(visited_propensity, 6)
