@@ -82,10 +82,6 @@ HELD_NOTE_EVERY_S = 60.0
 # heartbeats and fetches, /health, the stats): a replay's batch of 500 baskets with its catch-up visits held it
 # 1.5 s (docs/benchmarks.md). The batch keeps the lock meanwhile, so no other batch, round or checkpoint interleaves.
 TURN_EVERY_S = 0.05
-# A timer round outside a batch cannot give turns (see `_visit_round`): it visits for this long at most and saves,
-# then the next round goes on (a batch waiting for the lock first). A round of 500 customers had held the loop up to
-# 1.5 s in a replay (docs/benchmarks.md).
-ROUND_VISITS_AT_MOST_S = TURN_EVERY_S
 # How long a revocation waits for a round of visits to finish or be saved (Faust's rebalance waits meanwhile).
 REVOKED_SAVE_S = 5.0
 # The source a timed trigger's offer names when the broker refuses it (no input record triggered it).
@@ -418,16 +414,14 @@ class BatchPipeline:
         for partition in list(self.clocks):
             while time.perf_counter() < deadline:
                 async with self.lock:
-                    done, more = await self._rescore_partition(partition, self.timer_clock(partition))
+                    done = await self._rescore_partition(partition, self.timer_clock(partition))
                 visited += done
-                if not more:
+                if done < self.rescore_batch:
                     break
         return visited
 
-    async def _rescore_partition(self, partition: int, clock: float) -> tuple[int, bool]:
-        """One timer round of the partition: how many were visited, and whether more are due."""
-        round_ = await self._visit_round({partition: clock}, waiting=0, outside_a_batch=True)
-        return round_.visited, round_.found.get(partition, 0) == self.rescore_batch or round_.left > 0
+    async def _rescore_partition(self, partition: int, clock: float) -> int:
+        return (await self._visit_round({partition: clock}, waiting=0, outside_a_batch=True)).get(partition, 0)
 
     @staticmethod
     def _batch_starts(validated: Sequence[tuple[RawRecord, InputEvent]], marks: Mapping[int, float]
@@ -447,35 +441,30 @@ class BatchPipeline:
         settled labels would reach the shared models out of time order, by an amount that depends on timing."""
         pending = dict(until)
         while pending:
-            found = (await self._visit_round(pending, waiting=waiting)).found
+            found = await self._visit_round(pending, waiting=waiting)
             pending = {partition: pending[partition] for partition, count in found.items()
                        if count == self.rescore_batch}
             await asyncio.sleep(0)  # heartbeats and the web server between round trips
 
     async def _visit_round(self, until: Mapping[int, float], waiting: int, outside_a_batch: bool = False
-                           ) -> _Round:
-        """One round trip: up to `rescore_batch` customers per partition due by `until`, visited and saved (outside a
-        batch, those visited within ROUND_VISITS_AT_MOST_S; the rest stay due)."""
+                           ) -> dict[int, int]:
+        """One round trip: up to `rescore_batch` customers per partition due by `until`, visited and saved.
+        Returns how many were due per partition."""
         await self._complete_visits(waiting, outside_a_batch)  # a round that failed to: it comes first
         found = await self._until_done("load", lambda: self.store.due(until, self.rescore_batch), waiting=waiting,
                                        outside_a_batch=outside_a_batch)
         visiting = {customer: partition for partition, customers in found.items() for customer in customers}
         if not visiting:
-            return _Round({}, 0, 0)
+            return {}
         await self._until_done("load", lambda: self._load((), visiting), waiting=waiting,
                                outside_a_batch=outside_a_batch)
         # Inside a batch the visits may give the loop turns (a cancellation there exits without a checkpoint); a
         # timer round may not: between its labels learned and `_unsaved` set, a cancelled task would leave the
-        # models ahead of Redis with nothing to say so, and the shutdown checkpoint would keep them. So a timer
-        # round stops instead, after ROUND_VISITS_AT_MOST_S: its customers not visited yet are left as they were.
-        deadline = time.perf_counter() + ROUND_VISITS_AT_MOST_S if outside_a_batch else math.inf
-        updates, gone, tallies, timed = await self._visits_due(visiting, dict(until), turns=not outside_a_batch,
-                                                               deadline=deadline)
+        # models ahead of Redis with nothing to say so, and the shutdown checkpoint would keep them.
+        updates, gone, tallies, timed = await self._visits_due(visiting, dict(until), turns=not outside_a_batch)
         self._unsaved = _UnsavedVisits(timed, updates, visiting, tallies, gone)
         await self._complete_visits(waiting, outside_a_batch)
-        reached = len(updates) + sum(len(customers) for customers in gone.values())
-        return _Round({partition: len(customers) for partition, customers in found.items()}, len(updates),
-                      len(visiting) - reached)
+        return {partition: len(customers) for partition, customers in found.items()}
 
     @property
     def holds_unsaved(self) -> bool:
@@ -512,14 +501,12 @@ class BatchPipeline:
             sensor.on_rescored(len(visits.updates), sum(len(c) for c in visits.gone.values()))
 
     async def _visits_due(self, visiting: dict[str, int], marks: dict[int, float], turns: bool = True,
-                          between: _Between | None = None, deadline: float = math.inf
-                          ) -> tuple[list[CustomerUpdate], dict[int, list[str]], Tallies,
-                                     list[tuple[Offer, RawRecord]]]:
+                          between: _Between | None = None) -> tuple[list[CustomerUpdate], dict[int, list[str]],
+                                                                    Tallies, list[tuple[Offer, RawRecord]]]:
         """The visits of the due customers, by partition, up to its watermark (after those `between` the batch's
         events); also the timed triggers' offers they decided, each with a stand-in record (where it came from,
         for a dead letter if the broker refuses it). `turns`: give the event loop a turn every TURN_EVERY_S (only
-        where a cancellation cannot leave learned labels unrecorded). Past `deadline` (time.perf_counter) no more
-        customers are visited, once one has been: the rest are left out, untouched."""
+        where a cancellation cannot leave learned labels unrecorded)."""
         updates: list[CustomerUpdate] = []
         gone: dict[int, list[str]] = {}
         tallies: Tallies = {}
@@ -531,8 +518,7 @@ class BatchPipeline:
         visited_before = between.visited if between is not None else set()
         for partition, customers in by_partition.items():
             visited, missing, counted, offers = await self._visit(customers, marks[partition], now, turns,
-                                                                  visited_before, self._closing_by.get(partition),
-                                                                  deadline)
+                                                                  visited_before, self._closing_by.get(partition))
             updates.extend(visited)
             merge(tallies, counted)
             timed.extend((offer, RawRecord(TIMER_TOPIC, partition, -1, offer.customer_id.encode(), None))
@@ -546,8 +532,8 @@ class BatchPipeline:
         return updates, gone, tallies, timed
 
     async def _visit(self, due: Sequence[str], until_ts: float, now: datetime, turns: bool,
-                     visited_before: set[str] | frozenset[str] = frozenset(), closing_by: float | None = None,
-                     deadline: float = math.inf) -> tuple[list[CustomerUpdate], list[str], Tallies, list[Offer]]:
+                     visited_before: set[str] | frozenset[str] = frozenset(), closing_by: float | None = None
+                     ) -> tuple[list[CustomerUpdate], list[str], Tallies, list[Offer]]:
         """Each due customer's visits up to `until_ts` (Personalizer.catch_up) and its new profile, what the
         visits counted (offers closed) and the offers timed triggers decided; the customers no longer stored
         (forgotten or expired since they were filed) are returned apart. A customer in `visited_before` (visited
@@ -559,8 +545,6 @@ class BatchPipeline:
         offers: list[Offer] = []
         turn = _Turns(turns)
         for customer in due:
-            if (updates or gone) and time.perf_counter() > deadline:
-                break
             if turn.due():
                 await _a_turn()
             state = self.cache.get(customer)
@@ -882,16 +866,6 @@ class _Between:
         wake = state.wake_ts
         if wake is not None and wake <= self.marks.get(partition, -math.inf):
             heapq.heappush(self.heaps.setdefault(partition, []), (wake, state.customer_id))
-
-
-@dataclass
-class _Round:
-    """What one round trip of visits did: how many were due per partition (a full page: more may be), how many were
-    visited, and how many were left for the next round (a timer round's time bound)."""
-
-    found: dict[int, int]
-    visited: int
-    left: int
 
 
 @dataclass
