@@ -6,6 +6,8 @@
   customer came back and fed the models days of silent labels ahead of the events; propensity's level fell by half.
 - A topic of a partition with records not read yet holds the partition's visits back one day at most: held for weeks
   while the partition's baskets were applied, the partition's scores collapsed. Both: docs/model-quality.md.
+- A customer visited between the batch's events after its own event gets the visit's profile: it had kept the
+  event's scores under the visit's `scored_at`.
 """
 
 from __future__ import annotations
