@@ -88,6 +88,12 @@ REVOKED_SAVE_S = 5.0
 TIMER_TOPIC = "timer"
 
 
+def _stand_in(offer: Offer, partition: int) -> RawRecord:
+    """The record a timed trigger's offer is said to come from (none triggered it): what its dead letter names if the
+    broker refuses it."""
+    return RawRecord(TIMER_TOPIC, partition, -1, offer.customer_id.encode(), None)
+
+
 class BatchFailed(Exception):
     """A batch cannot complete and retrying cannot help: stop without committing its offsets."""
 
@@ -521,13 +527,12 @@ class BatchPipeline:
                                                                   visited_before, self._closing_by.get(partition))
             updates.extend(visited)
             merge(tallies, counted)
-            timed.extend((offer, RawRecord(TIMER_TOPIC, partition, -1, offer.customer_id.encode(), None))
-                         for offer in offers)
+            timed.extend((offer, _stand_in(offer, partition)) for offer in offers)
             if missing:
                 gone[partition] = missing
         if between is not None:  # what the visits between the events decided and counted
             merge(tallies, between.tallies)
-            timed.extend((offer, RawRecord(TIMER_TOPIC, partition, -1, offer.customer_id.encode(), None))
+            timed.extend((offer, _stand_in(offer, partition))
                          for partition, offers in between.offers.items() for offer in offers)
         return updates, gone, tallies, timed
 
@@ -624,8 +629,10 @@ class BatchPipeline:
         batch's events instead (and skipped for customers with an event in it), a replay's batch, days of stream
         time, fed the shared models labels days ahead of the events and lost the silent moments just before each
         customer came back; propensity's level fell by half (docs/model-quality.md). A visit that fails is undone
-        and left to the visits at the watermark, which handle a failure. A customer with an event earlier in the
-        batch gets its profile from the visit: the scores as of the later time."""
+        and left to the visits that handle a failure: the batch's at the watermark, or for a customer with events in
+        the batch (its wake time stays past unless a later event moves it) the next batch's or timer round's. A
+        customer with an event earlier in the batch gets its profile from the visit: the scores as of the later
+        time."""
         heap = between.heaps.get(partition)
         watermark = between.marks.get(partition, until_ts)
         until_ts = min(until_ts, watermark)  # never past the time every input topic has been read to
