@@ -117,12 +117,12 @@ class RoundAbandoned(Exception):
 
 
 class _Turns:
-    """When a loop of work is due to give the event loop a turn: every TURN_EVERY_S (never, if not `on`)."""
+    """When a loop of work is due to give the event loop a turn: every TURN_EVERY_S."""
 
     __slots__ = ("_next",)
 
-    def __init__(self, on: bool = True) -> None:
-        self._next = time.perf_counter() + TURN_EVERY_S if on else math.inf
+    def __init__(self) -> None:
+        self._next = time.perf_counter() + TURN_EVERY_S
 
     def due(self) -> bool:
         now = time.perf_counter()
@@ -288,12 +288,14 @@ class BatchPipeline:
         between = _Between.of({**visiting, **{event.customer_id: record.partition
                                               for record, event in sorted_out.fresh}}, self.cache, marks)
         applied = await self._apply(sorted_out.fresh, dead, received_at, between)
-        visits, gone, tallies, timed = await self._visits_due(visiting, marks, between=between)
+        visits = _UnsavedVisits.of(visiting)  # saved with the batch's events
+        await self._visits_due(visiting, marks, visits, between=between)
+        tallies, timed, gone = visits.tallies, visits.offers, visits.gone
         if applied.promoted and self.promotion_budgets is not None:
             budgets = self.promotion_budgets
             await self._until_done("promotions", lambda: settle(self.personalizer, budgets, applied.offers,
                                                                 applied.promoted), waiting=len(records))
-        updates = visits + self._profiles(applied, dead, received_at)
+        updates = visits.updates + self._profiles(applied, dead, received_at)
         for customer_tallies in applied.tallies.values():
             merge(tallies, customer_tallies)
 
@@ -310,7 +312,7 @@ class BatchPipeline:
         for partition, customers in gone.items():
             await self._until_done("save", lambda: self.store.drop_wakes(partition, customers),  # noqa: B023
                                    waiting=len(records))
-        rescored = len(visits) + len(between.visited & with_events)
+        rescored = len(visits.updates) + len(between.visited & with_events)
         if rescored:
             for sensor in self.sensors:
                 sensor.on_rescored(rescored, sum(len(c) for c in gone.values()))
@@ -464,11 +466,12 @@ class BatchPipeline:
             return {}
         await self._until_done("load", lambda: self._load((), visiting), waiting=waiting,
                                outside_a_batch=outside_a_batch)
-        # Inside a batch the visits may give the loop turns (a cancellation there exits without a checkpoint); a
-        # timer round may not: between its labels learned and `_unsaved` set, a cancelled task would leave the
-        # models ahead of Redis with nothing to say so, and the shutdown checkpoint would keep them.
-        updates, gone, tallies, timed = await self._visits_due(visiting, dict(until), turns=not outside_a_batch)
-        self._unsaved = _UnsavedVisits(timed, updates, visiting, tallies, gone)
+        # Each visit is recorded in `_unsaved` as it is made, before the loop's next turn: a timer round cancelled
+        # at a turn (the worker stopping) leaves what it visited recorded, so the shutdown saves it before the last
+        # checkpoint, and the customers it did not reach stay due, untouched. Recorded only at the round's end, a
+        # round could not give turns, and one of 500 customers held the loop 1.5 s in a replay.
+        self._unsaved = _UnsavedVisits.of(visiting)
+        await self._visits_due(visiting, dict(until), self._unsaved)
         await self._complete_visits(waiting, outside_a_batch)
         return {partition: len(customers) for partition, customers in found.items()}
 
@@ -506,55 +509,41 @@ class BatchPipeline:
         for sensor in self.sensors:
             sensor.on_rescored(len(visits.updates), sum(len(c) for c in visits.gone.values()))
 
-    async def _visits_due(self, visiting: dict[str, int], marks: dict[int, float], turns: bool = True,
-                          between: _Between | None = None) -> tuple[list[CustomerUpdate], dict[int, list[str]],
-                                                                    Tallies, list[tuple[Offer, RawRecord]]]:
+    async def _visits_due(self, visiting: dict[str, int], marks: dict[int, float], into: _UnsavedVisits,
+                          between: _Between | None = None) -> None:
         """The visits of the due customers, by partition, up to its watermark (after those `between` the batch's
-        events); also the timed triggers' offers they decided, each with a stand-in record (where it came from,
-        for a dead letter if the broker refuses it). `turns`: give the event loop a turn every TURN_EVERY_S (only
-        where a cancellation cannot leave learned labels unrecorded)."""
-        updates: list[CustomerUpdate] = []
-        gone: dict[int, list[str]] = {}
-        tallies: Tallies = {}
-        timed: list[tuple[Offer, RawRecord]] = []
+        events), each recorded `into` as it is made (the loop gets a turn every TURN_EVERY_S, between customers);
+        also the timed triggers' offers they decided, each with a stand-in record (where it came from, for a dead
+        letter if the broker refuses it)."""
         now = datetime.now(UTC)
         by_partition: dict[int, list[str]] = {}
         for customer, partition in visiting.items():
             by_partition.setdefault(partition, []).append(customer)
         visited_before = between.visited if between is not None else set()
         for partition, customers in by_partition.items():
-            visited, missing, counted, offers = await self._visit(customers, marks[partition], now, turns,
-                                                                  visited_before, self._closing_by.get(partition))
-            updates.extend(visited)
-            merge(tallies, counted)
-            timed.extend((offer, _stand_in(offer, partition)) for offer in offers)
-            if missing:
-                gone[partition] = missing
+            await self._visit(customers, partition, marks[partition], now, into, visited_before,
+                              self._closing_by.get(partition))
         if between is not None:  # what the visits between the events decided and counted
-            merge(tallies, between.tallies)
-            timed.extend((offer, _stand_in(offer, partition))
-                         for partition, offers in between.offers.items() for offer in offers)
-        return updates, gone, tallies, timed
+            merge(into.tallies, between.tallies)
+            into.offers.extend((offer, _stand_in(offer, partition))
+                               for partition, offers in between.offers.items() for offer in offers)
 
-    async def _visit(self, due: Sequence[str], until_ts: float, now: datetime, turns: bool,
+    async def _visit(self, due: Sequence[str], partition: int, until_ts: float, now: datetime, into: _UnsavedVisits,
                      visited_before: set[str] | frozenset[str] = frozenset(), closing_by: float | None = None
-                     ) -> tuple[list[CustomerUpdate], list[str], Tallies, list[Offer]]:
+                     ) -> None:
         """Each due customer's visits up to `until_ts` (Personalizer.catch_up) and its new profile, what the
-        visits counted (offers closed) and the offers timed triggers decided; the customers no longer stored
-        (forgotten or expired since they were filed) are returned apart. A customer in `visited_before` (visited
-        between the batch's events) has a profile as of `until_ts` though nothing more was due. Offers close by
-        `closing_by` if given (the watermark, when visits run ahead of it), else by `until_ts`."""
-        updates: list[CustomerUpdate] = []
-        gone: list[str] = []
-        tallies: Tallies = {}
-        offers: list[Offer] = []
-        turn = _Turns(turns)
+        visits counted (offers closed) and the offers timed triggers decided, recorded `into` customer by customer;
+        the customers no longer stored (forgotten or expired since they were filed) are recorded as gone. A customer
+        in `visited_before` (visited between the batch's events) has a profile as of `until_ts` though nothing more
+        was due. Offers close by `closing_by` if given (the watermark, when visits run ahead of it), else by
+        `until_ts`."""
+        turn = _Turns()
         for customer in due:
             if turn.due():
                 await _a_turn()
             state = self.cache.get(customer)
             if state is None:
-                gone.append(customer)
+                into.gone.setdefault(partition, []).append(customer)
                 continue
             before = state.copy()
             try:
@@ -565,19 +554,18 @@ class BatchPipeline:
                            if outcome is not None else None)
                 moments = [offer_from_moment(customer, fired, outcome, self.personalizer.model_versions())
                            for fired in outcome.moments] if outcome is not None else []
-                if outcome is not None:
-                    merge(tallies, outcome.tallies)
-                offers.extend(moments)
             except Exception as error:
                 # Like a poisoned event: undone, and not retried before the customer's next event or a later
                 # visit (else every round would meet it again at once, forever).
                 state.restore(before)
                 state.wake_ts = until_ts + self.personalizer.settings.rescore_min_s
                 log.warning("re-scoring customer %s failed: %s", customer, describe(error))
-                profile = None
+                outcome, profile, moments = None, None, []
+            if outcome is not None:
+                merge(into.tallies, outcome.tallies)
+            into.offers.extend((offer, _stand_in(offer, partition)) for offer in moments)
             # Without a profile (filed at an older time than its state's, or failed): filed again at its own.
-            updates.append((state, profile, ()))
-        return updates, gone, tallies, offers
+            into.updates.append((state, profile, ()))
 
     # --- stage 3: the models, one event at a time -------------------------------------------------
     async def _apply(self, fresh: Sequence[tuple[RawRecord, InputEvent]], dead: list[DeadLetter],
@@ -877,9 +865,9 @@ class _Between:
 
 @dataclass
 class _UnsavedVisits:
-    """A round of visits decided (moments spent, labels learned by the shared models) until it is published and
-    saved: the timed offers with their stand-in records, the states and profiles, where each customer is filed,
-    what the visits counted, and the customers found gone."""
+    """A round of visits decided (moments spent, labels learned by the shared models), filled in visit by visit, until
+    it is published and saved: the timed offers with their stand-in records, the states and profiles, where each
+    customer is filed, what the visits counted, and the customers found gone."""
 
     offers: list[tuple[Offer, RawRecord]]
     updates: list[CustomerUpdate]
@@ -887,6 +875,11 @@ class _UnsavedVisits:
     tallies: Tallies
     gone: dict[int, list[str]]
     published: bool = False
+
+    @classmethod
+    def of(cls, visiting: dict[str, int]) -> _UnsavedVisits:
+        """None made yet, of the customers `visiting` (customer -> partition, where each is filed when saved)."""
+        return cls([], [], visiting, {}, {})
 
     def leave_out(self, customer_id: str) -> None:
         """A forgotten customer: its visit is not saved (what it counted stays in the tallies)."""

@@ -1,6 +1,6 @@
-"""A batch's models and its visits give the event loop a turn every TURN_EVERY_S (heartbeats, /health and the
-stats run meanwhile); a timer round outside a batch does not, so that nothing runs between its labels learned and
-the round recorded as unsaved."""
+"""A batch's models and its visits, and a timer round's visits, give the event loop a turn every TURN_EVERY_S
+(heartbeats, /health and the stats run meanwhile). A timer round records each visit as it is made, so a task
+cancelled at one of its turns leaves nothing learned unrecorded."""
 
 from __future__ import annotations
 
@@ -97,25 +97,92 @@ def test_a_batch_visiting_due_customers_gives_turns_too() -> None:
     assert probe.longest_s < LATEST_S, probe.figures()
 
 
-def test_a_timer_round_runs_its_visits_without_a_turn() -> None:
-    p = pipeline()
-    asyncio.run(p.handle(clicks(12)))
-    p.clocks[0] = T0.timestamp() + 1800.0  # the partition's stream time half an hour on: the twelve are due
+class Saved:
+    """Counts the visits the pipeline has saved (its sensors hear of each round once it is saved)."""
+
+    def __init__(self) -> None:
+        self.visits = 0
+
+    def on_rescored(self, visited: int, gone: int) -> None:
+        self.visits += visited
+
+    def __getattr__(self, name: str) -> Callable[..., None]:  # the sensor's other hooks: not needed here
+        return lambda *args, **kwargs: None
+
+
+def due_pipeline(customers: int) -> tuple[BatchPipeline, Slow, Saved]:
+    """A pipeline whose `customers` are all due a visit by the partition's stream time, half an hour on."""
+    saved = Saved()
+    p = BatchPipeline(Slow(), InMemoryCustomerStore(), InMemoryPublisher(), lambda topic: topic,
+                      input_topics=["clickstream"], sensors=[saved])
+    asyncio.run(p.handle(clicks(customers)))
+    p.clocks[0] = T0.timestamp() + 1800.0
     slow = p.personalizer
     assert isinstance(slow, Slow)
-    partial: list[int] = []
+    return p, slow, saved
+
+
+def still_due(p: BatchPipeline) -> list[str]:
+    return asyncio.run(p.store.due({0: p.timer_clock(0)}, 100))[0]
+
+
+def test_a_timer_round_gives_the_loop_turns_and_visits_everyone_due() -> None:
+    p, slow, _ = due_pipeline(25)  # 0.5 s of visits in one round: it held the loop whole before
+    probe = LoopStallSensor(probe_s=0.005, stall_s=1.0)
+    before = slow.visits
 
     async def run() -> None:
-        async def watch() -> None:  # whenever it gets a turn: a round is either not begun or recorded
+        async def rounds() -> None:
+            await p.rescore_due(time_budget_s=10.0)
+
+        await probed(rounds, probe)
+
+    asyncio.run(run())
+    assert slow.visits - before == 25
+    assert still_due(p) == []
+    assert probe.longest_s < LATEST_S, probe.figures()
+
+
+def test_at_every_turn_of_a_timer_round_each_visit_made_is_saved_or_recorded() -> None:
+    # A cancellation at any turn cannot leave the models ahead of Redis with nothing to say so.
+    p, slow, saved = due_pipeline(12)
+    unrecorded: list[tuple[int, int, int]] = []
+
+    async def run() -> None:
+        async def watch() -> None:
             while True:
-                if 0 < slow.visits - before < 12 and not p.holds_unsaved:
-                    partial.append(slow.visits - before)
+                recorded = len(p._unsaved.updates) if p._unsaved is not None else 0
+                if slow.visits - before != saved.visits - saved_before + recorded:
+                    unrecorded.append((slow.visits - before, saved.visits - saved_before, recorded))
                 await asyncio.sleep(0)
 
         watcher = asyncio.create_task(watch())
         await p.rescore_due(time_budget_s=10.0)
         watcher.cancel()
 
-    before = slow.visits
+    before, saved_before = slow.visits, saved.visits
     asyncio.run(run())
-    assert partial == []
+    assert unrecorded == []
+    assert slow.visits - before == 12
+
+
+def test_a_timer_round_cancelled_at_a_turn_saves_what_it_visited_and_leaves_the_rest_due() -> None:
+    p, slow, saved = due_pipeline(25)
+    before, saved_before = slow.visits, saved.visits
+
+    async def cancelled_midway() -> None:
+        task = asyncio.create_task(p.rescore_due(time_budget_s=10.0))
+        while slow.visits - before < 5:  # a few visits in: the round is at one of its turns
+            await asyncio.sleep(0.001)
+        task.cancel()
+        await asyncio.wait((task,))
+
+    asyncio.run(cancelled_midway())
+    visited = slow.visits - before
+    assert 5 <= visited < 25 and p.holds_unsaved
+    asyncio.run(p.save_unsaved())  # as the worker's shutdown does, before its last checkpoint
+    assert not p.holds_unsaved and saved.visits - saved_before == visited
+    assert len(still_due(p)) == 25 - visited  # the rest untouched, still due
+    asyncio.run(p.rescore_due(time_budget_s=10.0))
+    assert slow.visits - before == 25  # each customer visited once: none learned twice
+    assert still_due(p) == []
