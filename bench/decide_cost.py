@@ -5,11 +5,12 @@
 
 A synthetic log is replayed through `Personalizer.process` with the policy (so its models learn, and for
 `learned` its response model is past warm-up); the last `--requests` offer requests the policy was asked are
-kept (states copied as they were). Each pass then times `decide` on all of them with the models as they ended.
-Prints the cold pass (the neighbour cache refilled as live traffic refills it), the minimum and median over the
-passes, and the decisions' agreement with a saved run: `--save` writes them, `--compare` fails (exit 1) unless
-every decision chooses the same item with the same probability and packed features, and the same score and
-taught candidates' values within 1e-9.
+kept (states copied as they were). Each pass then times `decide` on all of them with the models as they ended,
+each decision's taught candidates read too, as the worker reads those of a decision it keeps (the learned policy
+builds them when first read). Prints the cold pass (the neighbour cache refilled as live traffic refills it), the
+minimum and median over the passes, and the decisions' agreement with a saved run: `--save` writes them,
+`--compare` fails (exit 1) unless every decision chooses the same item with the same probability and packed
+features, and the same score and taught candidates' values within 1e-9.
 This is how a change to a decision's hot path shows it is faster and decides the same.
 """
 
@@ -64,6 +65,14 @@ def captured_requests(policy: str, customers: int, days: float, keep: int) -> tu
     return chosen, requests[-keep:]
 
 
+def taught_read(decision: Decision | None) -> Decision | None:
+    """The decision, its taught candidates read as the worker reads those of a decision it keeps (the learned
+    policy builds them when first read, and frees its ranking then)."""
+    if decision is not None:
+        tuple(decision.examples)
+    return decision
+
+
 def summary(decision: Decision | None) -> dict[str, Any] | None:
     if decision is None:
         return None
@@ -108,7 +117,7 @@ def main() -> None:
     timings, decisions = [], []
     for _ in range(args.passes):
         started = time.perf_counter()
-        decisions = [policy.decide(request) for request in requests]
+        decisions = [taught_read(policy.decide(request)) for request in requests]
         timings.append((time.perf_counter() - started) / len(requests) * 1e6)
     taught = [len(d.examples) for d in decisions if d is not None]
     result = {"policy": args.policy, "requests": len(requests), "outcomes_learned": learned,

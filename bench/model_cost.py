@@ -32,6 +32,7 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from models.learners.response import OfferResponse  # noqa: E402
 from models.personalizer import Personalizer  # noqa: E402
 from models.policies.guardrails import Guardrails  # noqa: E402
 from models.policies.learned import LearnedPolicy  # noqa: E402
@@ -69,6 +70,8 @@ DIRECT = [
     ("policy: decide (nbo)", NextBestOffer, "decide"),
     ("policy: decide (learned)", LearnedPolicy, "decide"),
     ("guardrails and policy", Guardrails, "decide"),
+    # A learned decision's taught candidates are built when read: here, for the decisions the guardrails keep.
+    ("response: remember taught candidates", OfferResponse, "remember"),
 ]
 
 
@@ -178,6 +181,21 @@ async def batch_speedup(customers: int) -> dict[str, float]:
     return rates
 
 
+def deciding_cost(models: dict[str, Any]) -> str:
+    """The guardrails' decisions and the taught candidates remembered (built then, for a learned decision), per
+    event and per decision: what deciding adds to `process`."""
+    direct = models["directly_timed"]
+    parts = [direct[label] for label in ("guardrails and policy", "response: remember taught candidates")
+             if label in direct]
+    decisions = max((cost["calls"] for label, cost in direct.items() if label.startswith("policy: decide")),
+                    default=0)
+    if not parts or not decisions:
+        return "deciding: no decisions timed"
+    spent = sum(cost["us_per_call"] * cost["calls"] for cost in parts)
+    return (f"deciding, taught candidates remembered included: {spent / models['events_timed']:.1f} µs per event, "
+            f"{spent / decisions:.1f} µs per decision ({decisions} decisions)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=2000)
@@ -194,6 +212,7 @@ def main() -> None:
               f"{cost['share_of_process']:>6.1%} of process")
     for label, cost in models["directly_timed"].items():  # type: ignore[attr-defined]
         print(f"{label + ', timed directly':<40} {cost['us_per_call']:>8.1f} µs/call  {cost['calls']:>7} calls")
+    print(deciding_cost(models))  # type: ignore[arg-type]
     print(f"Personalizer.process: {models['process_us_per_event']} µs per event "  # type: ignore[index]
           f"({1e6 / models['process_us_per_event']:,.0f} events/s on one core)")  # type: ignore[index]
     rates = result["pipeline_events_per_s"]

@@ -170,8 +170,10 @@ class OfferResponse(Learner):
         room = MAX_WAITING - len(waiting)
         # A full list takes no more (rather than dropping the oldest unsettled: those are the negatives, and
         # dropping them would teach a rate of buying that is too high for the most active customers).
+        if room <= 0:
+            return  # the examples are not even read (a learned decision's are built when first read)
         waiting.extend((item_id, now_ts, pack_values(values), False)
-                       for item_id, values in list(examples)[:max(room, 0)])
+                       for item_id, values in list(examples)[:room])
         state.learner_data[self.name] = tuple(waiting)  # replaced, never changed in place (undo copies share)
 
     def _settle(self, state: CustomerState, now_ts: float, bought: Iterable[str]) -> None:

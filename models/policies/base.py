@@ -36,8 +36,9 @@ class Decision:
     # Of the chosen candidate, for a policy that learns from outcomes: its values packed as text
     # (models/learners/response.pack_values; a tuple of values in offers recorded before packing).
     features: str | tuple[float, ...] | None = None
-    # Candidates not offered, (item, features), that a learning policy learns from by their implicit outcome.
-    examples: tuple[tuple[str, tuple[float, ...]], ...] = ()
+    # Candidates not offered, (item, features), that a learning policy learns from by their implicit outcome (the
+    # learned policy's are built when first read: see models/policies/learned.py, _Taught).
+    examples: Sequence[tuple[str, tuple[float, ...]]] = ()
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs more, and this is built per event

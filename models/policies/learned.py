@@ -29,8 +29,9 @@ models/learners/response.py), the best one offered, with exploration so the mode
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from operator import mul
+from typing import overload
 
 from models.calibration import sigmoid
 from models.learners.base import Learner
@@ -106,7 +107,7 @@ class LearnedPolicy(OfferPolicy):
             reason += f" ({score:.0%} likely to convert)"
         return Decision(item_id, candidate.category, max(score, 0.0), reason, probability=share,
                         features=pack_values(candidate.values),
-                        examples=self._examples(scored, chosen, found, rng) if self.teach else ())
+                        examples=_Taught(self, scored, chosen, found, rng) if self.teach else ())
 
     def probabilities(self, request: OfferRequest) -> dict[str, float]:
         """The probability of each item `decide` may choose now: what off-policy evaluation weighs by."""
@@ -180,3 +181,55 @@ class LearnedPolicy(OfferPolicy):
             picked += rng.sample(rest, min(len(rest), self.teach // 2))
         values_of = found.values_of
         return tuple([(item_id, values_of(item_id)) for _, item_id in picked])  # the learner packs what it keeps
+
+
+Example = tuple[str, tuple[float, ...]]
+
+
+class _Taught(Sequence[Example]):
+    """A decision's taught candidates (`LearnedPolicy._examples`), built when first read: a decision the guardrails
+    drop as a repeat of the last offer (three in ten of a learned arm's) or made while the customer's list of waiting
+    examples is full never needs them, and building them is a fifth of a decision's cost. The draws they take are
+    the decision's own, which nothing else draws from after it, so they come out the same whenever read."""
+
+    __slots__ = ("_built", "_make")
+
+    def __init__(self, policy: LearnedPolicy, scored: list[tuple[float, str]], chosen: int, found: Candidates,
+                 rng: DecisionDraws) -> None:
+        self._built: tuple[Example, ...] | None = None
+        self._make: tuple[LearnedPolicy, list[tuple[float, str]], int, Candidates, DecisionDraws] | None = (
+            policy, scored, chosen, found, rng)
+
+    def _examples(self) -> tuple[Example, ...]:
+        if self._built is None:
+            assert self._make is not None
+            policy, scored, chosen, found, rng = self._make
+            self._built, self._make = policy._examples(scored, chosen, found, rng), None  # the ranking freed
+        return self._built
+
+    @overload
+    def __getitem__(self, index: int) -> Example: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Example]: ...
+
+    def __getitem__(self, index: int | slice) -> Example | Sequence[Example]:
+        return self._examples()[index]
+
+    def __len__(self) -> int:
+        return len(self._examples())
+
+    def __bool__(self) -> bool:  # without building them: there are some if any candidate was not offered
+        return bool(self._built) if self._make is None else len(self._make[1]) > 1
+
+    def __iter__(self) -> Iterator[Example]:
+        return iter(self._examples())
+
+    def __eq__(self, other: object) -> bool:
+        return tuple(self) == (tuple(other) if isinstance(other, Sequence) else other)
+
+    def __hash__(self) -> int:
+        return hash(self._examples())
+
+    def __repr__(self) -> str:
+        return repr(self._examples())

@@ -130,3 +130,38 @@ def test_by_value_the_learned_policy_ranks_by_conversion_times_log_price() -> No
     valued = LearnedPolicy(items, response, epsilon=0.0, warmup=0, by_value=True).decide(request)
     assert likely is not None and likely.item_id == "tea"
     assert valued is not None and valued.item_id == "kettle" and "by price" in valued.reason
+
+
+def test_taught_candidates_are_built_when_read_and_never_for_a_decision_the_guardrails_drop() -> None:
+    from models.learners.cooccurrence import ItemCooccurrence, ItemInfo
+    from models.policies.base import OfferRequest
+    from models.policies.guardrails import Guardrails
+    from models.policies.learned import LearnedPolicy
+
+    items, response = ItemCooccurrence(), OfferResponse()
+    for item in ("tea", "mug", "pot", "cup", "jar"):
+        items.observe_item(ItemInfo(item, "home", 4.0), ts=0.0)
+    policy = LearnedPolicy(items, response, epsilon=0.0, warmup=0)
+    built = [0]
+    build = policy._examples
+
+    def counted(*args: object) -> object:
+        built[0] += 1
+        return build(*args)  # type: ignore[arg-type]
+
+    policy._examples = counted  # type: ignore[method-assign]
+    state = CustomerState("c1", purchase_counts={"tea": (3, 0.0)})
+    request = OfferRequest(state, now_ts=86_400.0, outputs={}, excluded=set())
+    decision = policy.decide(request)
+    assert decision is not None and decision.examples and built[0] == 0  # there are some, not built yet
+    taught = tuple(decision.examples)
+    assert len(taught) == 4 and decision.item_id not in {item for item, _ in taught} and built[0] == 1
+    assert tuple(decision.examples) == taught and built[0] == 1  # built once
+    again = policy.decide(request)  # the same moment draws the same
+    assert again is not None and tuple(again.examples) == taught and built[0] == 2
+
+    rails = Guardrails(refresh_s=3600.0)
+    first = rails.decide(policy, state, 86_400.0, {})
+    assert first is not None and first.item_id == decision.item_id
+    assert rails.decide(policy, state, 86_460.0, {}) is None  # the same offer a minute later: a repeat, dropped
+    assert built[0] == 2  # neither built its taught candidates (nothing read them)
