@@ -46,6 +46,29 @@ def test_a_full_collection_is_timed_counted_and_its_survivors_frozen(collector: 
     assert collector.figures()["gc_freezes"] == 1
 
 
+def test_the_frozen_objects_are_counted_once_per_freeze_not_at_every_report(
+        collector: CollectorSensor, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Counting walks the whole permanent generation (tens of ms for millions of objects), and the worker reports
+    # its figures every second, on its event loop.
+    counted = [0]
+    count = gc.get_freeze_count
+
+    def counting() -> int:
+        counted[0] += 1
+        return count()
+
+    monkeypatch.setattr(gc, "get_freeze_count", counting)
+    first = collector.figures()["gc_frozen_objects"]
+    for _ in range(5):
+        assert collector.figures()["gc_frozen_objects"] == first
+    assert counted[0] <= 1
+    kept = [Node() for _ in range(100)]
+    gc.collect()
+    assert collector.freeze_if_due()
+    assert collector.figures()["gc_frozen_objects"] >= first + len(kept)  # counted again after the freeze
+    assert collector.figures()["gc_frozen_objects"] == count() and counted[0] <= 2
+
+
 def test_a_frozen_object_is_still_freed_when_its_last_reference_goes(collector: CollectorSensor) -> None:
     # What makes freezing the hot customer states safe: a state dropped from the cache has no cycle, so
     # reference counting frees it, frozen or not.
