@@ -52,6 +52,7 @@ from models.state import CustomerState
 from schemas.dead_letter import DeadLetter
 from schemas.events import OLDEST_ACCEPTED, ClickEvent, EventRejected, InputEvent, PurchaseEvent, parse_event
 from schemas.offers import Offer
+from streams.loop_turns import Turns, a_turn
 from streams.privacy import Pseudonymiser
 from streams.storage.promotions import PromotionBudgets
 from streams.storage.repository import CustomerRepository, CustomerUpdate, SeenWindow
@@ -78,10 +79,6 @@ LIVE_WITHIN_S = 3600.0
 # is read; offers still close only by the true watermark, so no feedback is missed. Logged, at most once a minute.
 HOLD_AT_MOST_S = 86_400.0
 HELD_NOTE_EVERY_S = 60.0
-# The models of a batch, or a round's visits, run at most this long before the event loop gets a turn (aiokafka's
-# heartbeats and fetches, /health, the stats): a replay's batch of 500 baskets with its catch-up visits held it
-# 1.5 s (docs/benchmarks.md). The batch keeps the lock meanwhile, so no other batch, round or checkpoint interleaves.
-TURN_EVERY_S = 0.05
 # How long a revocation waits for a round of visits to finish or be saved (Faust's rebalance waits meanwhile).
 REVOKED_SAVE_S = 5.0
 # The source a timed trigger's offer names when the broker refuses it (no input record triggered it).
@@ -114,30 +111,6 @@ class UnsavedAtRevocation(Exception):
 class RoundAbandoned(Exception):
     """A round of visits gave way to a revocation while retrying its load: it had learned nothing, so the
     partitions' next owner (or this worker, if it gets them back) runs its visits from Redis as if it never ran."""
-
-
-class _Turns:
-    """When a loop of work is due to give the event loop a turn: every TURN_EVERY_S."""
-
-    __slots__ = ("_next",)
-
-    def __init__(self) -> None:
-        self._next = time.perf_counter() + TURN_EVERY_S
-
-    def due(self) -> bool:
-        now = time.perf_counter()
-        if now < self._next:
-            return False
-        self._next = now + TURN_EVERY_S
-        return True
-
-
-async def _a_turn() -> None:
-    """Give the event loop a turn that lets a task sleeping on a timer (a heartbeat, the stats) run: in a first
-    step the loop finds the expired timer and resolves its future, in the second it queues the task's wakeup
-    behind this one, in the third it runs it. With one `sleep(0)` such a task waited for the next turn or two."""
-    for _ in range(3):
-        await asyncio.sleep(0)
 
 
 class _Signal:
@@ -537,10 +510,10 @@ class BatchPipeline:
         in `visited_before` (visited between the batch's events) has a profile as of `until_ts` though nothing more
         was due. Offers close by `closing_by` if given (the watermark, when visits run ahead of it), else by
         `until_ts`."""
-        turn = _Turns()
+        turn = Turns()
         for customer in due:
             if turn.due():
-                await _a_turn()
+                await a_turn()
             state = self.cache.get(customer)
             if state is None:
                 into.gone.setdefault(partition, []).append(customer)
@@ -571,10 +544,10 @@ class BatchPipeline:
     async def _apply(self, fresh: Sequence[tuple[RawRecord, InputEvent]], dead: list[DeadLetter],
                      received_at: datetime, between: _Between | None = None) -> _Applied:
         applied = _Applied()
-        turn = _Turns()
+        turn = Turns()
         for record, event in fresh:
             if turn.due():
-                await _a_turn()
+                await a_turn()
             if between is not None:
                 await self._visits_between(between, record.partition, event.epoch, turn, applied)
             state = self.cache.get(event.customer_id) or CustomerState(event.customer_id)
@@ -610,7 +583,7 @@ class BatchPipeline:
                     applied.promoted.append(PromotionOffer(len(applied.offers) - 1, state, outcome, event))
         return applied
 
-    async def _visits_between(self, between: _Between, partition: int, until_ts: float, turn: _Turns,
+    async def _visits_between(self, between: _Between, partition: int, until_ts: float, turn: Turns,
                               applied: _Applied) -> None:
         """Every visit due by `until_ts` (an event's time) of the batch's customers of `partition`, one at a time in
         the order they fall due, before the event: as the timeline runs them. Made all at the watermark before the
@@ -626,7 +599,7 @@ class BatchPipeline:
         until_ts = min(until_ts, watermark)  # never past the time every input topic has been read to
         while heap and heap[0][0] <= until_ts:
             if turn.due():
-                await _a_turn()
+                await a_turn()
             due, customer = heapq.heappop(heap)
             state = self.cache.get(customer)
             if state is None or state.wake_ts != due:
